@@ -1,0 +1,56 @@
+"""Generation counters: O(1) invalidation of a whole namespace.
+
+Every cached entry's key embeds its namespace's generation, read *before* the data is computed.
+A write bumps the generation, which makes every older key unreachable at once, without scanning.
+
+Generations never repeat: a missing generation (evicted, flushed, Redis restarted empty) is
+seeded from the clock in microseconds, which is larger than any value the previous counter
+reached unless it was bumped more than once per microsecond since its own seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.core.cache import caches
+
+GENERATION_NAMESPACE = "_gen"
+
+#: Seconds since the epoch as a float; tests replace it to set the clock.
+clock: Callable[[], float] = time.time
+
+
+def generation_key(namespace: str) -> str:
+    return f"{GENERATION_NAMESPACE}:{namespace}"
+
+
+def _seed() -> int:
+    return int(clock() * 1_000_000)
+
+
+def get_generation(namespace: str, *, alias: str = "default") -> int:
+    """The namespace's current generation, seeding it from the clock when missing."""
+    cache = caches[alias]
+    key = generation_key(namespace)
+    value = cache.get(key)
+    if value is None:
+        cache.add(key, _seed(), timeout=None)
+        value = cache.get(key)
+        if value is None:  # the cache refuses to store (full, or a dummy backend)
+            value = _seed()
+    return int(value)
+
+
+def bump_generation(namespace: str, *, alias: str = "default") -> int:
+    """Make every entry of ``namespace`` unreachable; returns the new generation."""
+    cache = caches[alias]
+    key = generation_key(namespace)
+    try:
+        return int(cache.incr(key))
+    except ValueError:
+        # Missing: seed it. The seed is already newer than anything stored before.
+        seed = _seed()
+        if cache.add(key, seed, timeout=None):
+            return seed
+        return int(cache.incr(key))

@@ -1,0 +1,30 @@
+"""gunicorn settings that are right out of the box for both runtime shapes.
+
+Embedded default (no REDIS_URL): the cache lives in process memory, so exactly one worker
+process with several threads. Production (REDIS_URL set): several worker processes sharing Redis.
+"""
+
+import multiprocessing
+import os
+
+_redis = bool(os.environ.get("REDIS_URL", "").strip())
+_default_workers = min(2 * multiprocessing.cpu_count() + 1, 8) if _redis else 1
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", _default_workers))
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+graceful_timeout = 20
+keepalive = 5
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 0))
+max_requests_jitter = max_requests // 10
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+wsgi_app = "project.wsgi:application"
+
+if workers > 1 and not _redis:
+    raise SystemExit(
+        "gunicorn: WEB_CONCURRENCY > 1 needs REDIS_URL. The local-memory cache lives inside one "
+        "process; several processes would each serve their own, stale, copy."
+    )

@@ -1,0 +1,88 @@
+"""Shapes of the workstation API's request and response bodies.
+
+Serializers check types and formats only; the rules of the domain (status and assignee, unique
+values after normalisation) are enforced once, by the services, through ``Model.full_clean``.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from workstations.models import Location, Workstation
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    workstation_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Location
+        fields = [
+            "id",
+            "name",
+            "site",
+            "building",
+            "room",
+            "notes",
+            "workstation_count",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_workstation_count(self, obj: Location) -> int:
+        count = getattr(obj, "workstation_count", None)
+        return obj.workstations.count() if count is None else count
+
+
+class WorkstationSerializer(serializers.ModelSerializer):
+    location_name = serializers.CharField(source="location.name", read_only=True, default=None)
+    assigned_to_username = serializers.CharField(
+        source="assigned_to.username", read_only=True, default=None
+    )
+
+    class Meta:
+        model = Workstation
+        fields = [
+            "id",
+            "asset_tag",
+            "hostname",
+            "serial_number",
+            "manufacturer",
+            "model_name",
+            "form_factor",
+            "os",
+            "os_version",
+            "cpu",
+            "ram_gb",
+            "storage_gb",
+            "mac_address",
+            "ip_address",
+            "status",
+            "assigned_to",
+            "assigned_to_username",
+            "department",
+            "location",
+            "location_name",
+            "purchase_date",
+            "purchase_cost",
+            "warranty_expires",
+            "last_audit_date",
+            "notes",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class SummaryLocationSerializer(serializers.Serializer):
+    location_id = serializers.IntegerField(allow_null=True)
+    location = serializers.CharField(allow_null=True)
+    count = serializers.IntegerField()
+
+
+class WorkstationSummarySerializer(serializers.Serializer):
+    """Counts of workstations by status and by location (documentation only)."""
+
+    total = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_location = SummaryLocationSerializer(many=True)

@@ -1,0 +1,77 @@
+"""Workstation and location endpoints: declarations over the selectors and services."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from workstations import selectors, services
+
+from .filters import WorkstationFilter
+from .serializers import LocationSerializer, WorkstationSerializer, WorkstationSummarySerializer
+
+
+class WorkstationViewSet(viewsets.ModelViewSet):
+    """The organisation's workstations: list, filter, search, order, create, change, delete."""
+
+    queryset = selectors.workstation_list()
+    serializer_class = WorkstationSerializer
+    filterset_class = WorkstationFilter
+    search_fields = ["hostname", "asset_tag", "serial_number", "ip_address"]
+    ordering_fields = [
+        "id",
+        "hostname",
+        "asset_tag",
+        "status",
+        "department",
+        "manufacturer",
+        "purchase_date",
+        "warranty_expires",
+        "last_audit_date",
+        "created_at",
+        "updated_at",
+    ]
+    ordering = ["hostname"]
+
+    def perform_create(self, serializer: WorkstationSerializer) -> None:
+        serializer.instance = services.workstation_create(data=serializer.validated_data)
+
+    def perform_update(self, serializer: WorkstationSerializer) -> None:
+        serializer.instance = services.workstation_update(
+            workstation=serializer.instance, data=serializer.validated_data
+        )
+
+    def perform_destroy(self, instance) -> None:
+        services.workstation_delete(workstation=instance)
+
+    @extend_schema(responses=WorkstationSummarySerializer)
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def summary(self, request: Request) -> Response:
+        """Counts by status and by location, over the same filters as the list."""
+        queryset = self.filter_queryset(self.get_queryset())
+        return Response(selectors.workstation_summary(queryset=queryset))
+
+
+class LocationViewSet(viewsets.ModelViewSet):
+    """Places where workstations live, each with its workstation count."""
+
+    queryset = selectors.location_list()
+    serializer_class = LocationSerializer
+    filterset_fields = ["site", "building"]
+    search_fields = ["name", "site", "building", "room"]
+    ordering_fields = ["id", "name", "site", "building", "workstation_count"]
+    ordering = ["name"]
+
+    def perform_create(self, serializer: LocationSerializer) -> None:
+        serializer.instance = services.location_create(data=serializer.validated_data)
+
+    def perform_update(self, serializer: LocationSerializer) -> None:
+        serializer.instance = services.location_update(
+            location=serializer.instance, data=serializer.validated_data
+        )
+
+    def perform_destroy(self, instance) -> None:
+        services.location_delete(location=instance)

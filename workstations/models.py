@@ -1,0 +1,152 @@
+"""The workstation inventory: where machines are, what they are, who has them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from .choices import (
+    STATUSES_FORBIDDING_ASSIGNEE,
+    STATUSES_REQUIRING_ASSIGNEE,
+    FormFactor,
+    Status,
+)
+from .fields import HostnameField, MACAddressField
+
+
+class Location(models.Model):
+    """A place workstations live: a room in a building on a site."""
+
+    name = models.CharField(max_length=100, unique=True)
+    site = models.CharField(max_length=100, blank=True)
+    building = models.CharField(max_length=100, blank=True)
+    room = models.CharField(max_length=50, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Workstation(models.Model):
+    """One physical machine of the organisation, from purchase to retirement."""
+
+    asset_tag = models.CharField(max_length=50, unique=True)
+    hostname = HostnameField(unique=True)
+    serial_number = models.CharField(max_length=100, blank=True)
+    manufacturer = models.CharField(max_length=100, blank=True)
+    model_name = models.CharField(max_length=100, blank=True)
+    form_factor = models.CharField(
+        max_length=20, choices=FormFactor.choices, default=FormFactor.DESKTOP
+    )
+    os = models.CharField("operating system", max_length=100, blank=True)
+    os_version = models.CharField("OS version", max_length=50, blank=True)
+    cpu = models.CharField("CPU", max_length=100, blank=True)
+    ram_gb = models.PositiveIntegerField(
+        "RAM (GB)", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    storage_gb = models.PositiveIntegerField(
+        "storage (GB)", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    mac_address = MACAddressField("MAC address", blank=True)
+    ip_address = models.GenericIPAddressField("IP address", null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="workstations",
+    )
+    department = models.CharField(max_length=100, blank=True)
+    location = models.ForeignKey(
+        Location,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="workstations",
+    )
+    purchase_date = models.DateField(null=True, blank=True)
+    purchase_cost = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+    )
+    warranty_expires = models.DateField(null=True, blank=True)
+    last_audit_date = models.DateField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["hostname"]
+        indexes = [
+            models.Index(fields=["status"], name="ws_status_idx"),
+            models.Index(fields=["department"], name="ws_department_idx"),
+            models.Index(fields=["manufacturer"], name="ws_manufacturer_idx"),
+            models.Index(fields=["form_factor"], name="ws_form_factor_idx"),
+            models.Index(fields=["os"], name="ws_os_idx"),
+            models.Index(fields=["purchase_date"], name="ws_purchase_date_idx"),
+            models.Index(fields=["warranty_expires"], name="ws_warranty_idx"),
+            models.Index(fields=["updated_at"], name="ws_updated_at_idx"),
+            models.Index(fields=["location", "status"], name="ws_location_status_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["serial_number"],
+                condition=~Q(serial_number=""),
+                name="ws_serial_unique_when_set",
+                violation_error_message="A workstation with this serial number already exists.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=sorted(STATUSES_REQUIRING_ASSIGNEE))
+                | Q(assigned_to__isnull=False),
+                name="ws_deployed_has_assignee",
+                violation_error_message="A deployed workstation must be assigned to someone.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=sorted(STATUSES_FORBIDDING_ASSIGNEE))
+                | Q(assigned_to__isnull=True),
+                name="ws_unassigned_when_stocked_or_gone",
+                violation_error_message=(
+                    "A workstation that is in stock, retired or lost cannot be assigned."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+    def clean(self) -> None:
+        """Enforce the status/assignee rules with a message on the field a user can fix."""
+        super().clean()
+        if self.status in STATUSES_REQUIRING_ASSIGNEE and self.assigned_to_id is None:
+            raise ValidationError(
+                {"assigned_to": f"A workstation with status '{self.status}' needs an assignee."}
+            )
+        if self.status in STATUSES_FORBIDDING_ASSIGNEE and self.assigned_to_id is not None:
+            raise ValidationError(
+                {
+                    "assigned_to": (
+                        f"A workstation with status '{self.status}' cannot be assigned; "
+                        "clear the assignee first."
+                    )
+                }
+            )
+        if (
+            self.purchase_date
+            and self.warranty_expires
+            and self.warranty_expires < self.purchase_date
+        ):
+            raise ValidationError(
+                {"warranty_expires": "The warranty cannot expire before the purchase date."}
+            )
