@@ -28,3 +28,15 @@ if workers > 1 and not _redis:
         "gunicorn: WEB_CONCURRENCY > 1 needs REDIS_URL. The local-memory cache lives inside one "
         "process; several processes would each serve their own, stale, copy."
     )
+
+
+def post_worker_init(worker):
+    """Warm the cache in the background: the worker answers requests meanwhile."""
+    from django.conf import settings
+
+    if getattr(settings, "CACHE_WARM_ON_START", False):
+        import threading
+
+        from performance import cache
+
+        threading.Thread(target=cache.warm, name="cache-warm", daemon=True).start()

@@ -142,11 +142,18 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 CACHE_TTL = env_int("CACHE_TTL", 300)
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "wsinv").strip() or "wsinv"
 CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 10_000)
+#: Fraction by which TTLs are stretched at random, so entries stored together expire apart.
+CACHE_TTL_JITTER = 0.1
+#: Warm the common responses in the background when a server process starts.
+CACHE_WARM_ON_START = env_bool("CACHE_WARM_ON_START", False)
+#: Hosts (as clients send them in Host) and scheme the warmer fills responses for.
+CACHE_WARM_HOSTS = env_list("CACHE_WARM_HOSTS", "127.0.0.1:8000,localhost:8000")
+CACHE_WARM_SCHEME = os.environ.get("CACHE_WARM_SCHEME", "https" if PRODUCTION else "http")
 
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "performance.cache.backends.InstrumentedRedisCache",
             "LOCATION": REDIS_URL,
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
@@ -160,7 +167,7 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "BACKEND": "performance.cache.backends.InstrumentedLocMemCache",
             "LOCATION": "workstation-inventory",
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,

@@ -2,23 +2,53 @@
 
 Everything else in the service calls these functions; ruff's banned-api rule keeps
 ``django.core.cache`` out of every other module.
+
+- ``invalidate(*namespaces)`` / ``invalidate_on_commit(*namespaces)``: O(1) generation bumps.
+- ``invalidate_pattern(pattern, dry_run=False)``: an operator's tool, a glob over this service's
+  logical keys (SCAN-based on Redis, scoped to the key prefix).
+- ``clear()``: remove this service's keys only.
+- ``stats()`` / ``reset_stats()``: per-namespace figures (fleet-wide on Redis).
+- ``warm()``: run the warmers that registered with ``register_namespace``.
+- ``cached(namespace, ttl=...)``: cache a function's result under the namespace's generation.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
-
+from .api import (
+    InvalidPattern,
+    UnknownNamespace,
+    backend,
+    cached,
+    clear,
+    invalidate,
+    invalidate_on_commit,
+    invalidate_pattern,
+    namespaces,
+    register_namespace,
+    reset_stats,
+    stats,
+    validate_namespace,
+    validate_pattern,
+    warm,
+)
 from .generations import bump_generation, get_generation
 
-__all__ = ["bump_generation", "get_generation", "invalidate", "invalidate_on_commit"]
-
-
-def invalidate(*namespaces: str) -> None:
-    """Bump the generation of each namespace now: O(1) whatever the number of keys."""
-    for namespace in dict.fromkeys(namespaces):
-        bump_generation(namespace)
-
-
-def invalidate_on_commit(*namespaces: str) -> None:
-    """Invalidate ``namespaces`` once the current transaction commits (now if there is none)."""
-    transaction.on_commit(lambda: invalidate(*namespaces))
+__all__ = [
+    "InvalidPattern",
+    "UnknownNamespace",
+    "backend",
+    "bump_generation",
+    "cached",
+    "clear",
+    "get_generation",
+    "invalidate",
+    "invalidate_on_commit",
+    "invalidate_pattern",
+    "namespaces",
+    "register_namespace",
+    "reset_stats",
+    "stats",
+    "validate_namespace",
+    "validate_pattern",
+    "warm",
+]

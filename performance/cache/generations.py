@@ -1,7 +1,8 @@
 """Generation counters: O(1) invalidation of a whole namespace.
 
 Every cached entry's key embeds its namespace's generation, read *before* the data is computed.
-A write bumps the generation, which makes every older key unreachable at once, without scanning.
+A write bumps the generation, which makes every older key unreachable at once, without scanning;
+a slow reader that raced a write stores its body under the dead generation, where nobody looks.
 
 Generations never repeat: a missing generation (evicted, flushed, Redis restarted empty) is
 seeded from the clock in microseconds, which is larger than any value the previous counter
@@ -30,27 +31,39 @@ def _seed() -> int:
 
 
 def get_generation(namespace: str, *, alias: str = "default") -> int:
-    """The namespace's current generation, seeding it from the clock when missing."""
+    """The namespace's current generation, seeding it from the clock when missing.
+
+    When the cache cannot store it (an outage), a fresh clock value is returned: every request
+    then misses, which is slow but never stale.
+    """
     cache = caches[alias]
     key = generation_key(namespace)
     value = cache.get(key)
     if value is None:
         cache.add(key, _seed(), timeout=None)
         value = cache.get(key)
-        if value is None:  # the cache refuses to store (full, or a dummy backend)
-            value = _seed()
+        if value is None:
+            return _seed()
     return int(value)
 
 
-def bump_generation(namespace: str, *, alias: str = "default") -> int:
-    """Make every entry of ``namespace`` unreachable; returns the new generation."""
+def bump_generation(namespace: str, *, alias: str = "default") -> int | None:
+    """Make every entry of ``namespace`` unreachable.
+
+    Returns the new generation, or ``None`` when the cache could not be reached (the caller keeps
+    the invalidation to replay it).
+    """
     cache = caches[alias]
     key = generation_key(namespace)
     try:
-        return int(cache.incr(key))
+        value = cache.incr(key)
     except ValueError:
         # Missing: seed it. The seed is already newer than anything stored before.
         seed = _seed()
         if cache.add(key, seed, timeout=None):
             return seed
-        return int(cache.incr(key))
+        try:
+            value = cache.incr(key)
+        except ValueError:
+            return None
+    return None if value is None else int(value)

@@ -8,15 +8,17 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from performance.cache.responses import CachedResponseMixin
 from workstations import selectors, services
 
 from .filters import WorkstationFilter
 from .serializers import LocationSerializer, WorkstationSerializer, WorkstationSummarySerializer
 
 
-class WorkstationViewSet(viewsets.ModelViewSet):
+class WorkstationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
     """The organisation's workstations: list, filter, search, order, create, change, delete."""
 
+    cache_namespace = "workstations"
     queryset = selectors.workstation_list()
     serializer_class = WorkstationSerializer
     filterset_class = WorkstationFilter
@@ -51,13 +53,18 @@ class WorkstationViewSet(viewsets.ModelViewSet):
     @action(detail=False, methods=["get"], pagination_class=None)
     def summary(self, request: Request) -> Response:
         """Counts by status and by location, over the same filters as the list."""
-        queryset = self.filter_queryset(self.get_queryset())
-        return Response(selectors.workstation_summary(queryset=queryset))
+        return self.cached_response(
+            request,
+            lambda: Response(
+                selectors.workstation_summary(queryset=self.filter_queryset(self.get_queryset()))
+            ),
+        )
 
 
-class LocationViewSet(viewsets.ModelViewSet):
+class LocationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
     """Places where workstations live, each with its workstation count."""
 
+    cache_namespace = "locations"
     queryset = selectors.location_list()
     serializer_class = LocationSerializer
     filterset_fields = ["site", "building"]

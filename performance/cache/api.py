@@ -1,0 +1,278 @@
+"""The small API the rest of the service uses to talk to the cache."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import logging
+import pickle
+import random
+import unicodedata
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import transaction
+
+from .backends import InstrumentedCacheMixin
+from .generations import GENERATION_NAMESPACE, bump_generation, get_generation
+from .stats import namespace_of, summarise
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MAX_PATTERN_LENGTH = 200
+_MISSING = object()
+
+
+class InvalidPattern(ValueError):
+    """An invalidation pattern that is empty, too broad, too long or malformed."""
+
+
+class UnknownNamespace(ValueError):
+    """A namespace no part of the service registered."""
+
+
+@dataclass
+class Namespace:
+    name: str
+    description: str = ""
+    warmers: list[Callable[[], int]] = field(default_factory=list)
+
+
+_registry: dict[str, Namespace] = {}
+
+
+def register_namespace(
+    name: str, *, description: str = "", warmer: Callable[[], int] | None = None
+) -> None:
+    """Declare a namespace of cached entries (and, optionally, how to warm it)."""
+    if not name or ":" in name or name.startswith("_"):
+        raise ValueError(f"Invalid namespace name {name!r}.")
+    entry = _registry.setdefault(name, Namespace(name, description))
+    if description:
+        entry.description = description
+    if warmer is not None and warmer not in entry.warmers:
+        entry.warmers.append(warmer)
+
+
+def namespaces() -> dict[str, str]:
+    """Registered namespaces and what they hold."""
+    return {name: ns.description for name, ns in sorted(_registry.items())}
+
+
+def backend() -> Any:
+    return caches["default"]
+
+
+def default_timeout() -> int | None:
+    return backend().default_timeout
+
+
+# Invalidation ------------------------------------------------------------------------------
+
+
+def validate_namespace(namespace: str) -> str:
+    namespace = (namespace or "").strip()
+    if namespace not in _registry:
+        known = ", ".join(sorted(_registry)) or "none"
+        raise UnknownNamespace(f"Unknown namespace {namespace!r}; known namespaces: {known}.")
+    return namespace
+
+
+def invalidate(*names: str) -> dict[str, int | None]:
+    """Bump the generation of each namespace now: O(1) whatever the number of cached keys."""
+    bumped = {}
+    for namespace in dict.fromkeys(names):
+        bumped[namespace] = bump_generation(namespace)
+        if bumped[namespace] is None:
+            logger.warning("could not invalidate namespace %s: cache unavailable", namespace)
+    return bumped
+
+
+def invalidate_on_commit(*names: str) -> None:
+    """Invalidate ``names`` once the current transaction commits (at once if there is none)."""
+    transaction.on_commit(lambda: invalidate(*names))
+
+
+def validate_pattern(pattern: str) -> str:
+    """Return the pattern stripped, or raise ``InvalidPattern`` saying what is wrong with it."""
+    if not isinstance(pattern, str):
+        raise InvalidPattern("The pattern must be a string.")
+    pattern = pattern.strip()
+    if not pattern:
+        raise InvalidPattern("The pattern is empty.")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise InvalidPattern(f"The pattern is longer than {MAX_PATTERN_LENGTH} characters.")
+    if any(unicodedata.category(ch).startswith("C") or ch.isspace() for ch in pattern):
+        raise InvalidPattern("The pattern contains control characters or whitespace.")
+    if not pattern.strip("*?"):
+        raise InvalidPattern(
+            "The pattern matches every key; use 'clear' to remove all of this service's keys."
+        )
+    if pattern.count("[") != pattern.count("]"):
+        raise InvalidPattern("The pattern has an unbalanced '[' or ']'.")
+    return pattern
+
+
+def invalidate_pattern(pattern: str, *, dry_run: bool = False) -> int:
+    """Delete this service's entries whose logical key matches the glob ``pattern``.
+
+    Returns how many keys matched (and, unless ``dry_run``, were deleted). On Redis this walks
+    the key space with SCAN and deletes with UNLINK in chunks; the key prefix is always applied.
+    """
+    pattern = validate_pattern(pattern)
+    return backend().delete_logical(pattern, dry_run=dry_run)
+
+
+def clear() -> None:
+    """Remove every key of this service (never ``FLUSHDB``); statistics are kept."""
+    backend().clear()
+
+
+# Statistics --------------------------------------------------------------------------------
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC).isoformat()
+
+
+def key_counts(limit: int = 100_000) -> dict[str, int] | None:
+    """Number of live keys per namespace (None if the backend cannot tell)."""
+    cache = backend()
+    counts: Counter[str] = Counter()
+    try:
+        for n, key in enumerate(cache.logical_keys("*")):
+            if n >= limit:
+                break
+            counts[namespace_of(key)] += 1
+    except Exception:  # an outage: the figures are optional
+        logger.warning("could not count cache keys", exc_info=True)
+        return None
+    return dict(counts)
+
+
+def stats(*, include_keys: bool = True) -> dict[str, Any]:
+    """Per-namespace hits, misses, sets, deletes, time, hit rates; totals; backend figures."""
+    cache = backend()
+    if not isinstance(cache, InstrumentedCacheMixin):
+        return {"instrumented": False, "backend": type(cache).__name__}
+    snapshot = cache.stats_snapshot()
+    per_ns = {ns: dict(c) for ns, c in snapshot["per_namespace"].items()}
+    for name in _registry:
+        per_ns.setdefault(name, {})
+    summary = summarise(per_ns)
+    keys = key_counts() if include_keys else None
+    for ns, row in summary["namespaces"].items():
+        row["keys"] = None if keys is None else keys.get(ns, 0)
+        row["description"] = _registry[ns].description if ns in _registry else ""
+        row["internal"] = ns.startswith("_")
+    history = [
+        {"minute": _iso(minute * 60), **counts}
+        for minute, counts in sorted(snapshot["history"].items())
+    ]
+    return {
+        "instrumented": True,
+        "backend": cache.server_info().get("backend"),
+        "scope": cache.stats_scope,
+        "key_prefix": cache.key_prefix,
+        "default_ttl": cache.default_timeout,
+        "reset_at": _iso(snapshot["reset_at"]),
+        "evictions": snapshot["evictions"],
+        "namespaces": summary["namespaces"],
+        "totals": summary["totals"],
+        "history": history,
+        "server": cache.server_info(),
+        "unavailable": bool(snapshot.get("unavailable")),
+    }
+
+
+def reset_stats() -> None:
+    cache = backend()
+    if isinstance(cache, InstrumentedCacheMixin):
+        cache.reset_stats()
+
+
+# Warming and cached functions ------------------------------------------------------------
+
+
+def warm() -> dict[str, int]:
+    """Run every registered warmer; returns how many entries each namespace filled."""
+    filled: dict[str, int] = {}
+    for name, entry in sorted(_registry.items()):
+        for warmer in entry.warmers:
+            try:
+                filled[name] = filled.get(name, 0) + int(warmer() or 0)
+            except Exception:
+                logger.exception("warming namespace %s failed", name)
+    return filled
+
+
+def jittered(timeout: int | None) -> int | None:
+    """A TTL stretched by up to 10 % so entries stored together do not expire together."""
+    if timeout is None:
+        return None
+    return int(timeout * (1 + random.random() * getattr(settings, "CACHE_TTL_JITTER", 0.1)))
+
+
+def digest(*parts: Any) -> str:
+    """A stable hash of client-controlled inputs: they never reach a key raw."""
+    return hashlib.sha256(pickle.dumps(parts, protocol=4)).hexdigest()[:40]
+
+
+def cached(namespace: str, *, ttl: int | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Cache a function's result under ``namespace``'s generation, keyed by its arguments.
+
+    A write that invalidates the namespace makes every cached result unreachable. A result of
+    ``None``, ``0`` or ``[]`` is cached like any other.
+    """
+
+    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
+        name = f"{fn.__module__}.{fn.__qualname__}"
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            cache = backend()
+            generation = get_generation(namespace)
+            key = f"{namespace}:{generation}:fn:{digest(name, args, sorted(kwargs.items()))}"
+            value = cache.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+            value = fn(*args, **kwargs)
+            cache.set(key, value, jittered(ttl if ttl is not None else default_timeout()))
+            return value
+
+        return wrapper
+
+    return decorator
+
+
+__all__ = [
+    "GENERATION_NAMESPACE",
+    "InvalidPattern",
+    "UnknownNamespace",
+    "backend",
+    "cached",
+    "clear",
+    "digest",
+    "invalidate",
+    "invalidate_on_commit",
+    "invalidate_pattern",
+    "jittered",
+    "key_counts",
+    "namespaces",
+    "register_namespace",
+    "reset_stats",
+    "stats",
+    "validate_namespace",
+    "validate_pattern",
+    "warm",
+]

@@ -1,0 +1,158 @@
+"""Generation-keyed caching of rendered API responses, with ETags and stampede protection.
+
+Used by DRF views through ``CachedResponseMixin``. The flow of a cacheable GET:
+
+1. DRF has already authenticated, checked permissions and throttled (``initial()`` ran), so the
+   cache never answers someone who may not ask.
+2. The namespace's generation is read *first*; the key is ``namespace:generation:hash(inputs)``
+   where the inputs are everything that changes the bytes: path, normalised query string,
+   renderer, scheme and host (pagination links are absolute), and the user where the view says
+   its output depends on the user.
+3. A hit sends the stored bytes and ETag as they are (``X-Cache: HIT``), or ``304`` when
+   ``If-None-Match`` matches.
+4. A miss takes a short lock with ``cache.add`` so one caller computes while the others poll
+   briefly for its result; the body is rendered once and stored with a jittered TTL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpResponse, HttpResponseNotModified
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .api import backend, default_timeout, digest, jittered
+from .generations import get_generation
+
+CACHE_CONTROL = "private, no-cache"
+VARY = ("Accept", "Authorization", "Cookie")
+
+
+class CachedResponseMixin:
+    """Caches successful JSON responses of ``list`` and ``retrieve`` (and of any action that
+    calls ``cached_response``) under the view's ``cache_namespace``."""
+
+    cache_namespace: str = ""
+    #: Set when the response body depends on who asks (beyond whether they may ask).
+    cache_per_user: bool = False
+    cache_timeout: int | None = None
+    #: How long a request that lost the race for the lock waits for the winner's result.
+    stampede_wait: float = 2.0
+    stampede_poll: float = 0.01
+    lock_timeout: int = 10
+    #: Replaced in tests.
+    sleep: Callable[[float], None] = staticmethod(time.sleep)
+    monotonic: Callable[[], float] = staticmethod(time.monotonic)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        parent = super().list
+        return self.cached_response(request, lambda: parent(request, *args, **kwargs))
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        parent = super().retrieve
+        return self.cached_response(request, lambda: parent(request, *args, **kwargs))
+
+    # ---------------------------------------------------------------------------------------
+
+    def is_cacheable_request(self, request: Request) -> bool:
+        return (
+            request.method in ("GET", "HEAD")
+            and bool(self.cache_namespace)
+            and isinstance(getattr(request, "accepted_renderer", None), JSONRenderer)
+        )
+
+    def cache_key_inputs(self, request: Request) -> tuple:
+        query = sorted(
+            (key, sorted(values)) for key, values in request.query_params.lists() if key != "format"
+        )
+        user = request.user.pk if self.cache_per_user else None
+        return (
+            request.path,
+            query,
+            request.accepted_media_type,
+            request.scheme,
+            request.get_host(),
+            user,
+        )
+
+    def cached_response(self, request: Request, compute: Callable[[], Response]) -> Any:
+        if not self.is_cacheable_request(request):
+            return compute()
+        cache = backend()
+        namespace = self.cache_namespace
+        generation = get_generation(namespace)  # before the query: see the module docstring
+        hashed = digest(*self.cache_key_inputs(request))
+        key = f"{namespace}:{generation}:{hashed}"
+
+        entry = cache.get(key)
+        if entry is not None:
+            return self._replay(request, entry, "HIT")
+
+        lock_key = f"_lock:{namespace}:{generation}:{hashed}"
+        locked = cache.add(lock_key, 1, self.lock_timeout)
+        if not locked:
+            entry = self._wait_for(cache, key)
+            if entry is not None:
+                return self._replay(request, entry, "HIT")
+        try:
+            response = compute()
+            if not isinstance(response, Response) or not 200 <= response.status_code < 300:
+                return response
+            response = self.finalize_response(request, response)
+            response.render()
+            body = bytes(response.content)
+            etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            content_type = response["Content-Type"]
+            timeout = self.cache_timeout if self.cache_timeout is not None else default_timeout()
+            cache.set(key, (body, etag, content_type), jittered(timeout))
+        finally:
+            if locked:
+                cache.delete(lock_key)
+        self._decorate(response, etag, "MISS")
+        if self._not_modified(request, etag):
+            return self._not_modified_response(etag, "MISS")
+        return response
+
+    def _wait_for(self, cache: Any, key: str) -> Any:
+        deadline = self.monotonic() + self.stampede_wait
+        while self.monotonic() < deadline:
+            self.sleep(self.stampede_poll)
+            entry = cache.get(key)
+            if entry is not None:
+                return entry
+        return None
+
+    def _replay(self, request: Request, entry: tuple, outcome: str) -> HttpResponse:
+        body, etag, content_type = entry
+        if self._not_modified(request, etag):
+            return self._not_modified_response(etag, outcome)
+        response = HttpResponse(body, content_type=content_type)
+        self._decorate(response, etag, outcome)
+        return response
+
+    @staticmethod
+    def _not_modified(request: Request, etag: str) -> bool:
+        header = request.headers.get("If-None-Match")
+        if not header:
+            return False
+        tags = parse_etags(header)
+        return "*" in tags or etag in tags or etag in (t.removeprefix("W/") for t in tags)
+
+    def _not_modified_response(self, etag: str, outcome: str) -> HttpResponse:
+        response = HttpResponseNotModified()
+        self._decorate(response, etag, outcome)
+        return response
+
+    @staticmethod
+    def _decorate(response: HttpResponse, etag: str, outcome: str) -> None:
+        response["ETag"] = etag
+        response["X-Cache"] = outcome
+        response["Cache-Control"] = CACHE_CONTROL
+        patch_vary_headers(response, VARY)
