@@ -1,0 +1,69 @@
+"""``/health/``: database and cache checks, with a cache outage reported as *degraded*.
+
+The API keeps answering from the database when the cache is down, so a cache failure is a
+warning (HTTP 200, status ``degraded``); a database failure is critical (HTTP 503).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from health_check.base import HealthCheck
+from health_check.checks import Database
+from health_check.exceptions import ServiceWarning
+from health_check.views import HealthCheckView
+
+from . import cache
+
+
+@dataclasses.dataclass
+class CacheCheck(HealthCheck):
+    """Writes and reads a probe key; failure means slower answers, not wrong ones."""
+
+    def run(self) -> None:
+        backend = cache.backend()
+        state = getattr(backend, "breaker_state", None)
+        breaker = state() if callable(state) else None
+        if breaker and breaker["state"] != "closed":
+            raise ServiceWarning(f"circuit breaker {breaker['state']}: serving from the database")
+        key = f"_health:{uuid.uuid4().hex}"
+        value = uuid.uuid4().hex
+        try:
+            backend.set(key, value, 10)
+            ok = backend.get(key) == value
+            backend.delete(key)
+        except Exception as exc:
+            raise ServiceWarning("cache unreachable: serving from the database") from exc
+        if not ok:
+            raise ServiceWarning("cache unreachable: serving from the database")
+
+
+class HealthView(HealthCheckView):
+    checks = (Database, CacheCheck)
+
+    def overall(self) -> tuple[str, int]:
+        errors = [r.error for r in self.results if r.error]
+        if any(not isinstance(error, ServiceWarning) for error in errors):
+            return "critical", 503
+        return ("degraded", 200) if errors else ("ok", 200)
+
+    async def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = await super().get(request, *args, **kwargs)
+        _, status = self.overall()
+        response.status_code = status
+        return response
+
+    def render_to_response_json(self, status: int) -> JsonResponse:
+        overall, code = self.overall()
+        return JsonResponse(
+            {
+                "status": overall,
+                "checks": {
+                    type(r.check).__name__: "OK" if not r.error else str(r.error)
+                    for r in self.results
+                },
+            },
+            status=code,
+        )

@@ -1,0 +1,55 @@
+"""One log line and one metrics sample per request, with a request id the client can quote."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from .metrics import LATENCY, REQUESTS
+
+logger = logging.getLogger("performance.requests")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestMetricsMiddleware:
+    """Times each request; logs it (request id, user id, method, path, status, duration,
+    X-Cache) and counts it per endpoint (the URL pattern's name, never the raw path)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        supplied = request.headers.get("X-Request-ID", "")
+        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request.request_id = request_id
+        start = time.perf_counter()
+        response = self.get_response(request)
+        duration = time.perf_counter() - start
+        match = getattr(request, "resolver_match", None)
+        endpoint = (match.view_name or match.route) if match else "unmatched"
+        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        LATENCY.labels(endpoint, request.method).observe(duration)
+        response["X-Request-ID"] = request_id
+        user = getattr(request, "user", None)
+        logger.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration * 1000,
+            extra={
+                "request_id": request_id,
+                "user_id": user.pk if user is not None and user.is_authenticated else None,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(duration * 1000, 2),
+                "cache": response.get("X-Cache"),
+            },
+        )
+        return response
