@@ -6,6 +6,8 @@ process with several threads. Production (REDIS_URL set): several worker process
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 _redis = bool(os.environ.get("REDIS_URL", "").strip())
 _default_workers = min(2 * multiprocessing.cpu_count() + 1, 8) if _redis else 1
@@ -22,6 +24,10 @@ max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 wsgi_app = "project.wsgi:application"
+
+if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Several processes: prometheus-client aggregates request metrics through files here.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wsinv-metrics-")
 
 if workers > 1 and not _redis:
     raise SystemExit(
@@ -40,3 +46,16 @@ def post_worker_init(worker):
         from performance import cache
 
         threading.Thread(target=cache.warm, name="cache-warm", daemon=True).start()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if path.startswith(os.path.join(tempfile.gettempdir(), "wsinv-metrics-")):
+        shutil.rmtree(path, ignore_errors=True)
