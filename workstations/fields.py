@@ -16,7 +16,8 @@ from django.db import models
 # 253 characters in all.
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _MAC_SHAPES = (
-    re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$"),
+    # One separator throughout: "aa:bb-cc:..." is a typo, not a spelling.
+    re.compile(r"^[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}$"),
     re.compile(r"^([0-9a-f]{4}\.){2}[0-9a-f]{4}$"),
     re.compile(r"^[0-9a-f]{12}$"),
 )

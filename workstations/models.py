@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.deletion import Collector
 
 from .choices import (
     STATUSES_FORBIDDING_ASSIGNEE,
@@ -15,6 +18,25 @@ from .choices import (
     Status,
 )
 from .fields import HostnameField, MACAddressField
+
+
+def protect_deployed_else_set_null(
+    collector: Collector, field: models.Field, sub_objs: Iterable[models.Model], using: str
+) -> None:
+    """``on_delete`` for the assignee: a deployed machine keeps its owner until reassigned.
+
+    Plain ``SET_NULL`` broke the ``ws_deployed_has_assignee`` constraint, so deleting a user who
+    held a deployed workstation was an ``IntegrityError`` (a 500 in the admin). Refusing with
+    ``ProtectedError`` lets the admin list the machines to reassign; other rows lose the user.
+    """
+    deployed = Workstation.objects.using(using).filter(
+        pk__in=[obj.pk for obj in sub_objs], status__in=sorted(STATUSES_REQUIRING_ASSIGNEE)
+    )
+    if deployed.exists():
+        raise models.ProtectedError(
+            "Reassign the deployed workstations of this user before deleting it.", set(deployed)
+        )
+    models.SET_NULL(collector, field, sub_objs, using)
 
 
 class Location(models.Model):
@@ -60,7 +82,7 @@ class Workstation(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=protect_deployed_else_set_null,
         null=True,
         blank=True,
         related_name="workstations",

@@ -16,8 +16,12 @@ def workstation_list() -> QuerySet[Workstation]:
 
 
 def location_list() -> QuerySet[Location]:
-    """Locations annotated with how many workstations each holds."""
-    return Location.objects.annotate(workstation_count=Count("workstations"))
+    """Locations annotated with how many workstations each holds, by name.
+
+    The explicit ``order_by``: Django drops ``Meta.ordering`` from a GROUP BY query, which left
+    the admin's autocomplete unordered (and its pagination unstable).
+    """
+    return Location.objects.annotate(workstation_count=Count("workstations")).order_by("name")
 
 
 def workstation_summary(*, queryset: QuerySet[Workstation] | None = None) -> dict[str, Any]:

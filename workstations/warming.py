@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
 from django.contrib.auth import get_user_model
+from django.core.exceptions import DisallowedHost
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 logger = logging.getLogger(__name__)

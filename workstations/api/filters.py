@@ -25,8 +25,13 @@ class WorkstationFilter(django_filters.FilterSet):
     warranty_expires_after = django_filters.DateFilter(
         field_name="warranty_expires", lookup_expr="gte"
     )
-    purchase_date = django_filters.DateFromToRangeFilter(
-        help_text="purchase_date_after=YYYY-MM-DD and/or purchase_date_before=YYYY-MM-DD"
+    # Two filters rather than one DateFromToRangeFilter: a bad date is then reported under the
+    # parameter the client sent (purchase_date_after), not under a name it never used.
+    purchase_date_after = django_filters.DateFilter(
+        field_name="purchase_date", lookup_expr="gte", help_text="On or after YYYY-MM-DD"
+    )
+    purchase_date_before = django_filters.DateFilter(
+        field_name="purchase_date", lookup_expr="lte", help_text="On or before YYYY-MM-DD"
     )
 
     class Meta:

@@ -1,0 +1,305 @@
+"""The Django admin for workstations and locations, as staff sees it."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.http import HttpResponse
+from django.test import Client
+
+from tests.factories import LocationFactory, UserFactory, WorkstationFactory
+from workstations import services
+from workstations.choices import Status
+from workstations.models import Location, Workstation
+
+pytestmark = pytest.mark.django_db
+
+WS_CHANGELIST = "/admin/workstations/workstation/"
+WS_ADD = "/admin/workstations/workstation/add/"
+LOC_CHANGELIST = "/admin/workstations/location/"
+AUTOCOMPLETE = "/admin/autocomplete/"
+
+
+@pytest.fixture
+def staff_browser(staff) -> Client:
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def form_data(**overrides) -> dict:
+    """What the add/change form posts for a valid workstation."""
+    return {
+        "asset_tag": "AT-ADMIN",
+        "hostname": "admin-host",
+        "status": Status.STAGED,
+        "assigned_to": "",
+        "department": "",
+        "manufacturer": "",
+        "model_name": "",
+        "form_factor": "desktop",
+        "serial_number": "",
+        "cpu": "",
+        "ram_gb": "",
+        "storage_gb": "",
+        "os": "",
+        "os_version": "",
+        "mac_address": "",
+        "ip_address": "",
+        "location": "",
+        "purchase_date": "",
+        "purchase_cost": "",
+        "warranty_expires": "",
+        "last_audit_date": "",
+        "notes": "",
+        **overrides,
+    }
+
+
+# Access -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/admin/", WS_CHANGELIST, WS_ADD, LOC_CHANGELIST])
+def test_anonymous_is_redirected_to_login(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_non_staff_is_redirected_to_login(client, editor):
+    client.force_login(editor)
+    response = client.get(WS_CHANGELIST)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_admin_index(staff_browser):
+    response = staff_browser.get("/admin/")
+    assert response.status_code == 200
+    assert b"Workstations" in response.content
+
+
+# Pages --------------------------------------------------------------------------------------
+
+
+def test_workstation_changelist_with_search_and_filters(staff_browser):
+    lab = LocationFactory(name="Lab")
+    WorkstationFactory(hostname="findme", location=lab, status=Status.STAGED)
+    WorkstationFactory(hostname="other", location=lab, status=Status.PLANNED)
+
+    response = staff_browser.get(WS_CHANGELIST)
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 2
+
+    response = staff_browser.get(
+        WS_CHANGELIST, {"q": "findme", "status__exact": "staged", "location__id__exact": lab.pk}
+    )
+    assert response.status_code == 200
+    assert [w.hostname for w in response.context["cl"].result_list] == ["findme"]
+
+
+def test_workstation_changelist_query_count_does_not_grow(
+    staff_browser, django_assert_max_num_queries
+):
+    lab = LocationFactory()
+    for _ in range(30):
+        WorkstationFactory(location=lab, status=Status.DEPLOYED, assigned_to=UserFactory())
+    with django_assert_max_num_queries(15):
+        assert staff_browser.get(WS_CHANGELIST).status_code == 200
+
+
+def test_workstation_add_and_change_forms(staff_browser):
+    workstation = WorkstationFactory()
+    assert staff_browser.get(WS_ADD).status_code == 200
+    response = staff_browser.get(f"{WS_CHANGELIST}{workstation.pk}/change/")
+    assert response.status_code == 200
+    assert workstation.hostname.encode() in response.content
+
+
+def test_location_changelist_shows_workstation_count(staff_browser):
+    lab = LocationFactory(name="Lab")
+    WorkstationFactory.create_batch(3, location=lab)
+    response = staff_browser.get(LOC_CHANGELIST)
+    assert response.status_code == 200
+    assert b"column-workstation_count" in response.content
+    assert [(loc.name, loc.workstation_count) for loc in response.context["cl"].result_list] == [
+        ("Lab", 3)
+    ]
+    sorted_by_count = staff_browser.get(LOC_CHANGELIST, {"o": "5"})
+    assert sorted_by_count.status_code == 200
+
+
+def test_location_change_form(staff_browser):
+    location = LocationFactory()
+    assert staff_browser.get(f"{LOC_CHANGELIST}{location.pk}/change/").status_code == 200
+
+
+# Add and change through the forms ------------------------------------------------------------
+
+
+def test_admin_add_saves_through_the_service_and_normalises(staff_browser):
+    with mock.patch.object(services, "workstation_save", wraps=services.workstation_save) as save:
+        response = staff_browser.post(
+            WS_ADD, form_data(hostname="Admin-Host.", mac_address="aabbccddeeff")
+        )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    save.assert_called_once()
+    stored = Workstation.objects.get()
+    assert (stored.hostname, stored.mac_address) == ("admin-host", "AA:BB:CC:DD:EE:FF")
+
+
+def test_admin_add_deployed_without_assignee_is_a_form_error(staff_browser):
+    response = staff_browser.post(WS_ADD, form_data(status=Status.DEPLOYED))
+    assert response.status_code == 200
+    assert "assigned_to" in response.context["adminform"].form.errors
+    assert not Workstation.objects.exists()
+
+
+@pytest.mark.parametrize("status", [Status.IN_STOCK, Status.RETIRED, Status.LOST_STOLEN])
+def test_admin_add_assigned_stocked_or_gone_is_a_form_error(staff_browser, status):
+    user = UserFactory()
+    response = staff_browser.post(WS_ADD, form_data(status=status, assigned_to=user.pk))
+    assert response.status_code == 200
+    assert "assigned_to" in response.context["adminform"].form.errors
+    assert not Workstation.objects.exists()
+
+
+def test_admin_change_enforces_the_status_rule(staff_browser):
+    workstation = WorkstationFactory(hostname="keep-me", location=None, serial_number="")
+    response = staff_browser.post(
+        f"{WS_CHANGELIST}{workstation.pk}/change/",
+        form_data(hostname="keep-me", asset_tag=workstation.asset_tag, status=Status.DEPLOYED),
+    )
+    assert response.status_code == 200
+    assert "assigned_to" in response.context["adminform"].form.errors
+    workstation.refresh_from_db()
+    assert workstation.status == Status.STAGED
+
+
+def test_admin_add_hostname_case_clash_is_a_form_error(staff_browser):
+    WorkstationFactory(hostname="ws-1")
+    response = staff_browser.post(WS_ADD, form_data(hostname="WS-1"))
+    assert response.status_code == 200
+    assert "hostname" in response.context["adminform"].form.errors
+    assert Workstation.objects.count() == 1
+
+
+def test_admin_add_bad_mac_is_a_form_error(staff_browser):
+    response = staff_browser.post(WS_ADD, form_data(mac_address="zz:zz"))
+    assert response.status_code == 200
+    assert "mac_address" in response.context["adminform"].form.errors
+    assert not Workstation.objects.exists()
+
+
+# Actions ------------------------------------------------------------------------------------
+
+
+def run_action(client: Client, action: str, workstations) -> HttpResponse:
+    response = client.post(
+        WS_CHANGELIST,
+        {"action": action, ACTION_CHECKBOX_NAME: [w.pk for w in workstations]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return response
+
+
+def test_mark_in_repair_action(staff_browser):
+    user = UserFactory()
+    chosen = [
+        WorkstationFactory(status=Status.DEPLOYED, assigned_to=user),
+        WorkstationFactory(status=Status.STAGED),
+    ]
+    untouched = WorkstationFactory(status=Status.STAGED)
+    with mock.patch.object(
+        services, "workstation_bulk_set_status", wraps=services.workstation_bulk_set_status
+    ) as service:
+        response = run_action(staff_browser, "mark_in_repair", chosen)
+    service.assert_called_once()
+    assert "2 workstation(s) marked in repair." in response.content.decode()
+    for workstation in chosen:
+        workstation.refresh_from_db()
+        assert workstation.status == Status.IN_REPAIR
+    assert chosen[0].assigned_to == user  # in repair keeps its owner
+    untouched.refresh_from_db()
+    assert untouched.status == Status.STAGED
+
+
+def test_retire_action_clears_the_assignee(staff_browser):
+    chosen = [
+        WorkstationFactory(status=Status.DEPLOYED, assigned_to=UserFactory()),
+        WorkstationFactory(status=Status.IN_REPAIR, assigned_to=UserFactory()),
+    ]
+    with mock.patch.object(
+        services, "workstation_bulk_set_status", wraps=services.workstation_bulk_set_status
+    ) as service:
+        run_action(staff_browser, "retire", chosen)
+    service.assert_called_once()
+    for workstation in chosen:
+        workstation.refresh_from_db()
+        assert (workstation.status, workstation.assigned_to) == (Status.RETIRED, None)
+
+
+def test_delete_location_with_workstations_is_refused(staff_browser):
+    lab = LocationFactory()
+    WorkstationFactory(location=lab)
+    response = staff_browser.post(f"{LOC_CHANGELIST}{lab.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 200  # the "cannot delete, protected" page
+    assert Location.objects.filter(pk=lab.pk).exists()
+
+
+# Autocomplete -------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("error::django.core.paginator.UnorderedObjectListWarning")
+def test_location_autocomplete(staff_browser):
+    LocationFactory(name="Lab south")
+    LocationFactory(name="Lab north")
+    LocationFactory(name="Office")
+    response = staff_browser.get(
+        AUTOCOMPLETE,
+        {
+            "app_label": "workstations",
+            "model_name": "workstation",
+            "field_name": "location",
+            "term": "lab",
+        },
+    )
+    assert response.status_code == 200
+    assert [item["text"] for item in response.json()["results"]] == ["Lab north", "Lab south"]
+
+
+def test_assignee_autocomplete(staff_browser):
+    UserFactory(username="alice")
+    UserFactory(username="bob")
+    response = staff_browser.get(
+        AUTOCOMPLETE,
+        {
+            "app_label": "workstations",
+            "model_name": "workstation",
+            "field_name": "assigned_to",
+            "term": "ali",
+        },
+    )
+    assert response.status_code == 200
+    assert [item["text"] for item in response.json()["results"]] == ["alice"]
+
+
+def test_autocomplete_is_refused_to_anonymous(client):
+    response = client.get(
+        AUTOCOMPLETE,
+        {"app_label": "workstations", "model_name": "workstation", "field_name": "location"},
+    )
+    assert response.status_code == 302
+
+
+def test_deleting_a_user_with_a_deployed_workstation_is_refused(staff_browser):
+    user = UserFactory(username="leaver")
+    workstation = WorkstationFactory(status=Status.DEPLOYED, assigned_to=user)
+    response = staff_browser.post(f"/admin/auth/user/{user.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 200  # the "cannot delete, protected" page, not a 500
+    assert workstation.hostname in response.content.decode()
+    workstation.refresh_from_db()
+    assert workstation.assigned_to == user

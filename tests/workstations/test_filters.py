@@ -1,0 +1,191 @@
+"""Every query-string filter of the workstation list, search, ordering, and bad values."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from tests.factories import LocationFactory, UserFactory, WorkstationFactory
+from workstations.choices import FormFactor, Status
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/api/workstations/"
+
+
+@pytest.fixture
+def fleet(db) -> dict:
+    """Four machines that differ in every filtered field."""
+    lab, office = LocationFactory(name="Lab"), LocationFactory(name="Office")
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    return {
+        "lab": lab,
+        "office": office,
+        "alice": alice,
+        "bob": bob,
+        "a": WorkstationFactory(
+            hostname="alpha",
+            asset_tag="AT-100",
+            serial_number="SER-ALPHA",
+            ip_address="10.0.0.1",
+            status=Status.DEPLOYED,
+            assigned_to=alice,
+            department="Engineering",
+            location=lab,
+            manufacturer="Dell",
+            form_factor=FormFactor.DESKTOP,
+            os="Windows",
+            purchase_date=datetime.date(2022, 1, 1),
+            warranty_expires=datetime.date(2025, 1, 1),
+        ),
+        "b": WorkstationFactory(
+            hostname="bravo",
+            asset_tag="AT-200",
+            serial_number="SER-BRAVO",
+            ip_address="10.0.0.2",
+            status=Status.STAGED,
+            department="Finance",
+            location=lab,
+            manufacturer="Lenovo",
+            form_factor=FormFactor.LAPTOP,
+            os="Ubuntu",
+            purchase_date=datetime.date(2023, 1, 1),
+            warranty_expires=datetime.date(2026, 1, 1),
+        ),
+        "c": WorkstationFactory(
+            hostname="charlie",
+            asset_tag="AT-300",
+            serial_number="SER-CHARLIE",
+            ip_address="192.168.1.3",
+            status=Status.DEPLOYED,
+            assigned_to=bob,
+            department="engineering",
+            location=office,
+            manufacturer="HP",
+            form_factor=FormFactor.LAPTOP,
+            os="macOS",
+            purchase_date=datetime.date(2024, 1, 1),
+            warranty_expires=datetime.date(2027, 1, 1),
+        ),
+        "d": WorkstationFactory(
+            hostname="delta",
+            asset_tag="AT-400",
+            serial_number="",
+            ip_address=None,
+            status=Status.RETIRED,
+            department="Finance",
+            location=None,
+            manufacturer="Dell",
+            form_factor=FormFactor.THIN_CLIENT,
+            os="Windows",
+            purchase_date=datetime.date(2021, 1, 1),
+            warranty_expires=datetime.date(2024, 1, 1),
+        ),
+    }
+
+
+def hostnames(client, params) -> list[str]:
+    response = client.get(LIST, params)
+    assert response.status_code == 200, response.json()
+    return [row["hostname"] for row in response.json()["results"]]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "deployed"}, ["alpha", "charlie"]),
+        ({"status": ["deployed", "staged"]}, ["alpha", "bravo", "charlie"]),
+        ({"status": ["retired"]}, ["delta"]),
+        ({"department": "ENGINEERING"}, ["alpha", "charlie"]),
+        ({"department": "finance"}, ["bravo", "delta"]),
+        ({"manufacturer": "dell"}, ["alpha", "delta"]),
+        ({"form_factor": "laptop"}, ["bravo", "charlie"]),
+        ({"os": "windows"}, ["alpha", "delta"]),
+        ({"warranty_expires_before": "2025-01-01"}, ["alpha", "delta"]),
+        ({"warranty_expires_after": "2026-01-01"}, ["bravo", "charlie"]),
+        ({"purchase_date_after": "2023-01-01"}, ["bravo", "charlie"]),
+        ({"purchase_date_before": "2022-06-30"}, ["alpha", "delta"]),
+        (
+            {"purchase_date_after": "2022-01-01", "purchase_date_before": "2023-01-01"},
+            ["alpha", "bravo"],
+        ),
+        ({"status": "deployed", "department": "engineering", "os": "macos"}, ["charlie"]),
+    ],
+)
+def test_filter(reader_client, fleet, params, expected):
+    assert hostnames(reader_client, params) == expected
+
+
+def test_filter_by_location(reader_client, fleet):
+    assert hostnames(reader_client, {"location": fleet["lab"].pk}) == ["alpha", "bravo"]
+    assert hostnames(reader_client, {"location": fleet["office"].pk}) == ["charlie"]
+
+
+def test_filter_by_assignee(reader_client, fleet):
+    assert hostnames(reader_client, {"assigned_to": fleet["alice"].pk}) == ["alpha"]
+    assert hostnames(reader_client, {"assigned_to": fleet["bob"].pk}) == ["charlie"]
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("alph", ["alpha"]),  # hostname
+        ("AT-300", ["charlie"]),  # asset tag
+        ("ser-bravo", ["bravo"]),  # serial, any case
+        ("192.168", ["charlie"]),  # IP address
+        ("10.0.0", ["alpha", "bravo"]),
+        ("nothing-matches", []),
+    ],
+)
+def test_search(reader_client, fleet, term, expected):
+    assert hostnames(reader_client, {"search": term}) == expected
+
+
+@pytest.mark.parametrize(
+    ("ordering", "expected"),
+    [
+        ("-purchase_date", ["charlie", "bravo", "alpha", "delta"]),
+        ("purchase_date", ["delta", "alpha", "bravo", "charlie"]),
+        ("-hostname", ["delta", "charlie", "bravo", "alpha"]),
+        ("warranty_expires", ["delta", "alpha", "bravo", "charlie"]),
+        ("asset_tag", ["alpha", "bravo", "charlie", "delta"]),
+    ],
+)
+def test_ordering(reader_client, fleet, ordering, expected):
+    assert hostnames(reader_client, {"ordering": ordering}) == expected
+
+
+def test_default_ordering_is_by_hostname(reader_client, fleet):
+    assert hostnames(reader_client, {}) == ["alpha", "bravo", "charlie", "delta"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "bogus"},
+        {"status": ["deployed", "bogus"]},
+        {"location": "999999"},
+        {"location": "abc"},
+        {"assigned_to": "999999"},
+        {"form_factor": "x"},
+        {"purchase_date_after": "notadate"},
+        {"purchase_date_before": "31/12/2024"},
+        {"warranty_expires_before": "notadate"},
+        {"warranty_expires_after": "2024-13-01"},
+    ],
+)
+def test_unknown_filter_value_is_400_naming_the_parameter(reader_client, fleet, params):
+    response = reader_client.get(LIST, params)
+    assert response.status_code == 400
+    assert list(response.json()) == list(params)
+
+
+def test_filters_with_locations_list(reader_client, fleet):
+    LocationFactory(name="Annex", site="Branch")
+    response = reader_client.get("/api/locations/", {"site": "Branch"})
+    assert [row["name"] for row in response.json()["results"]] == ["Annex"]
+    response = reader_client.get("/api/locations/", {"search": "off"})
+    assert [row["name"] for row in response.json()["results"]] == ["Office"]
+    response = reader_client.get("/api/locations/", {"ordering": "-workstation_count"})
+    assert [row["name"] for row in response.json()["results"]] == ["Lab", "Office", "Annex"]
