@@ -1,0 +1,112 @@
+"""Make a fresh installation usable: demo data, a superuser, the staff groups. Idempotent."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.urls import reverse
+
+from workstations.selectors import workstation_list
+
+ADMIN_USERNAME = "admin"
+#: Where ``make run`` serves the site (project/gunicorn.conf.py binds 127.0.0.1:8000).
+SITE_URL = "http://127.0.0.1:8000"
+_MODELS = ("workstation", "location")
+#: Staff groups decide who edits: add a user to one of these in the admin.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "Inventory editors": tuple(
+        f"{action}_{model}" for model in _MODELS for action in ("add", "change", "delete", "view")
+    ),
+    "Inventory readers": tuple(f"view_{model}" for model in _MODELS),
+}
+
+
+def ensure_groups() -> list[str]:
+    """Create the staff groups that are missing; returns the names created.
+
+    A group that exists is left as it is: its permissions are the staff's to change.
+    """
+    created = []
+    for name, codenames in GROUPS.items():
+        group, was_created = Group.objects.get_or_create(name=name)
+        if not was_created:
+            continue
+        permissions = list(
+            Permission.objects.filter(
+                content_type__app_label="workstations", codename__in=codenames
+            )
+        )
+        if len(permissions) != len(codenames):
+            raise CommandError("Workstation permissions are missing: run `manage.py migrate`.")
+        group.permissions.add(*permissions)
+        created.append(name)
+    return created
+
+
+def ensure_superuser() -> str | None:
+    """Create ``admin`` with a generated password unless a superuser exists.
+
+    Returns the password when a user was created (shown once, stored only as a hash).
+    """
+    user_model = get_user_model()
+    if user_model.objects.filter(is_superuser=True).exists():
+        return None
+    if user_model.objects.filter(username=ADMIN_USERNAME).exists():
+        raise CommandError(
+            f"A user named {ADMIN_USERNAME!r} exists but is not a superuser; "
+            "create one with `manage.py createsuperuser`."
+        )
+    password = secrets.token_urlsafe(12)
+    user_model.objects.create_superuser(username=ADMIN_USERNAME, email="", password=password)
+    return password
+
+
+def login_box(password: str) -> str:
+    """The one-time login notice, framed so it stands out in a server log."""
+    lines = [
+        "A superuser was created. This password is shown ONCE: note it now.",
+        "",
+        f"  URL:       {SITE_URL}{reverse('admin:index')}",
+        f"  Username:  {ADMIN_USERNAME}",
+        f"  Password:  {password}",
+        "",
+        f"Change it with: .venv/bin/python manage.py changepassword {ADMIN_USERNAME}",
+    ]
+    width = max(len(line) for line in lines)
+    border = "+" + "-" * (width + 2) + "+"
+    return "\n".join([border, *(f"| {line.ljust(width)} |" for line in lines), border])
+
+
+class Command(BaseCommand):
+    help = (
+        "Prepare the database after `migrate`: demo data when there are no workstations, a "
+        "superuser when there is none (its password printed once), and the staff groups "
+        "'Inventory editors' and 'Inventory readers'. Safe to run again."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        verbosity = options["verbosity"]
+        if not workstation_list().exists():
+            call_command("seed_demo", stdout=self.stdout, stderr=self.stderr, verbosity=verbosity)
+        elif verbosity >= 2:
+            self.stdout.write("Workstations exist: no demo data added.")
+
+        with transaction.atomic():
+            password = ensure_superuser()
+            groups = ensure_groups()
+
+        if password is not None:
+            # Printed whatever the verbosity: it is the only time anyone can read it.
+            self.stdout.write(self.style.WARNING(login_box(password)))
+        elif verbosity >= 1:
+            self.stdout.write("Superuser exists.")
+        if verbosity >= 1:
+            for name in groups:
+                self.stdout.write(f"Created group {name!r}.")
+            self.stdout.write(self.style.SUCCESS("Bootstrap complete."))
