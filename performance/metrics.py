@@ -119,8 +119,7 @@ def _allowed(request: HttpRequest) -> bool:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _allowed(request):
         return HttpResponse(
-            "Forbidden: /metrics needs a staff session, the metrics token "
-            "or an allowed address.\n",
+            "Forbidden: /metrics needs staff, the metrics token or an allowed address.\n",
             status=403,
             content_type="text/plain",
         )

@@ -1,0 +1,136 @@
+"""The cache performance page in a real browser: Debian's Chromium, driven by Playwright.
+
+A browser is never downloaded: the test launches ``/usr/bin/chromium`` (``make test`` installs
+Debian's ``chromium`` package when it can). Without it the test is skipped loudly on a
+developer's machine and fails under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from performance import cache as perf_cache
+from performance.models import CacheAction
+from tests.conftest import require_service
+from tests.factories import LocationFactory, UserFactory, WorkstationFactory
+
+# Playwright's sync API runs an asyncio event loop in this thread for as long as it is started
+# (pytest-playwright keeps it started for the session), and Django refuses ORM calls from a
+# thread with a running loop. Every call made here is an ordinary synchronous one.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "correct-horse-battery"  # what UserFactory sets
+PAGE = "/admin/performance/cache/"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """Launch Debian's Chromium instead of a browser Playwright would have to download."""
+    if not os.access(CHROMIUM, os.X_OK):
+        require_service(
+            "Chromium",
+            f"{CHROMIUM} is missing; install Debian's chromium package (`make test` does it "
+            "as root or with sudo)",
+        )
+    return {
+        **browser_type_launch_args,
+        "executable_path": str(CHROMIUM),
+        "headless": True,
+        "args": CHROMIUM_ARGS,
+    }
+
+
+@pytest.fixture
+def screenshot_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def logical_keys(namespace: str) -> list[str]:
+    return sorted(perf_cache.backend().logical_keys(f"{namespace}:*"))
+
+
+def test_staff_invalidate_a_pattern_through_the_confirmation(
+    page: Page, live_server, transactional_db, screenshot_dir: Path
+):
+    UserFactory(username="ops", is_staff=True, is_superuser=True)
+    WorkstationFactory.create_batch(5, location=LocationFactory(name="Lab 1"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    perf_cache.reset_stats()  # the figures are the process's: earlier tests counted too
+
+    # Log in through the admin's form; it brings us back to the page we asked for.
+    page.goto(live_server.url + PAGE)
+    expect(page).to_have_url(re.compile(r"/admin/login/\?next="))
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page).to_have_url(live_server.url + PAGE)
+    expect(page).to_have_title(re.compile(r"^Cache performance \|"))
+    expect(page.locator("#nav-sidebar")).to_contain_text("Cache performance")
+
+    # Entries, put there the way an API consumer does it (the browser's session authenticates).
+    for path in ("/api/workstations/", "/api/workstations/?status=staged", "/api/locations/"):
+        for _ in range(2):
+            response = page.request.get(
+                live_server.url + path, headers={"Accept": "application/json"}
+            )
+            assert response.ok, response.status
+    assert len(logical_keys("workstations")) == 2
+    locations = logical_keys("locations")
+    assert len(locations) == 1
+
+    page.reload()
+    workstations_row = page.locator("#perf-namespaces tr.perf-ns-workstations")
+    expect(workstations_row).to_contain_text("50.0 %")  # 2 misses, then 2 hits
+    expect(page.locator("#perf-scope")).to_contain_text(re.compile(r"This process only|Fleet-wide"))
+    expect(page.locator("#perf-totals")).to_be_visible()
+    expect(page.locator("svg#perf-history")).to_be_visible()
+    expect(page.locator("svg#perf-history rect.requests").first).to_be_visible()
+    expect(page.locator("svg#perf-namespaces")).to_contain_text("workstations")
+    expect(page.locator("#perf-system")).to_contain_text("Resident memory (RSS)")
+    page.screenshot(path=screenshot_dir / "performance-console.png", full_page=True)
+
+    # Invalidate by pattern: a dry run first, which says how many keys would go.
+    page.fill("#perf-pattern", "workstations:*")
+    page.click("input[value='Dry run…']")
+    expect(page.locator("#content")).to_contain_text("2 keys would be removed")
+    assert len(logical_keys("workstations")) == 2
+    page.screenshot(path=screenshot_dir / "performance-confirm.png", full_page=True)
+
+    page.click("input[value='Yes, remove these keys']")
+    expect(page).to_have_url(live_server.url + PAGE)
+    expect(page.locator(".messagelist .success")).to_have_text(
+        "The pattern “workstations:*” removed 2 keys."
+    )
+    latest = page.locator("#perf-audit tr.perf-audit-row").first
+    expect(latest).to_contain_text("Invalidate by pattern")
+    expect(latest).to_contain_text("workstations:*")
+    expect(latest).to_contain_text("ops")
+    expect(latest).not_to_contain_text("dry run")
+    page.screenshot(path=screenshot_dir / "performance-after-invalidation.png", full_page=True)
+
+    assert logical_keys("workstations") == []
+    assert logical_keys("locations") == locations
+    done = CacheAction.objects.get(dry_run=False)
+    assert (done.kind, done.target, done.keys_affected, done.user.username) == (
+        CacheAction.Kind.INVALIDATE_PATTERN,
+        "workstations:*",
+        2,
+        "ops",
+    )
