@@ -69,9 +69,9 @@ class CachedResponseMixin:
         )
 
     def cache_key_inputs(self, request: Request) -> tuple:
-        query = sorted(
-            (key, sorted(values)) for key, values in request.query_params.lists() if key != "format"
-        )
+        # Parameters sorted by name, but every parameter kept (``format`` too: pagination links
+        # repeat the query string) and repeated values in their order (filters read the last).
+        query = sorted(request.query_params.lists())
         user = request.user.pk if self.cache_per_user else None
         return (
             request.path,

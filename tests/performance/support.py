@@ -1,0 +1,74 @@
+"""Helpers shared by the cache-core tests: configurations, requests, figures."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import redis
+from django_redis.client.default import glob_escape
+from rest_framework.test import APIClient
+
+from performance import cache as perf_cache
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+LOCMEM = "performance.cache.backends.InstrumentedLocMemCache"
+REDIS = "performance.cache.backends.InstrumentedRedisCache"
+
+LIST = "/api/workstations/"
+SUMMARY = "/api/workstations/summary/"
+LOCATIONS = "/api/locations/"
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def unique(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+def locmem_config(*, max_entries: int = 10_000) -> dict[str, Any]:
+    return {
+        "default": {
+            "BACKEND": LOCMEM,
+            "LOCATION": unique("test-locmem"),
+            "TIMEOUT": 300,
+            "KEY_PREFIX": unique("t"),
+            "OPTIONS": {"MAX_ENTRIES": max_entries},
+        }
+    }
+
+
+def redis_config(url: str, prefix: str) -> dict[str, Any]:
+    """The production configuration of ``project/settings.py``, on the test database."""
+    return {
+        "default": {
+            "BACKEND": REDIS,
+            "LOCATION": url,
+            "TIMEOUT": 300,
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 0.25,
+                # Roomier than production: twenty threads of a stampede test share the CPU.
+                "SOCKET_TIMEOUT": 2.0,
+            },
+        }
+    }
+
+
+def delete_prefixed(client: redis.Redis, prefix: str) -> None:
+    """Remove every key that starts with ``prefix`` (entries, every version, statistics)."""
+    keys = list(client.scan_iter(match=glob_escape(prefix) + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def get(client: APIClient, path: str = LIST, data: dict | None = None, **extra: Any) -> Any:
+    """A JSON GET, as API consumers send it."""
+    return client.get(path, data, **{**JSON, **extra})
+
+
+def namespace_stats(namespace: str) -> dict[str, int]:
+    """The public figures of one namespace (zeros when nothing was counted)."""
+    row = perf_cache.stats(include_keys=False)["namespaces"].get(namespace, {})
+    return {field: row.get(field, 0) for field in ("hits", "misses", "sets", "deletes", "time_us")}

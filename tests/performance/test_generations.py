@@ -1,0 +1,81 @@
+"""Generations never repeat, even when the generation key is evicted or the cache is cleared."""
+
+from __future__ import annotations
+
+import pytest
+
+from performance import cache as perf_cache
+from performance.cache import generations
+from tests.factories import WorkstationFactory
+from workstations.models import Workstation
+
+from .support import LIST, get
+
+T0 = 1_750_000_000.0  # seconds since the epoch
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The generations' clock, set by the test: ``clock.now`` seconds since the epoch."""
+
+    class Clock:
+        now = T0
+
+    monkeypatch.setattr(generations, "clock", lambda: Clock.now)
+    return Clock
+
+
+def test_a_missing_generation_is_seeded_from_the_clock(cache_backend, clock):
+    assert perf_cache.get_generation("things") == int(T0 * 1_000_000)
+    clock.now += 5
+    # Stored: the clock no longer matters until the key goes.
+    assert perf_cache.get_generation("things") == int(T0 * 1_000_000)
+
+
+def test_bump_moves_the_generation_forward(cache_backend, clock):
+    first = perf_cache.get_generation("things")
+    assert perf_cache.bump_generation("things") == first + 1
+    assert perf_cache.bump_generation("things") == first + 2
+    assert perf_cache.get_generation("things") == first + 2
+    assert perf_cache.get_generation("other") == first  # namespaces are independent
+
+
+def test_bumping_a_missing_generation_seeds_it_past_the_clock(cache_backend, clock):
+    assert perf_cache.bump_generation("things") == int(T0 * 1_000_000)
+    assert perf_cache.get_generation("things") == int(T0 * 1_000_000)
+
+
+@pytest.mark.parametrize("lose_it", ["delete", "clear"])
+def test_generations_never_repeat_after_the_key_is_lost(cache_backend, clock, lose_it):
+    seen = [perf_cache.get_generation("things")]
+    for _ in range(3):
+        clock.now += 0.000_001
+        seen.append(perf_cache.bump_generation("things"))
+        clock.now += 0.000_01
+        if lose_it == "delete":
+            cache_backend.delete(generations.generation_key("things"))
+        else:
+            perf_cache.clear()
+        seen.append(perf_cache.get_generation("things"))
+        seen.append(perf_cache.bump_generation("things"))
+    assert seen == sorted(seen)
+    assert len(set(seen)) == len(seen)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("lose_it", ["delete", "clear"])
+def test_no_old_entry_is_served_once_the_generation_is_lost(cache_backend, clock, api, lose_it):
+    workstation = WorkstationFactory(notes="before")
+    assert get(api).headers["X-Cache"] == "MISS"
+    assert get(api).headers["X-Cache"] == "HIT"
+    # A change the cache never heard of (as if its invalidation had been lost)...
+    Workstation.objects.filter(pk=workstation.pk).update(notes="after")
+    clock.now += 1
+    # ...then the generation key goes: the old entry, still stored, must not come back.
+    if lose_it == "delete":
+        cache_backend.delete(generations.generation_key("workstations"))
+    else:
+        perf_cache.clear()
+    response = get(api, LIST)
+    assert response.headers["X-Cache"] == "MISS"
+    assert response.json()["results"][0]["notes"] == "after"
