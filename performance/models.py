@@ -48,3 +48,22 @@ class CacheAction(models.Model):
     def __str__(self) -> str:
         who = self.user.get_username() if self.user else "system"
         return f"{self.get_kind_display()} by {who} ({self.source})"
+
+
+class PendingInvalidation(models.Model):
+    """A namespace invalidation recorded with the write that caused it (a transactional outbox).
+
+    The row commits in the same transaction as the write. On commit the generation is bumped and
+    the row deleted; if the cache could not be reached (or the process died in between), the row
+    stays and is replayed by the periodic sweep, by a process whose breaker recovers, or by
+    ``manage.py cache_replay``.
+    """
+
+    namespace = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"invalidate {self.namespace}"

@@ -37,8 +37,13 @@ if workers > 1 and not _redis:
 
 
 def post_worker_init(worker):
-    """Warm the cache in the background: the worker answers requests meanwhile."""
+    """Start the invalidation sweeper; warm the cache in the background if asked."""
     from django.conf import settings
+
+    from performance.cache import backend, outbox
+
+    if getattr(backend(), "durable_invalidation", False):
+        outbox.start_sweeper(getattr(settings, "CACHE_SWEEP_INTERVAL", 1.0))
 
     if getattr(settings, "CACHE_WARM_ON_START", False):
         import threading

@@ -97,8 +97,17 @@ def invalidate(*names: str) -> dict[str, int | None]:
 
 
 def invalidate_on_commit(*names: str) -> None:
-    """Invalidate ``names`` once the current transaction commits (at once if there is none)."""
-    transaction.on_commit(lambda: invalidate(*names))
+    """Invalidate ``names`` once the current transaction commits (at once if there is none).
+
+    With a shared cache (Redis) the invalidation is also recorded in the database with the
+    write, so that a bump the cache misses (outage, killed process) is replayed later.
+    """
+    if getattr(backend(), "durable_invalidation", False):
+        from .outbox import invalidate_on_commit as durable
+
+        durable(names)
+    else:
+        transaction.on_commit(lambda: invalidate(*names))
 
 
 def validate_pattern(pattern: str) -> str:
@@ -180,6 +189,7 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
         for minute, counts in sorted(snapshot["history"].items())
     ]
     return {
+        "breaker": cache.breaker_state(),
         "instrumented": True,
         "backend": cache.server_info().get("backend"),
         "scope": cache.stats_scope,

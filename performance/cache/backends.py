@@ -21,6 +21,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
 from django_redis.cache import RedisCache
 
+from .breaker import CircuitBreakerError, guard_for
 from .stats import StatsRecorder, namespace_of
 
 logger = logging.getLogger(__name__)
@@ -250,6 +251,20 @@ class InstrumentedCacheMixin:
     def server_info(self) -> dict[str, Any]:
         return {}
 
+    def breaker_state(self) -> dict[str, Any] | None:
+        """The circuit breaker's state, where the backend has one."""
+        return None
+
+    #: Whether invalidations must survive a cache outage (see ``performance.cache.outbox``).
+    #: Local memory dies with its process, so nothing can outlive a missed invalidation there.
+    durable_invalidation = False
+
+
+def _internal(logical_key: str, pattern: str) -> bool:
+    """Generation, lock and health keys are the cache layer's own: a pattern reaches them only
+    when it names them (starts with ``_``)."""
+    return logical_key.startswith("_") and not pattern.startswith("_")
+
 
 def _count_get(value: Any) -> dict[str, int]:
     return {"misses": 1} if value is _MISSING else {"hits": 1}
@@ -283,7 +298,7 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
             keys = [k for k in self._cache if k.startswith(prefix) and not self._has_expired(k)]
         for key in keys:
             logical = key[len(prefix) :]
-            if fnmatch.fnmatchcase(logical, pattern):
+            if fnmatch.fnmatchcase(logical, pattern) and not _internal(logical, pattern):
                 yield logical
 
     def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
@@ -313,10 +328,13 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     scan_count = 1000
     delete_chunk = 500
 
+    durable_invalidation = True
+
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._location = server
         self.recorder = _recorder_for("redis", server, self.key_prefix)
+        self.guard = guard_for(f"{server}|{self.key_prefix}", is_outage=_is_outage)
         if not hasattr(self.recorder, "last_flush"):
             self.recorder.last_flush = time.monotonic()
             self.recorder.flush_lock = threading.Lock()
@@ -326,13 +344,42 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     # Outages -------------------------------------------------------------------------------
 
     def _call_backend(self, fn: Callable[[], Any]) -> Any:
+        if self.guard.needs_replay and not getattr(_nesting, "replaying", False):
+            self._replay_missed_invalidations()
         try:
-            return fn()
+            return self.guard.call(fn)
+        except CircuitBreakerError as exc:
+            raise CacheUnavailable("circuit breaker open") from exc
         except Exception as exc:
             if _is_outage(exc):
-                logger.warning("cache unavailable: %s", type(exc).__name__)
+                logger.debug("cache unavailable: %s", type(exc).__name__)
                 raise CacheUnavailable(str(exc)) from exc
             raise
+
+    def _replay_missed_invalidations(self) -> None:
+        """After an outage, apply the invalidations left behind before using the cache again.
+
+        Until that succeeds, this process treats the cache as unavailable, so nothing written
+        while it was unreachable can be hidden by an entry stored before.
+        """
+        from .outbox import replay_all
+
+        if not self.guard.replay_lock.acquire(blocking=False):
+            raise CacheUnavailable("replaying missed invalidations")
+        _nesting.replaying = True
+        try:
+            # The bumps go through the breaker: while it is open they fail at once; once its
+            # reset timeout has passed, the first one is the trial call.
+            if replay_all():
+                self.guard.needs_replay = False
+            else:
+                raise CacheUnavailable("missed invalidations not yet replayed")
+        finally:
+            _nesting.replaying = False
+            self.guard.replay_lock.release()
+
+    def breaker_state(self) -> dict[str, Any] | None:
+        return self.guard.state()
 
     # Shared statistics -----------------------------------------------------------------------
 
@@ -438,10 +485,14 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
             key = raw.decode() if isinstance(raw, bytes) else raw
             yield key[len(prefix) :]
 
-    def _unlink_matching(self, match: str, *, dry_run: bool) -> int:
+    def _unlink_matching(
+        self, match: str, *, dry_run: bool, skip: Callable[[bytes], bool] | None = None
+    ) -> int:
         redis = self._redis()
         count, chunk = 0, []
         for key in self._scan(match):
+            if skip is not None and skip(key):
+                continue
             count += 1
             if dry_run:
                 continue
@@ -455,7 +506,13 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
         """Delete this service's keys whose logical name matches ``pattern`` (SCAN + UNLINK)."""
-        return self._unlink_matching(self._glob_prefix() + pattern, dry_run=dry_run)
+        prefix = f"{self.key_prefix}:{self.version}:".encode()
+
+        def internal(raw: bytes) -> bool:
+            key = raw if isinstance(raw, bytes) else str(raw).encode()
+            return _internal(key[len(prefix) :].decode(errors="replace"), pattern)
+
+        return self._unlink_matching(self._glob_prefix() + pattern, dry_run=dry_run, skip=internal)
 
     def clear(self) -> None:
         """Remove this service's keys, every version; never ``FLUSHDB`` a shared Redis."""

@@ -11,6 +11,7 @@ reached unless it was bumped more than once per microsecond since its own seed.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -26,8 +27,22 @@ def generation_key(namespace: str) -> str:
     return f"{GENERATION_NAMESPACE}:{namespace}"
 
 
-def _seed() -> int:
-    return int(clock() * 1_000_000)
+# The highest generation this process has seen, per namespace: a seed never goes below it, so
+# a clock that stands still or steps back cannot hand out a generation this process used.
+_highest: dict[str, int] = {}
+_highest_lock = threading.Lock()
+
+
+def _seen(namespace: str, value: int) -> int:
+    with _highest_lock:
+        if value > _highest.get(namespace, 0):
+            _highest[namespace] = value
+    return value
+
+
+def _seed(namespace: str = "") -> int:
+    with _highest_lock:
+        return max(int(clock() * 1_000_000), _highest.get(namespace, 0) + 1)
 
 
 def get_generation(namespace: str, *, alias: str = "default") -> int:
@@ -40,11 +55,11 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
     key = generation_key(namespace)
     value = cache.get(key)
     if value is None:
-        cache.add(key, _seed(), timeout=None)
+        cache.add(key, _seed(namespace), timeout=None)
         value = cache.get(key)
         if value is None:
-            return _seed()
-    return int(value)
+            return _seed(namespace)
+    return _seen(namespace, int(value))
 
 
 def bump_generation(namespace: str, *, alias: str = "default") -> int | None:
@@ -59,11 +74,11 @@ def bump_generation(namespace: str, *, alias: str = "default") -> int | None:
         value = cache.incr(key)
     except ValueError:
         # Missing: seed it. The seed is already newer than anything stored before.
-        seed = _seed()
+        seed = _seed(namespace)
         if cache.add(key, seed, timeout=None):
-            return seed
+            return _seen(namespace, seed)
         try:
             value = cache.incr(key)
         except ValueError:
             return None
-    return None if value is None else int(value)
+    return None if value is None else _seen(namespace, int(value))

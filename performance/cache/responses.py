@@ -98,7 +98,7 @@ class CachedResponseMixin:
         lock_key = f"_lock:{namespace}:{generation}:{hashed}"
         locked = cache.add(lock_key, 1, self.lock_timeout)
         if not locked:
-            entry = self._wait_for(cache, key)
+            entry = self._wait_for(cache, key, lock_key)
             if entry is not None:
                 return self._replay(request, entry, "HIT")
         try:
@@ -120,13 +120,20 @@ class CachedResponseMixin:
             return self._not_modified_response(etag, "MISS")
         return response
 
-    def _wait_for(self, cache: Any, key: str) -> Any:
+    def _wait_for(self, cache: Any, key: str, lock_key: str) -> Any:
+        """Poll for the lock holder's result; stop early once the lock is gone.
+
+        ``has_key`` counts no hit or miss, so waiting does not distort the statistics, and on an
+        unreachable cache it answers False at once: the waiter computes instead of waiting.
+        """
         deadline = self.monotonic() + self.stampede_wait
         while self.monotonic() < deadline:
             self.sleep(self.stampede_poll)
-            entry = cache.get(key)
-            if entry is not None:
-                return entry
+            if cache.has_key(key):
+                return cache.get(key)
+            if not cache.has_key(lock_key):
+                # The holder finished without storing (an error response) or gave up.
+                return cache.get(key)
         return None
 
     def _replay(self, request: Request, entry: tuple, outcome: str) -> HttpResponse:

@@ -22,7 +22,18 @@ def clock(monkeypatch):
         now = T0
 
     monkeypatch.setattr(generations, "clock", lambda: Clock.now)
+    # A fresh process: nothing seen yet.
+    monkeypatch.setattr(generations, "_highest", {})
     return Clock
+
+
+def test_a_clock_that_steps_back_cannot_repeat_a_generation(cache_backend, clock):
+    seen = [perf_cache.get_generation("things")]
+    seen += [perf_cache.bump_generation("things") for _ in range(3)]
+    cache_backend.clear()  # the generation key is gone...
+    clock.now -= 60  # ...and the clock has stepped back (NTP, another host's skew)
+    after = perf_cache.get_generation("things")
+    assert after > max(seen)
 
 
 def test_a_missing_generation_is_seeded_from_the_clock(cache_backend, clock):
