@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The browser tests drive Debian's Chromium; Playwright never downloads a browser.
 CHROMIUM := /usr/bin/chromium
+# The load benchmark (and its smoke run in make test) drives the server with wrk.
+WRK := /usr/bin/wrk
 
 .PHONY: run test lint format bench clean
 
@@ -29,13 +31,22 @@ $(CHROMIUM):
 		echo "!! $@ is missing: run 'sudo apt-get install chromium' for the browser tests" >&2; \
 	fi
 
+$(WRK):
+	@if [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo apt-get install -y -qq wrk; \
+	else \
+		echo "!! $@ is missing: run 'sudo apt-get install wrk' for the benchmark" >&2; \
+	fi
+
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/gunicorn -c project/gunicorn.conf.py
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(WRK)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	bash tests/run.sh
@@ -47,6 +58,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Full run: both runtime shapes, 10,000 rows, 3 interleaved rounds of 10 s per scenario.
+# BENCH_ARGS="--rows 1000,10000,100000" adds the scaling table; see --help.
+bench: $(STAMP) $(WRK)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var/static .pytest_cache .ruff_cache

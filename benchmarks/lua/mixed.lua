@@ -1,0 +1,32 @@
+-- 95 % reads across several filters and details, 5 % writes (PATCH of a note).
+local reads = {
+  "/api/workstations/?page_size=50",
+  "/api/workstations/?page_size=50&status=deployed",
+  "/api/workstations/?page_size=50&status=in_stock",
+  "/api/workstations/?page_size=50&department=Finance",
+  "/api/workstations/?page_size=50&form_factor=laptop",
+  "/api/workstations/?page_size=50&ordering=-purchase_date",
+  "/api/workstations/summary/",
+  "/api/locations/",
+}
+local counter = 0
+
+function init(args)
+  max_id = tonumber(args[1]) or 1000
+  math.randomseed(os.time() + (tonumber(args[2]) or 0))
+end
+
+request = function()
+  counter = counter + 1
+  local roll = math.random(100)
+  if roll <= 5 then
+    local id = math.random(max_id)
+    local body = '{"notes": "benchmark write ' .. counter .. '"}'
+    return wrk.format("PATCH", "/api/workstations/" .. id .. "/",
+      {["Content-Type"] = "application/json"}, body)
+  elseif roll <= 30 then
+    return wrk.format("GET", "/api/workstations/" .. math.random(math.min(max_id, 200)) .. "/")
+  end
+  return wrk.format("GET", reads[math.random(#reads)])
+end
+
