@@ -7,15 +7,25 @@ warning (HTTP 200, status ``degraded``); a database failure is critical (HTTP 50
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
+from pathlib import Path
+from typing import Any
 
+import health_check
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import Context, Engine
 from health_check.base import HealthCheck
 from health_check.checks import Database
 from health_check.exceptions import ServiceWarning
 from health_check.views import HealthCheckView
 
 from . import cache
+
+
+@functools.cache
+def _library_templates() -> Engine:
+    return Engine(dirs=[str(Path(health_check.__file__).parent / "templates")])
 
 
 @dataclasses.dataclass
@@ -51,9 +61,18 @@ class HealthView(HealthCheckView):
 
     async def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         response = await super().get(request, *args, **kwargs)
-        _, status = self.overall()
-        response.status_code = status
+        # The library answers 500 for any failed check; tell a degraded cache from a down
+        # database. Its other answers (406, feeds, OpenMetrics always 200) stay as they are.
+        if response.status_code == 500:
+            response.status_code = self.overall()[1]
         return response
+
+    def render_to_response(self, context: dict[str, Any], **response_kwargs: Any) -> HttpResponse:
+        # health_check is not an installed app, so the template loaders cannot find its page.
+        template = _library_templates().get_template(self.template_name)
+        return HttpResponse(
+            template.render(Context(context)), status=response_kwargs.get("status", 200)
+        )
 
     def render_to_response_json(self, status: int) -> JsonResponse:
         overall, code = self.overall()

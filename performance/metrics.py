@@ -112,7 +112,13 @@ def _allowed(request: HttpRequest) -> bool:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(net) for net in settings.METRICS_ALLOWED_NETWORKS)
+    # A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+    address = getattr(address, "ipv4_mapped", None) or address
+    # strict=False: "10.1.2.3/8" means 10.0.0.0/8 rather than an error on every scrape.
+    return any(
+        address in ipaddress.ip_network(net, strict=False)
+        for net in settings.METRICS_ALLOWED_NETWORKS
+    )
 
 
 @never_cache

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from .metrics import LATENCY, REQUESTS
 
 logger = logging.getLogger("performance.requests")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 class RequestMetricsMiddleware:
@@ -25,7 +25,8 @@ class RequestMetricsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("X-Request-ID", "")
-        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        # fullmatch: "$" would let a trailing newline through, and a header cannot carry one.
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         request.request_id = request_id
         start = time.perf_counter()
         response = self.get_response(request)

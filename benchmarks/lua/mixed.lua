@@ -22,8 +22,11 @@ request = function()
   if roll <= 5 then
     local id = math.random(max_id)
     local body = '{"notes": "benchmark write ' .. counter .. '"}'
-    return wrk.format("PATCH", "/api/workstations/" .. id .. "/",
-      {["Content-Type"] = "application/json"}, body)
+    -- A headers table replaces wrk's own (-H) headers: copy them, then add the body's type.
+    local headers = {}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    headers["Content-Type"] = "application/json"
+    return wrk.format("PATCH", "/api/workstations/" .. id .. "/", headers, body)
   elseif roll <= 30 then
     return wrk.format("GET", "/api/workstations/" .. math.random(math.min(max_id, 200)) .. "/")
   end

@@ -33,6 +33,17 @@ class CacheActionView(StaffView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "cache_actions"
 
+    def get_throttles(self) -> list:
+        # Kept so that an action which removes the throttles' history from the cache (clear)
+        # can put it back: otherwise clearing would reset its own rate limit.
+        self._throttles = super().get_throttles()
+        return self._throttles
+
+    def restore_throttle_history(self) -> None:
+        for throttle in getattr(self, "_throttles", []):
+            if getattr(throttle, "key", None) is not None:
+                throttle.cache.set(throttle.key, throttle.history, throttle.duration)
+
 
 class CacheStatsView(StaffView):
     """Per-namespace hits, misses, sets, deletes, keys and time; totals; backend figures."""
@@ -62,6 +73,7 @@ class CacheClearView(CacheActionView):
     def post(self, request: Request) -> Response:
         ClearSerializer(data=request.data).is_valid(raise_exception=True)
         keys = services.cache_clear(actor=_actor(request))
+        self.restore_throttle_history()
         return Response({"cleared": True, "keys_removed": keys})
 
 

@@ -14,10 +14,17 @@ class Command(CacheCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        parser.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="Never prompt: without --yes, refuse instead of asking.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["yes"]:
-            if not options.get("interactive", True) or not self.stdin_isatty():
+            if not options["interactive"] or not self.stdin_isatty():
                 raise CommandError("Refusing to clear without confirmation: pass --yes.")
             answer = input("Remove every key of this service from the cache? [y/N] ")
             if answer.strip().lower() not in {"y", "yes"}:
