@@ -7,4 +7,10 @@ class PerformanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import cache, checks, signals  # noqa: F401  (checks registers itself)
+        from .auth import AUTH_NAMESPACE
+
+        signals.connect()
+        cache.register_namespace(
+            AUTH_NAMESPACE, description="Token lookups (who a token is), for SQL-free reads"
+        )

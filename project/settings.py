@@ -58,13 +58,30 @@ def _development_secret_key() -> str:
     return key
 
 
+#: What ``check --deploy`` (security.W009) calls strong enough: Django's own thresholds.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if PRODUCTION and (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    or SECRET_KEY.startswith("django-insecure-")
+):
+    # Refused at start-up rather than left to a warning: sessions, password-reset tokens and
+    # the throttles' keys are all signed with it.
+    raise ImproperlyConfigured(
+        "SECRET_KEY is missing or weak; DJANGO_ENV=production needs a random value of at least "
+        f"{SECRET_KEY_MIN_LENGTH} characters (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))')."
+    )
 if not SECRET_KEY:
-    if PRODUCTION:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DJANGO_ENV=production.")
     SECRET_KEY = _development_secret_key()
 
 DEBUG = env_bool("DEBUG", False)
+if PRODUCTION and DEBUG:
+    # DEBUG pages show settings, SQL and local variables (request bodies, passwords) to anyone.
+    raise ImproperlyConfigured("DEBUG must be off when DJANGO_ENV=production.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -206,7 +223,7 @@ WHITENOISE_MANIFEST_STRICT = False
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header makes anonymous requests 401, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "performance.auth.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
@@ -223,11 +240,22 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "project.throttling.AnonRateThrottle",
+        "project.throttling.UserRateThrottle",
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("THROTTLE_USER_RATE", "5000/min"),
         "anon": os.environ.get("THROTTLE_ANON_RATE", "60/min"),
         "cache_actions": os.environ.get("THROTTLE_CACHE_ACTIONS_RATE", "30/min"),
+        # POST /api/auth/token/, failed attempts included: per username tried, per address.
+        "login_username": os.environ.get("THROTTLE_LOGIN_USERNAME_RATE", "10/min"),
+        "login_address": os.environ.get("THROTTLE_LOGIN_ADDRESS_RATE", "10/min"),
     },
+    # Proxies in front of the service that append to X-Forwarded-For. 0 ignores the header, so
+    # a client cannot choose the address it is throttled under; production sits behind one
+    # (it already trusts the proxy's X-Forwarded-Proto).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 1 if PRODUCTION else 0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -275,9 +303,27 @@ LOGGING = {
     },
 }
 
+# Request limits: a body over the limit is refused with 413 before it is parsed (no uploads
+# here; the largest legitimate body, a workstation, is a few kilobytes).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+
+# Security headers and cookies. Those that cost nothing over plain HTTP apply in every shape
+# (Django's defaults, stated so that a change is deliberate); HTTPS-only ones in production.
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -1,0 +1,32 @@
+"""Invalidate cached authentication whenever who a token is, or what they may do, changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from rest_framework.authtoken.models import Token
+
+from . import cache
+from .auth import AUTH_NAMESPACE
+
+User = get_user_model()
+
+
+def _invalidate_auth(sender: Any, **kwargs: Any) -> None:
+    if kwargs.get("action", "post_").startswith("pre_"):
+        return  # m2m_changed fires before and after; the change is made after
+    update_fields = kwargs.get("update_fields")
+    if sender is User and update_fields is not None and set(update_fields) <= {"last_login"}:
+        return  # a login changes nothing a token grants
+    cache.invalidate_on_commit(AUTH_NAMESPACE)
+
+
+def connect() -> None:
+    for model in (User, Token, Group):
+        post_save.connect(_invalidate_auth, sender=model, dispatch_uid=f"auth-save-{model}")
+        post_delete.connect(_invalidate_auth, sender=model, dispatch_uid=f"auth-del-{model}")
+    for through in (User.groups.through, User.user_permissions.through, Group.permissions.through):
+        m2m_changed.connect(_invalidate_auth, sender=through, dispatch_uid=f"auth-m2m-{through}")
