@@ -36,7 +36,10 @@ class RequestMetricsMiddleware:
         REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
         LATENCY.labels(endpoint, request.method).observe(duration)
         response["X-Request-ID"] = request_id
-        user = getattr(request, "user", None)
+        user_id = getattr(request, "auth_user_id", None)  # set by the cache's fast path
+        if user_id is None:
+            user = getattr(request, "user", None)
+            user_id = user.pk if user is not None and user.is_authenticated else None
         logger.info(
             "%s %s %s %.1fms",
             request.method,
@@ -45,7 +48,7 @@ class RequestMetricsMiddleware:
             duration * 1000,
             extra={
                 "request_id": request_id,
-                "user_id": user.pk if user is not None and user.is_authenticated else None,
+                "user_id": user_id,
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,

@@ -84,7 +84,7 @@ class InstrumentedCacheMixin:
         if depth == 0:
             fields = count(result) if count else {}
             elapsed = int((time.perf_counter() - start) * 1_000_000)
-            self.recorder.record(namespace, time_us=elapsed, **fields)
+            self.recorder.record(namespace, time_us=elapsed, calls=1, **fields)
             self._after_operation()
         return result
 
@@ -111,8 +111,11 @@ class InstrumentedCacheMixin:
             _nesting.depth = depth
         if depth == 0 and keys:
             elapsed = int((time.perf_counter() - start) * 1_000_000) // len(keys)
-            for key in keys:
-                self.recorder.record(namespace_of(key), time_us=elapsed, **count(key, result))
+            for n, key in enumerate(keys):
+                # One round trip for the whole batch: counted once, on its first key.
+                self.recorder.record(
+                    namespace_of(key), time_us=elapsed, calls=int(n == 0), **count(key, result)
+                )
             self._after_operation()
         return result
 
@@ -255,6 +258,9 @@ class InstrumentedCacheMixin:
         """The circuit breaker's state, where the backend has one."""
         return None
 
+    def invalidation_missed(self) -> None:
+        """Called when a generation bump could not reach the cache (see the Redis backend)."""
+
     #: Whether invalidations must survive a cache outage (see ``performance.cache.outbox``).
     #: Local memory dies with its process, so nothing can outlive a missed invalidation there.
     durable_invalidation = False
@@ -334,7 +340,9 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         super().__init__(server, params)
         self._location = server
         self.recorder = _recorder_for("redis", server, self.key_prefix)
-        self.guard = guard_for(f"{server}|{self.key_prefix}", is_outage=_is_outage)
+        self.guard = guard_for(
+            f"{server}|{self.key_prefix}", is_outage=_is_outage, probe=self._ping
+        )
         if not hasattr(self.recorder, "last_flush"):
             self.recorder.last_flush = time.monotonic()
             self.recorder.flush_lock = threading.Lock()
@@ -343,8 +351,16 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     # Outages -------------------------------------------------------------------------------
 
+    def _ping(self) -> Any:
+        return self._redis().ping()
+
     def _call_backend(self, fn: Callable[[], Any]) -> Any:
         if self.guard.needs_replay and not getattr(_nesting, "replaying", False):
+            if not self.guard.closed:
+                # Fail at once, without the query a replay costs: its bumps cannot go through
+                # until the trial call (made in the background) has closed the breaker.
+                self.guard.try_in_background()
+                raise CacheUnavailable("circuit breaker open")
             self._replay_missed_invalidations()
         try:
             return self.guard.call(fn)
@@ -377,6 +393,10 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         finally:
             _nesting.replaying = False
             self.guard.replay_lock.release()
+
+    def invalidation_missed(self) -> None:
+        """An invalidation could not reach the cache: read nothing from it until replayed."""
+        self.guard.needs_replay = True
 
     def breaker_state(self) -> dict[str, Any] | None:
         return self.guard.state()
@@ -583,7 +603,13 @@ def _is_outage(exc: BaseException) -> bool:
         | redis_errors.ConnectionError
         | redis_errors.TimeoutError
         | socket.timeout
-        | ConnectionError,
+        | ConnectionError
+        # redis-py maps these replies to their own classes and strips the prefix ("OOM ...")
+        # from the message; django-redis re-raises them as they are.
+        | redis_errors.OutOfMemoryError
+        | redis_errors.BusyLoadingError
+        | redis_errors.ReadOnlyError
+        | redis_errors.MasterDownError,
     ):
         return True
     if isinstance(exc, redis_errors.ResponseError):

@@ -13,7 +13,8 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
-FIELDS = ("hits", "misses", "sets", "deletes", "time_us", "errors")
+#: ``calls`` counts round trips to the backend (a get_many is one call however many keys).
+FIELDS = ("hits", "misses", "sets", "deletes", "time_us", "errors", "calls")
 #: Minutes of per-minute history kept for the console's chart.
 HISTORY_MINUTES = 60
 

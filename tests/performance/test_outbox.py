@@ -1,0 +1,228 @@
+"""Durable invalidations (``performance.cache.outbox``): no invalidation missed in an outage
+survives it.
+
+In-process, with the Django test client, against a private ``redis-server`` (the ones that pause
+it) or none at all (locmem). The writes commit for real (``transactional_db``): the outbox rows
+and their replay live in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_py
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from performance.cache import breaker, outbox
+from performance.cache.generations import generation_key
+from performance.models import PendingInvalidation
+from tests.conftest import require_service
+from tests.factories import WorkstationFactory
+from workstations import services
+
+from .servers import REDIS_SERVER, RedisServer, wait_for
+from .support import JSON, LIST, REDIS, locmem_config, unique
+
+SOCKET_TIMEOUT = 0.1
+RESET_TIMEOUT = 0.3
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if not REDIS_SERVER:
+        require_service("redis-server", "the binary is not on PATH")
+    server = RedisServer(Path(tmp_path_factory.mktemp("outbox-redis")))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_cache(settings, private_redis: RedisServer) -> Iterator[RedisServer]:
+    """The production configuration on the private server, with a fresh breaker."""
+    prefix = unique("wsinv-outbox")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": REDIS,
+            "LOCATION": private_redis.url,
+            "TIMEOUT": 300,
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": SOCKET_TIMEOUT,
+            },
+        }
+    }
+    settings.CACHE_BREAKER_FAIL_MAX = 3
+    settings.CACHE_BREAKER_RESET_TIMEOUT = RESET_TIMEOUT
+    breaker.reset_all()
+    yield private_redis
+    if private_redis.stopped:
+        private_redis.resume()
+    breaker.reset_all()
+
+
+@pytest.fixture
+def client(transactional_db, staff) -> APIClient:
+    api = APIClient()
+    api.force_authenticate(user=staff)
+    return api
+
+
+def _list(client: APIClient) -> tuple[str | None, list[str]]:
+    response = client.get(LIST, **JSON)
+    assert response.status_code == 200, response.content
+    return response.get("X-Cache"), [row["notes"] for row in response.json()["results"]]
+
+
+def _patch(client: APIClient, pk: int, notes: str) -> None:
+    response = client.patch(f"/api/workstations/{pk}/", {"notes": notes}, format="json")
+    assert (response.status_code, response.json()["notes"]) == (200, notes)
+
+
+def _guard() -> Any:
+    from performance.cache import backend
+
+    return backend().guard
+
+
+def _replay_command() -> str:
+    out = StringIO()
+    call_command("cache_replay", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.redis
+def test_a_bump_that_misses_the_cache_is_replayed(
+    redis_cache, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workstation = WorkstationFactory(notes="old")
+    assert _list(client) == ("MISS", ["old"])
+    assert _list(client) == ("HIT", ["old"])
+
+    with monkeypatch.context() as patch:
+        patch.setattr(outbox, "bump_generation", lambda namespace: None)  # unreachable
+        _patch(client, workstation.pk, "new")
+    assert set(PendingInvalidation.objects.values_list("namespace", flat=True)) == {
+        "workstations",
+        "locations",
+    }
+    # This process knows it missed the bump and reads nothing from the cache until replayed;
+    # another process does not know: the old list is what it finds under the live generation.
+    assert _guard().needs_replay
+    _guard().needs_replay = False
+    assert _list(client) == ("HIT", ["old"])
+
+    assert "Replayed 2 pending invalidation(s); 0 left." in _replay_command()
+    assert PendingInvalidation.objects.count() == 0
+    assert _list(client) == ("MISS", ["new"])
+
+
+@pytest.mark.redis
+def test_the_process_that_missed_a_bump_replays_before_reading(
+    redis_cache, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workstation = WorkstationFactory(notes="old")
+    _list(client)
+    with monkeypatch.context() as patch:
+        patch.setattr(outbox, "bump_generation", lambda namespace: None)
+        _patch(client, workstation.pk, "new")
+    assert PendingInvalidation.objects.exists()
+    assert _list(client) == ("MISS", ["new"])
+    assert not PendingInvalidation.objects.exists()
+    assert not _guard().needs_replay
+
+
+@pytest.mark.redis
+def test_a_worker_killed_between_commit_and_bump_is_swept(
+    redis_cache, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workstation = WorkstationFactory(notes="old")
+    _list(client)
+    with monkeypatch.context() as patch:
+        # As if the process died once the write had committed, before its on_commit bump.
+        patch.setattr(outbox, "_apply", lambda ids_by_namespace: (0, 0))
+        _patch(client, workstation.pk, "new")
+    assert PendingInvalidation.objects.count() == 2
+    assert _list(client) == ("HIT", ["old"])  # the stale entry the sweeper must remove
+
+    sweeper = outbox.Sweeper(interval=0.05)
+    sweeper.start()
+    try:
+        assert wait_for(lambda: not PendingInvalidation.objects.exists(), timeout=5)
+    finally:
+        sweeper.stop()
+        sweeper.join(timeout=5)
+    assert not sweeper.is_alive()
+    assert _list(client) == ("MISS", ["new"])
+
+
+@pytest.mark.redis
+def test_an_opened_breaker_reads_nothing_until_the_missed_bumps_are_replayed(
+    redis_cache: RedisServer, client
+) -> None:
+    workstation = WorkstationFactory(notes="old")
+    _list(client)
+    assert _list(client) == ("HIT", ["old"])
+    raw = redis_cache.client()
+    generation = raw.get(f"{_prefix()}:1:{generation_key('workstations')}")
+    assert generation is not None
+
+    redis_cache.pause()
+    try:
+        # Reads time out, then the breaker opens; every answer comes from the database.
+        assert wait_for(lambda: _list(client) == ("MISS", ["old"]) and not _guard().closed, 10)
+        assert _guard().needs_replay
+        # Written while the breaker is open: the bump fails at once, the row stays.
+        _patch(client, workstation.pk, "new")
+        assert PendingInvalidation.objects.count() == 2
+    finally:
+        redis_cache.resume()
+
+    # The cache is back and still holds the old list under the old, live generation.
+    assert raw.get(f"{_prefix()}:1:{generation_key('workstations')}") == generation
+    seen = []
+    assert wait_for(lambda: seen.append(_list(client)) or seen[-1] == ("HIT", ["new"]), 10), (
+        seen[-3:],
+        _guard().state(),
+        PendingInvalidation.objects.count(),
+    )
+    assert all(notes == ["new"] for _, notes in seen), seen
+    assert ("MISS", ["new"]) in seen  # the first answer from the cache was recomputed
+    assert not PendingInvalidation.objects.exists()
+    assert not _guard().needs_replay
+    raw.close()
+
+
+def _prefix() -> str:
+    from performance.cache import backend
+
+    return backend().key_prefix
+
+
+def test_a_write_with_locmem_leaves_no_outbox_row_and_runs_no_outbox_query(
+    settings, transactional_db
+) -> None:
+    settings.CACHES = locmem_config()
+    workstation = WorkstationFactory(notes="old")
+    with CaptureQueriesContext(connection) as queries:
+        services.workstation_update(workstation=workstation, data={"notes": "new"})
+    assert not PendingInvalidation.objects.exists()
+    assert not [q for q in queries.captured_queries if "pendinginvalidation" in q["sql"].lower()]
+
+
+def test_redis_errors_that_mean_an_outage_are_outages() -> None:
+    from performance.cache.backends import _is_outage
+
+    assert _is_outage(redis_py.exceptions.OutOfMemoryError("command not allowed"))
+    assert _is_outage(redis_py.exceptions.ReadOnlyError("You can't write against a replica."))
+    assert not _is_outage(redis_py.exceptions.ResponseError("WRONGTYPE Operation against a key"))
