@@ -238,6 +238,38 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(pickle.dumps(parts, protocol=4)).hexdigest()[:40]
 
 
+def remember(
+    namespace: str,
+    parts: tuple,
+    compute: Callable[[], R],
+    *,
+    ttl: int | None = None,
+    internal: bool = False,
+) -> R:
+    """``compute()``'s value, cached under the namespace's generation and a hash of ``parts``.
+
+    The generation is read before computing, so a value computed while a write commits is
+    stored where nobody looks (invariant 2). ``None``, ``0`` and ``[]`` are cached like any
+    other value. ``internal`` values (the cache layer's own, such as list counts) are kept
+    under ``_memo``: counted apart from the namespace's responses and left alone by patterns
+    that do not name them.
+    """
+    cache = backend()
+    generation = get_generation(namespace)
+    hashed = digest(*parts)
+    key = (
+        f"_memo:{namespace}:{generation}:{hashed}"
+        if internal
+        else f"{namespace}:{generation}:v:{hashed}"
+    )
+    value = cache.get(key, _MISSING)
+    if value is not _MISSING:
+        return value
+    value = compute()
+    cache.set(key, value, jittered(ttl if ttl is not None else default_timeout()))
+    return value
+
+
 def cached(namespace: str, *, ttl: int | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Cache a function's result under ``namespace``'s generation, keyed by its arguments.
 
@@ -250,15 +282,8 @@ def cached(namespace: str, *, ttl: int | None = None) -> Callable[[Callable[P, R
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            cache = backend()
-            generation = get_generation(namespace)
-            key = f"{namespace}:{generation}:fn:{digest(name, args, sorted(kwargs.items()))}"
-            value = cache.get(key, _MISSING)
-            if value is not _MISSING:
-                return value
-            value = fn(*args, **kwargs)
-            cache.set(key, value, jittered(ttl if ttl is not None else default_timeout()))
-            return value
+            parts = ("fn", name, args, sorted(kwargs.items()))
+            return remember(namespace, parts, lambda: fn(*args, **kwargs), ttl=ttl)
 
         return wrapper
 
@@ -280,6 +305,7 @@ __all__ = [
     "key_counts",
     "namespaces",
     "register_namespace",
+    "remember",
     "reset_stats",
     "stats",
     "validate_namespace",

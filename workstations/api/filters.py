@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.request import Request
 
 from workstations.choices import FormFactor, Status
 from workstations.models import Location, Workstation
@@ -45,3 +50,42 @@ class WorkstationFilter(django_filters.FilterSet):
             "os",
             "form_factor",
         ]
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, skipped when the query names none of the view's filters.
+
+    Building a FilterSet deep-copies every filter and builds a form class, on each request; a
+    list without filter parameters (the most common request) has nothing for it to do.
+    """
+
+    def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None and not _names_any_filter(
+            request.query_params, filterset_class
+        ):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
+
+def _names_any_filter(params: Any, filterset_class: type) -> bool:
+    names = _param_names(filterset_class)
+    return any(key in names for key in params)
+
+
+_PARAM_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _param_names(filterset_class: type) -> frozenset[str]:
+    """Every query parameter a FilterSet reads (range filters read ``name_after`` too)."""
+    try:
+        return _PARAM_NAMES[filterset_class]
+    except KeyError:
+        names = set()
+        for name, filter_ in filterset_class.base_filters.items():
+            names.add(name)
+            widget = getattr(filter_.field_class, "widget", None)
+            for suffix in getattr(widget, "suffixes", ()) or ():
+                names.add(f"{name}_{suffix}" if suffix else name)
+        _PARAM_NAMES[filterset_class] = frozenset(names)
+        return _PARAM_NAMES[filterset_class]

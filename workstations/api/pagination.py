@@ -1,4 +1,38 @@
+"""Page-number pagination whose counts are cached with the responses they belong to."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from django.core.paginator import Paginator
 from rest_framework import pagination
+from rest_framework.request import Request
+
+from performance import cache
+
+
+class CachedCountPaginator(Paginator):
+    """Django's paginator, with ``count`` remembered under the view's cache namespace.
+
+    Every page of a list, and every cold request for it, needs the same ``COUNT(*)``; on a large
+    table it is the most expensive query of the page. Keyed by the exact SQL and parameters and
+    invalidated by the namespace's generation like the responses, it is never stale.
+    """
+
+    def __init__(self, object_list: Any, per_page: int, *, namespace: str = "") -> None:
+        super().__init__(object_list, per_page)
+        self.namespace = namespace
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if not self.namespace or query is None:
+            return super().count
+        sql, params = query.sql_with_params()
+        return cache.remember(
+            self.namespace, ("count", sql, params), self.object_list.count, internal=True
+        )
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -6,3 +40,12 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        self._namespace = getattr(view, "cache_namespace", "") if view is not None else ""
+        return super().paginate_queryset(queryset, request, view)
+
+    def django_paginator_class(self, object_list: Any, per_page: int) -> Paginator:
+        return CachedCountPaginator(
+            object_list, per_page, namespace=getattr(self, "_namespace", "")
+        )

@@ -40,8 +40,16 @@ def _datetime(value: datetime.datetime | None) -> str | None:
     # As DRF's DateTimeField: in the current time zone, ISO 8601, UTC written as "Z".
     if value is None:
         return None
-    text = timezone.localtime(value).isoformat()
+    if _current_is_utc():
+        value = value.astimezone(datetime.UTC) if value.utcoffset() else value
+    else:
+        value = timezone.localtime(value)
+    text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _current_is_utc() -> bool:
+    return timezone.get_current_timezone_name() == "UTC"
 
 
 def _date(value: datetime.date | None) -> str | None:
