@@ -232,13 +232,14 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
+        # django-filter's, skipped when the query names no filter; search bounded in length.
+        "workstations.api.filters.FilterBackend",
+        "workstations.api.base.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "workstations.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "project.api.InventoryAutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "project.throttling.AnonRateThrottle",

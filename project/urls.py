@@ -1,10 +1,17 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
 
 from performance.health import HealthView
 from performance.metrics import metrics_view
+from project.api import InventoryAutoSchema
+from project.throttling import LoginAddressThrottle, LoginUsernameThrottle
+
+# Every attempt counts, failed or not: per address first (it needs no body), then per username.
+obtain_auth_token = ObtainAuthToken.as_view(
+    throttle_classes=[LoginAddressThrottle, LoginUsernameThrottle], schema=InventoryAutoSchema()
+)
 
 urlpatterns = [
     path("health/", HealthView.as_view(), name="health"),

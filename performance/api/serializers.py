@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -7,7 +8,24 @@ from rest_framework import serializers
 from performance import cache
 
 
-class InvalidateSerializer(serializers.Serializer):
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not declare, each named with "Unknown field." (400), before any
+    field is validated: the same contract as the inventory API's serializers."""
+
+    unknown_field_message = "Unknown field."
+    reject_unknown_fields = True  # read by the schema generator (additionalProperties: false)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [self.unknown_field_message] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class InvalidateSerializer(StrictSerializer):
     """Either ``pattern`` (with an optional ``dry_run``) or ``namespace``."""
 
     pattern = serializers.CharField(
@@ -29,9 +47,6 @@ class InvalidateSerializer(serializers.Serializer):
             raise serializers.ValidationError(str(exc)) from exc
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(self.initial_data) - set(self.fields)
-        if unknown:
-            raise serializers.ValidationError({name: "Unknown field." for name in sorted(unknown)})
         has_pattern, has_namespace = "pattern" in attrs, "namespace" in attrs
         if has_pattern == has_namespace:
             raise serializers.ValidationError(
@@ -46,8 +61,7 @@ class InvalidateSerializer(serializers.Serializer):
         return attrs
 
 
-class ClearSerializer(serializers.Serializer):
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(self.initial_data, dict) and self.initial_data:
-            raise serializers.ValidationError("cache-clear takes no parameters.")
-        return attrs
+class ClearSerializer(StrictSerializer):
+    """No fields: every key of the body is unknown and named."""
+
+    unknown_field_message = "Unknown field: cache-clear takes no parameters."

@@ -2,6 +2,7 @@
 
 Serializers check types and formats only; the rules of the domain (status and assignee, unique
 values after normalisation) are enforced once, by the services, through ``Model.full_clean``.
+Write bodies with a key the serializer does not know are refused (``StrictModelSerializer``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from rest_framework import serializers
 
 from workstations.models import Location, Workstation
 
+from .base import StrictModelSerializer
 
-class LocationSerializer(serializers.ModelSerializer):
+
+class LocationSerializer(StrictModelSerializer):
     workstation_count = serializers.SerializerMethodField()
 
     class Meta:
@@ -34,11 +37,11 @@ class LocationSerializer(serializers.ModelSerializer):
         return obj.workstations.count() if count is None else count
 
 
-class WorkstationSerializer(serializers.ModelSerializer):
-    location_name = serializers.CharField(source="location.name", read_only=True, default=None)
-    assigned_to_username = serializers.CharField(
-        source="assigned_to.username", read_only=True, default=None
-    )
+class WorkstationSerializer(StrictModelSerializer):
+    # Method fields rather than CharField(source="location.name", default=None): DRF skips a
+    # field whose source is missing on a partial serializer, so a PATCH answered without them.
+    location_name = serializers.SerializerMethodField()
+    assigned_to_username = serializers.SerializerMethodField()
 
     class Meta:
         model = Workstation
@@ -72,6 +75,12 @@ class WorkstationSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_location_name(self, obj: Workstation) -> str | None:
+        return obj.location.name if obj.location is not None else None
+
+    def get_assigned_to_username(self, obj: Workstation) -> str | None:
+        return obj.assigned_to.username if obj.assigned_to is not None else None
 
 
 class SummaryLocationSerializer(serializers.Serializer):

@@ -1,0 +1,234 @@
+"""Rate limits: anonymous and per user everywhere, and a strict one on obtaining a token."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from rest_framework.test import APIClient
+
+from performance import cache as perf_cache
+from tests.conftest import require_service
+from tests.factories import UserFactory
+from tests.performance.support import TEST_REDIS_URL, delete_prefixed, redis_config, unique
+
+from .conftest import PASSWORD, TOKEN_URL
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+LIST = "/api/workstations/"
+SCHEMA = "/api/schema/?format=json"
+
+
+_queries = itertools.count()
+
+
+def read(client: APIClient):
+    """A GET on the list that is never a warm cache hit: performance.cache.fastpath answers
+    those before DRF's dispatch, uncounted by the throttles (its documented choice)."""
+    return client.get(LIST, {"search": f"q{next(_queries)}"})
+
+
+def login(username: str, password: str, address: str = "192.0.2.1", **extra):
+    return APIClient().post(
+        TOKEN_URL,
+        {"username": username, "password": password},
+        format="json",
+        REMOTE_ADDR=address,
+        **extra,
+    )
+
+
+def assert_throttled(response) -> None:
+    assert response.status_code == 429
+    assert response["Content-Type"].split(";")[0].endswith("json")  # the schema's is openapi+json
+    assert int(response["Retry-After"]) >= 1
+    assert "throttled" in response.json()["detail"]
+
+
+# Defaults ------------------------------------------------------------------------------------
+
+
+def test_default_throttles_are_anonymous_and_per_user(settings):
+    assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == [
+        "project.throttling.AnonRateThrottle",
+        "project.throttling.UserRateThrottle",
+    ]
+
+
+def test_rates_come_from_the_environment(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_ENV", "DEBUG"}}
+    env.update(
+        VAR_DIR=str(tmp_path),
+        THROTTLE_LOGIN_USERNAME_RATE="3/hour",
+        THROTTLE_LOGIN_ADDRESS_RATE="7/min",
+    )
+    script = (
+        "from django.conf import settings; r = settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']; "
+        "print(r['login_username'], r['login_address'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["3/hour", "7/min"]
+
+
+# Anonymous and per-user rates ----------------------------------------------------------------
+
+
+def test_anonymous_rate(rates):
+    rates(anon="2/min")
+    client = APIClient()
+    assert [client.get(SCHEMA).status_code for _ in range(2)] == [200, 200]
+    assert_throttled(client.get(SCHEMA))
+
+
+def test_forged_x_forwarded_for_does_not_reset_the_anonymous_rate(rates):
+    """With no trusted proxy (NUM_PROXIES=0) the header is ignored: a client cannot choose the
+    address it is counted under."""
+    rates(anon="2/min")
+    client = APIClient()
+    for n in range(2):
+        assert client.get(SCHEMA, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code == 200
+    assert_throttled(client.get(SCHEMA, HTTP_X_FORWARDED_FOR="203.0.113.99"))
+
+
+def test_user_rate_is_per_user(rates, reader_client, editor_client):
+    rates(user="3/min")
+    assert [read(reader_client).status_code for _ in range(3)] == [200, 200, 200]
+    assert_throttled(read(reader_client))
+    assert read(editor_client).status_code == 200
+
+
+def test_rate_recovers_after_the_window(rates, clock, reader_client):
+    rates(user="2/min")
+    for _ in range(2):
+        assert read(reader_client).status_code == 200
+    throttled = read(reader_client)
+    assert_throttled(throttled)
+    assert int(throttled["Retry-After"]) == 60
+    clock.advance(61)
+    assert read(reader_client).status_code == 200
+
+
+# Obtaining a token ---------------------------------------------------------------------------
+
+
+def test_login_rate_per_username_counts_failed_attempts(rates, reader):
+    rates(login_username="3/min", login_address="100/min")
+    # Three wrong passwords, each from another address...
+    for n in range(3):
+        assert login("reader", "wrong", address=f"192.0.2.{n}").status_code == 400
+    # ...and the right one is refused too: the budget of the username is spent.
+    assert_throttled(login("reader", PASSWORD, address="192.0.2.50"))
+    # Spelling the username differently does not give a new budget.
+    assert_throttled(login(" READER ", PASSWORD, address="192.0.2.51"))
+    # Another user is not affected.
+    UserFactory(username="other")
+    assert login("other", PASSWORD, address="192.0.2.1").status_code == 200
+
+
+def test_login_rate_per_address(rates, reader):
+    rates(login_username="100/min", login_address="3/min")
+    for n in range(3):
+        assert login(f"nobody{n}", "wrong", address="198.51.100.7").status_code == 400
+    assert_throttled(login("reader", PASSWORD, address="198.51.100.7"))
+    # Malformed bodies count as well (the address throttle does not read the body).
+    assert login("reader", PASSWORD, address="198.51.100.8").status_code == 200
+
+
+def test_malformed_login_bodies_count_against_the_address(rates):
+    rates(login_username="100/min", login_address="2/min")
+    client = APIClient()
+    for _ in range(2):
+        response = client.post(
+            TOKEN_URL, '{"username": ', content_type="application/json", REMOTE_ADDR="192.0.2.9"
+        )
+        assert response.status_code == 400
+    assert_throttled(client.post(TOKEN_URL, {}, format="json", REMOTE_ADDR="192.0.2.9"))
+
+
+def test_login_default_rate_is_strict(rates, reader):
+    """Ten attempts a minute by default (the setting, unchanged by the test)."""
+    rates()  # only the fixed clock
+    for n in range(10):
+        assert login("reader", f"guess-{n}", address=f"192.0.2.{n}").status_code == 400
+    assert_throttled(login("reader", PASSWORD, address="192.0.2.200"))
+
+
+def test_login_throttle_recovers_after_the_window(rates, clock, reader):
+    rates(login_username="1/min")
+    assert login("reader", "wrong").status_code == 400
+    assert_throttled(login("reader", PASSWORD))
+    clock.advance(60)
+    assert login("reader", PASSWORD).status_code == 200
+
+
+# Failing open ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [None, "garbage", 42, {"a": 1}, [None], ["x", 1.0], [float("nan")], [True], b"\x00"],
+    ids=repr,
+)
+def test_garbage_history_in_the_cache_is_treated_as_none(rates, reader_client, garbage):
+    rates(user="2/min")
+    assert read(reader_client).status_code == 200
+    keys = list(perf_cache.backend().logical_keys("throttle:user:*"))
+    assert len(keys) == 1
+    perf_cache.backend().set(keys[0], garbage)
+
+    assert [read(reader_client).status_code for _ in range(2)] == [200, 200]
+    assert_throttled(read(reader_client))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_throttles_fail_open_when_the_cache_is_unreachable(settings, rates, reader):
+    """Nothing listens on the port: every cache call fails; every request is still answered."""
+    settings.CACHES = redis_config(f"redis://127.0.0.1:{_free_port()}/0", unique("down"))
+    rates(user="1/min", login_username="1/min", login_address="1/min", anon="1/min")
+    token = login("reader", PASSWORD)
+    assert token.status_code == 200
+    assert login("reader", PASSWORD).status_code == 200
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.json()['token']}")
+    assert [read(client).status_code for _ in range(3)] == [200, 200, 200]
+    assert [APIClient().get(SCHEMA).status_code for _ in range(2)] == [200, 200]
+
+
+@pytest.mark.redis
+def test_login_throttle_on_redis(settings, rates, reader):
+    """The production backend: histories round-trip through Redis."""
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        require_service("Redis", f"{TEST_REDIS_URL}: {exc}")
+    prefix = unique("security")
+    settings.CACHES = redis_config(TEST_REDIS_URL, prefix)
+    try:
+        rates(login_username="2/min")
+        assert [login("reader", "wrong").status_code for _ in range(2)] == [400, 400]
+        assert_throttled(login("reader", PASSWORD))
+    finally:
+        delete_prefixed(client, prefix)
+        client.close()
