@@ -3,7 +3,9 @@
 Used by DRF views through ``CachedResponseMixin``. The flow of a cacheable GET:
 
 1. DRF has already authenticated, checked permissions and throttled (``initial()`` ran), so the
-   cache never answers someone who may not ask.
+   cache never answers someone who may not ask. (A warm hit of a token-authenticated JSON GET
+   may be served earlier by ``fastpath``, which makes the same authentication and permission
+   decision from the cache; such hits are not counted by DRF's throttles.)
 2. The namespace's generation is read *first*; the key is ``namespace:generation:hash(inputs)``
    where the inputs are everything that changes the bytes: path, normalised query string,
    renderer, scheme and host (pagination links are absolute), and the user where the view says
