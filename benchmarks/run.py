@@ -58,9 +58,12 @@ class Result:
     p50_ms: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    requests: int = 0
     queries: int | None = None
     cache_calls: int | None = None
     hit_rate: float | None = None
+    #: Resident memory of the worker processes (MB, summed) after warming and at the end.
+    rss_mb: tuple[float, float] | None = None
 
     @property
     def median_rps(self) -> float:
@@ -165,7 +168,7 @@ def prepare(shape: str, rows: int, work: Path, *, fresh: bool) -> dict[str, str]
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], shape: str) -> Iterator[str]:
+def server(env: dict[str, str], shape: str) -> Iterator[tuple[str, int]]:
     port = free_port()
     server_env = {
         **env,
@@ -192,7 +195,7 @@ def server(env: dict[str, str], shape: str) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"gunicorn did not start:\n{process.stderr.read()}") from None
                 time.sleep(0.2)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         try:
@@ -250,6 +253,7 @@ def scenarios(base: str, token: str, rows: int) -> list[Scenario]:
 
 _LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_REQUESTS = re.compile(r"(\d+) requests in")
 _NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -257,7 +261,7 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 def drive(
     wrk: str, base: str, token: str, scenario: Scenario, seconds: int, connections: int
-) -> tuple[float, float, float, int]:
+) -> tuple[float, float, float, int, int]:
     cmd = [
         wrk,
         "-t2",
@@ -284,7 +288,8 @@ def drive(
     errors = int(m.group(1)) if (m := _NON2XX.search(text)) else 0
     if m := _SOCKET.search(text):
         errors += sum(int(x) for x in m.groups())
-    return rps, latency.get("50", 0.0), latency.get("99", 0.0), errors
+    requests = int(m.group(1)) if (m := _REQUESTS.search(text)) else 0
+    return rps, latency.get("50", 0.0), latency.get("99", 0.0), errors, requests
 
 
 def probe(env: dict[str, str], scenario_list: list[Scenario]) -> dict[str, dict[str, int]]:
@@ -296,6 +301,16 @@ def probe(env: dict[str, str], scenario_list: list[Scenario]) -> dict[str, dict[
         capture_output=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def worker_rss(master: int) -> float:
+    import psutil
+
+    try:
+        workers = psutil.Process(master).children()
+        return sum(w.memory_info().rss for w in workers) / 1_048_576
+    except psutil.Error:
+        return 0.0
 
 
 def cache_hit_rate(base: str, token: str) -> tuple[int, int]:
@@ -315,7 +330,7 @@ def bench_shape(
 ) -> list[Result]:
     env = prepare(shape, rows, work, fresh=args.fresh)
     token = env["BENCH_TOKEN"]
-    with server(env, shape) as base:
+    with server(env, shape) as (base, master):
         chosen = [s for s in scenarios(base, token, rows) if only is None or s.name in only]
         counts = probe(env, chosen)
         results = {
@@ -324,21 +339,29 @@ def bench_shape(
         # Warm every scenario once, then interleave rounds so noise hits them all alike.
         for s in chosen:
             drive(wrk, base, token, s, 1, 2)
+        rss_before = worker_rss(master)
         for _ in range(args.rounds):
             for s in chosen:
                 before = cache_hit_rate(base, token) if s.name == "mixed" else None
-                rps, p50, p99, errors = drive(wrk, base, token, s, args.duration, args.connections)
+                rps, p50, p99, errors, requests = drive(
+                    wrk, base, token, s, args.duration, args.connections
+                )
                 result = results[s.name]
                 result.rps.append(rps)
                 result.p50_ms.append(p50)
                 result.p99_ms.append(p99)
                 result.errors += errors
+                result.requests += requests
                 if before is not None:
                     time.sleep(1.2)  # let every worker flush its counters
                     hits, misses = cache_hit_rate(base, token)
                     dh, dm = hits - before[0], misses - before[1]
                     result.hit_rate = round(dh / (dh + dm), 3) if dh + dm else None
-    return list(results.values())
+        rss_after = worker_rss(master)
+    out = list(results.values())
+    for result in out:
+        result.rss_mb = (round(rss_before, 1), round(rss_after, 1))
+    return out
 
 
 def ratio(results: dict[str, Result], a: str, b: str) -> float | None:
@@ -404,6 +427,13 @@ def report(all_results: list[Result], scaling: dict[str, dict[int, float]]) -> s
             lines.append(
                 f"| list miss req/s at {high:,} rows / at {low:,} rows | {value:.2f} | ≥ 0.7 | "
                 f"{'met' if value >= 0.7 else 'MISSED'} |"
+            )
+        memory = next(iter(results.values())).rss_mb
+        if memory:
+            requests = sum(r.requests for r in results.values())
+            lines.append(
+                f"\nWorker memory (RSS, all workers): {memory[0]:.0f} MB after warm-up, "
+                f"{memory[1]:.0f} MB after about {requests:,.0f} requests."
             )
         lines.append("")
         if len(by_rows) > 1:
