@@ -53,8 +53,11 @@ from .support import JSON, LIST, REDIS, unique
 SOCKET_TIMEOUT = 0.25
 RESET_TIMEOUT = 1.0
 SWEEP_INTERVAL = 1.0
-#: Once every breaker is open, 99 % of requests finish well inside one socket timeout.
-OPEN_P99_BOUND = 0.8 * SOCKET_TIMEOUT
+#: Once every breaker is open, the typical request no longer waits for Redis at all...
+OPEN_P50_BOUND = 0.4 * SOCKET_TIMEOUT
+#: ...and 99 % finish inside two socket timeouts, where a request without the breaker makes at
+#: least four cache calls that each wait one. (Loose: CI machines are shared and loaded.)
+OPEN_P99_BOUND = 2 * SOCKET_TIMEOUT
 #: How long after recovery an old cached body may still be served, at most.
 STALE_BOUND = SWEEP_INTERVAL + RESET_TIMEOUT
 WORKSTATIONS = 6
@@ -296,6 +299,10 @@ def test_a_cache_outage_costs_speed_never_answers(kind: str, stack: dict[str, An
     assert len(after_open) >= 30, f"too few requests once the breaker was open: {len(after_open)}"
     # The added latency is bounded: without the breaker, each request would wait for several
     # socket timeouts (one per cache call) for as long as the outage lasts.
+    median_open = statistics.median(s.seconds for s in after_open)
+    assert median_open < OPEN_P50_BOUND, (
+        f"{kind}: median {median_open * 1000:.0f} ms once the breaker was open"
+    )
     assert p99(after_open) < OPEN_P99_BOUND, (
         f"{kind}: p99 {p99(after_open) * 1000:.0f} ms once the breaker was open"
     )

@@ -17,7 +17,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Everything the settings read that could leak in from the developer's shell or CI.
-SCRUBBED = {"DJANGO_ENV", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"}
+#: Variables a deployment would not have: the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE for
+#: the test session (Playwright's loop), which check --deploy rightly refuses (async.E001).
+SCRUBBED = {
+    "DJANGO_ENV",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
 SETTINGS_DUMP = """
 import json
 from django.conf import settings
