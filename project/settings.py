@@ -159,7 +159,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 CACHE_TTL = env_int("CACHE_TTL", 300)
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "wsinv").strip() or "wsinv"
-CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 10_000)
+CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 5_000)
 #: Fraction by which TTLs are stretched at random, so entries stored together expire apart.
 CACHE_TTL_JITTER = 0.1
 #: Circuit breaker around Redis: open after this many consecutive failures, retry after this long.
