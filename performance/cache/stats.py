@@ -41,23 +41,28 @@ class StatsRecorder:
         self.reset_at = self.clock()
 
     def record(self, namespace: str, **fields: int) -> None:
+        self.record_many(((namespace, fields),))
+
+    def record_many(self, items: Iterable[tuple[str, dict[str, int]]]) -> None:
+        """Several records under one acquisition of the lock (a batch operation's keys)."""
         minute = int(self.clock() // 60)
         with self._lock:
-            total, pending = self._totals[namespace], self._pending[namespace]
-            for name, value in fields.items():
-                if value:
-                    total[name] += value
-                    pending[name] += value
-            hits, misses = fields.get("hits", 0), fields.get("misses", 0)
-            if hits or misses:
-                bucket = self._minutes.setdefault(minute, Counter())
-                bucket["hits"] += hits
-                bucket["misses"] += misses
-                self._pending_minutes[minute]["hits"] += hits
-                self._pending_minutes[minute]["misses"] += misses
-                if len(self._minutes) > HISTORY_MINUTES + 5:
-                    for old in sorted(self._minutes)[: -HISTORY_MINUTES - 1]:
-                        del self._minutes[old]
+            for namespace, fields in items:
+                total, pending = self._totals[namespace], self._pending[namespace]
+                for name, value in fields.items():
+                    if value:
+                        total[name] += value
+                        pending[name] += value
+                hits, misses = fields.get("hits", 0), fields.get("misses", 0)
+                if hits or misses:
+                    bucket = self._minutes.setdefault(minute, Counter())
+                    bucket["hits"] += hits
+                    bucket["misses"] += misses
+                    self._pending_minutes[minute]["hits"] += hits
+                    self._pending_minutes[minute]["misses"] += misses
+            if len(self._minutes) > HISTORY_MINUTES + 5:
+                for old in sorted(self._minutes)[: -HISTORY_MINUTES - 1]:
+                    del self._minutes[old]
 
     def record_evictions(self, count: int) -> None:
         with self._lock:
