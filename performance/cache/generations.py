@@ -81,4 +81,18 @@ def bump_generation(namespace: str, *, alias: str = "default") -> int | None:
             value = cache.incr(key)
         except ValueError:
             return None
-    return None if value is None else _seen(namespace, int(value))
+    if value is None:
+        _forget(cache, key)
+        return None
+    return _seen(namespace, int(value))
+
+
+def _forget(cache: object, key: str) -> None:
+    """A bump that did not go through: at least make the old generation unreachable.
+
+    A Redis that is full with ``noeviction`` refuses writes (the bump) but still accepts a
+    delete, which frees memory. With the generation key gone, every process seeds a new one
+    from the clock (or, while nothing can be stored, computes every request afresh), so none
+    serves an entry stored before this write. The caller still replays the bump later.
+    """
+    cache.delete(key)

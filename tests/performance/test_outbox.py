@@ -226,3 +226,30 @@ def test_redis_errors_that_mean_an_outage_are_outages() -> None:
     assert _is_outage(redis_py.exceptions.OutOfMemoryError("command not allowed"))
     assert _is_outage(redis_py.exceptions.ReadOnlyError("You can't write against a replica."))
     assert not _is_outage(redis_py.exceptions.ResponseError("WRONGTYPE Operation against a key"))
+
+
+@pytest.mark.redis
+def test_a_full_redis_that_refuses_the_bump_serves_no_process_the_old_body(
+    redis_cache, client
+) -> None:
+    """maxmemory with noeviction: writes (the bump) are refused, reads still work. Another
+    process, whose breaker saw nothing, must not keep serving the body stored before."""
+    from django.core.cache import caches
+
+    workstation = WorkstationFactory(notes="old")
+    assert _list(client) == ("MISS", ["old"])
+    assert _list(client) == ("HIT", ["old"])
+    redis_cache.fill_to_maxmemory()
+    try:
+        with redis_cache.client() as admin:
+            # Well under what is used: every write is refused from now on, not just some.
+            admin.config_set("maxmemory", "1mb")
+        _patch(client, workstation.pk, "new")
+        # Another process: a fresh backend and breaker that never saw the refused bump.
+        breaker.reset_all()
+        caches["default"] = caches.create_connection("default")
+        assert _guard().state()["state"] == "closed"
+        outcome, notes = _list(client)
+        assert notes == ["new"], outcome
+    finally:
+        redis_cache.raise_maxmemory()
