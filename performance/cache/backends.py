@@ -369,7 +369,7 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         self._location = server
         self.recorder = _recorder_for("redis", server, self.key_prefix)
         self.guard = guard_for(
-            f"{server}|{self.key_prefix}", is_outage=_is_outage, probe=self._ping
+            f"{server}|{self.key_prefix}", is_outage=_is_unreachable, probe=self._ping
         )
         if not hasattr(self.recorder, "last_flush"):
             self.recorder.last_flush = time.monotonic()
@@ -616,6 +616,22 @@ def _redact(location: Any) -> str:
             netloc += f":{parts.port}"
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """Outages that trip the breaker: Redis does not answer (refused, reset, timed out).
+
+    A Redis that answers but refuses an operation (full with noeviction, loading, read-only)
+    fails that operation open without tripping the breaker: its reads still work, and so do the
+    deletes that make a refused invalidation take effect (``generations._forget``).
+    """
+    return _is_outage(exc) and not _is_refusal(exc)
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    from redis import exceptions as redis_errors
+
+    return isinstance(exc, redis_errors.ResponseError)
 
 
 def _is_outage(exc: BaseException) -> bool:
