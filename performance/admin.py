@@ -90,7 +90,7 @@ def _moment(iso: str | None) -> datetime.datetime | None:
 def _internal_description(name: str, row: dict[str, Any]) -> str:
     if not row.get("internal"):
         return ""
-    if name == cache.api.GENERATION_NAMESPACE:
+    if name == cache.generations.GENERATION_NAMESPACE:
         return "Internal: generation counters"
     return "Internal to the cache layer"
 
@@ -265,13 +265,8 @@ class ConsoleAction:
         return self.kind.label
 
 
-def _live_keys() -> int | None:
-    counts = cache.api.key_counts()
-    return None if counts is None else sum(counts.values())
-
-
 def _confirm_clear(request: HttpRequest, actor: services.Actor) -> Confirmation:
-    keys = _live_keys()
+    keys = services.live_key_count()
     prefix = cache.backend().key_prefix
     return Confirmation(
         summary=(

@@ -44,14 +44,15 @@ def _record(
     )
 
 
-def _live_keys() -> int | None:
+def live_key_count() -> int | None:
+    """How many keys this service has in the cache now (None when the cache cannot tell)."""
     counts = cache.api.key_counts()
     return None if counts is None else sum(counts.values())
 
 
 def cache_clear(*, actor: Actor) -> int | None:
     """Remove this service's keys; returns how many there were (None if it cannot tell)."""
-    keys = _live_keys()
+    keys = live_key_count()
     cache.clear()
     _record(actor, CacheAction.Kind.CLEAR, keys=keys, message="Cleared this service's keys.")
     return keys

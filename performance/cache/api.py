@@ -19,7 +19,7 @@ from django.core.cache import caches
 from django.db import transaction
 
 from .backends import InstrumentedCacheMixin
-from .generations import GENERATION_NAMESPACE, bump_generation, get_generation
+from .generations import bump_generation, get_generation
 from .stats import namespace_of, summarise
 
 logger = logging.getLogger(__name__)
@@ -288,27 +288,3 @@ def cached(namespace: str, *, ttl: int | None = None) -> Callable[[Callable[P, R
         return wrapper
 
     return decorator
-
-
-__all__ = [
-    "GENERATION_NAMESPACE",
-    "InvalidPattern",
-    "UnknownNamespace",
-    "backend",
-    "cached",
-    "clear",
-    "digest",
-    "invalidate",
-    "invalidate_on_commit",
-    "invalidate_pattern",
-    "jittered",
-    "key_counts",
-    "namespaces",
-    "register_namespace",
-    "remember",
-    "reset_stats",
-    "stats",
-    "validate_namespace",
-    "validate_pattern",
-    "warm",
-]
