@@ -495,3 +495,14 @@ def test_docs_use_local_static_files(reader_client):
     assert assets, html
     assert all(url.startswith("/static/") for url in assets), assets
     assert "cdn" not in html.lower()
+
+
+@pytest.mark.django_db
+def test_an_empty_ip_address_means_unknown_in_json_and_in_forms(editor_client):
+    body = {"asset_tag": "AT-IP-1", "hostname": "ip-1", "status": "planned", "ip_address": ""}
+    response = editor_client.post("/api/workstations/", body, format="json")
+    assert (response.status_code, response.json()["ip_address"]) == (201, None)
+    body = {**body, "asset_tag": "AT-IP-2", "hostname": "ip-2"}
+    response = editor_client.post("/api/workstations/", body, format="multipart")
+    assert (response.status_code, response.json()["ip_address"]) == (201, None)
+    assert Workstation.objects.filter(ip_address__isnull=True).count() == 2
