@@ -107,7 +107,7 @@ def invalidate_on_commit(*names: str) -> None:
 
         durable(names)
     else:
-        transaction.on_commit(lambda: invalidate(*names))
+        transaction.on_commit(lambda: invalidate(*names), robust=True)
 
 
 def validate_pattern(pattern: str) -> str:

@@ -203,18 +203,16 @@ class InstrumentedCacheMixin:
     def incr(self, key: str, delta: int = 1, version: int | None = None, **kw: Any) -> int:
         return self._run(
             namespace_of(key),
-            lambda: super(InstrumentedCacheMixin, self).incr(key, delta, version, **kw),
+            lambda: self._increment(key, delta, version, **kw),
             fallback=None,
             count=lambda _: {"sets": 1},
         )
 
     def decr(self, key: str, delta: int = 1, version: int | None = None, **kw: Any) -> int:
-        return self._run(
-            namespace_of(key),
-            lambda: super(InstrumentedCacheMixin, self).decr(key, delta, version, **kw),
-            fallback=None,
-            count=lambda _: {"sets": 1},
-        )
+        return self.incr(key, -delta, version, **kw)
+
+    def _increment(self, key: str, delta: int, version: int | None, **kw: Any) -> int:
+        return super().incr(key, delta, version, **kw)
 
     def touch(
         self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None, **kw: Any
@@ -381,6 +379,28 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def _ping(self) -> Any:
         return self._redis().ping()
+
+    def _increment(self, key: str, delta: int, version: int | None, **kw: Any) -> int:
+        """INCRBY of an existing key, in one atomic script.
+
+        django-redis answers a script that Redis refuses (full with ``noeviction``, a read-only
+        replica) with a read-modify-write of its own: TTL, GET, SET. That races every other
+        writer, and a key deleted between its GET and SET (``generations._forget`` in another
+        process) turns into a ``TypeError``. A refusal fails here like any other refused write;
+        django-redis keeps the values its script cannot add to (beyond 64 bits, pickled).
+        """
+        from redis.exceptions import ResponseError
+
+        client = self.client.get_client(write=True)
+        try:
+            value = client.eval(_INCR_EXISTING, 1, self.client.make_key(key, version), delta)
+        except ResponseError as exc:
+            if _is_outage(exc):
+                raise
+            return RedisCache.incr(self, key, delta, version, **kw)
+        if value is None:
+            raise ValueError(f"Key '{key}' not found.")
+        return value
 
     def _call_backend(self, fn: Callable[[], Any]) -> Any:
         if self.guard.needs_replay and not getattr(_nesting, "replaying", False):
@@ -616,6 +636,12 @@ def _redact(location: Any) -> str:
             netloc += f":{parts.port}"
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts)
+
+
+_INCR_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return false
+"""
 
 
 def _is_unreachable(exc: BaseException) -> bool:

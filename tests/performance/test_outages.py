@@ -186,6 +186,16 @@ def _describe(samples: list[Sample]) -> str:
     return "; ".join(f"{s.server} {s.kind} {s.status} {s.error}" for s in samples[:5])
 
 
+def _tracebacks(servers: list[Gunicorn]) -> str:
+    """What the servers logged from their first traceback on, to say why a request failed."""
+    parts = []
+    for server in servers:
+        text = server.log_text()
+        if "Traceback" in text:
+            parts.append(f"--- {server.name}:\n{text[text.index('Traceback') :][:4000]}")
+    return "\n".join(parts) or "(no traceback in the server logs)"
+
+
 def _read_back(server: Gunicorn, token: str, pk: int) -> tuple[int, str | None]:
     status, headers, body = server.request("GET", f"/api/workstations/{pk}/", token=token)
     assert status == 200, body
@@ -292,7 +302,9 @@ def test_a_cache_outage_costs_speed_never_answers(kind: str, stack: dict[str, An
         "sweep_interval_s": SWEEP_INTERVAL,
     }
 
-    assert not errors, f"{len(errors)} failed request(s): {_describe(errors)}"
+    assert not errors, (
+        f"{len(errors)} failed request(s): {_describe(errors)}\n{_tracebacks([a, b])}"
+    )
     assert not stale_in_outage, f"stale reads during the outage: {_describe(stale_in_outage)}"
     assert not stale_after, f"stale reads after recovery: {_describe(stale_after)}"
     assert longest_stale <= STALE_BOUND, f"{kind}: stale for {longest_stale:.2f} s after recovery"

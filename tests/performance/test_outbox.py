@@ -253,3 +253,46 @@ def test_a_full_redis_that_refuses_the_bump_serves_no_process_the_old_body(
         assert notes == ["new"], outcome
     finally:
         redis_cache.raise_maxmemory()
+
+
+@pytest.mark.redis
+def test_an_increment_a_full_redis_refuses_is_not_redone_as_a_read_and_a_write(
+    redis_cache,
+) -> None:
+    """django-redis retries a refused INCRBY script as TTL, GET and SET. Against a full Redis
+    that races every other process: a generation deleted between its GET and SET made a write
+    answer 500. A refused increment fails open at once, and never reads the key back."""
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    key = generation_key("workstations")
+    cache.set(key, 41, timeout=None)
+    assert cache.incr(key) == 42
+    redis_cache.fill_to_maxmemory()
+    try:
+        with redis_cache.client() as admin:
+            admin.config_set("maxmemory", "1mb")
+            admin.config_resetstat()
+            assert cache.incr(key) is None  # refused: fails open, like every refused write
+            assert cache.decr(key) is None
+            calls = {
+                name.removeprefix("cmdstat_"): stat["calls"]
+                for name, stat in admin.info("commandstats").items()
+            }
+        assert not {"get", "ttl", "set"} & set(calls), calls
+        assert cache.get(key) == 42
+        assert _guard().state()["failures"] == 0  # Redis answered: no outage
+    finally:
+        redis_cache.raise_maxmemory()
+
+
+@pytest.mark.redis
+def test_increments_beyond_64_bits_still_work_on_redis(redis_cache) -> None:
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    cache.set("counter:big", 2**63 - 1)
+    assert cache.incr("counter:big") == 2**63
+    assert cache.decr("counter:big", 2) == 2**63 - 2
+    with pytest.raises(ValueError, match="not found"):
+        cache.incr("counter:missing")
