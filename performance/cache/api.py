@@ -20,6 +20,7 @@ from django.db import transaction
 
 from .backends import InstrumentedCacheMixin
 from .generations import bump_generation, get_generation
+from .hot import PURGE_NAMESPACE
 from .stats import namespace_of, summarise
 
 logger = logging.getLogger(__name__)
@@ -137,12 +138,23 @@ def invalidate_pattern(pattern: str, *, dry_run: bool = False) -> int:
     the key space with SCAN and deletes with UNLINK in chunks; the key prefix is always applied.
     """
     pattern = validate_pattern(pattern)
-    return backend().delete_logical(pattern, dry_run=dry_run)
+    removed = backend().delete_logical(pattern, dry_run=dry_run)
+    if removed and not dry_run:
+        # Every process drops its copies of what went (``hot``): they read this epoch with
+        # the generations.
+        bump_generation(PURGE_NAMESPACE)
+        backend().hot.clear()
+    return removed
 
 
 def clear() -> None:
-    """Remove every key of this service (never ``FLUSHDB``); statistics are kept."""
+    """Remove every key of this service (never ``FLUSHDB``); statistics are kept.
+
+    The generations go too, so every key changes, and with them the copies of every process
+    (``hot``): none can match a key again.
+    """
     backend().clear()
+    backend().hot.clear()
 
 
 # Statistics --------------------------------------------------------------------------------

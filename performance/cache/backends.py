@@ -14,15 +14,21 @@ import logging
 import pickle
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import (
+    DEFAULT_TIMEOUT,
+    CacheKeyWarning,
+    memcache_key_warnings,
+)
 from django.core.cache.backends.locmem import LocMemCache
 from django_redis.cache import RedisCache
 
 from .breaker import CircuitBreakerError, guard_for
+from .hot import HotEntries, hot_entries_for
 from .stats import StatsRecorder, namespace_of
 
 logger = logging.getLogger(__name__)
@@ -53,6 +59,8 @@ class InstrumentedCacheMixin:
     #: ``fleet`` when the figures are shared by every process using the backend.
     stats_scope = "process"
     recorder: StatsRecorder
+    #: Copies of entries the fast path served (``hot``), shared by this cache's instances.
+    hot: HotEntries
 
     # Plumbing ----------------------------------------------------------------------------
 
@@ -62,6 +70,10 @@ class InstrumentedCacheMixin:
 
     def _after_operation(self) -> None:
         """Hook run after each counted operation (the Redis backend flushes its counters)."""
+
+    def count_hot_hits(self, keys: Iterable[str]) -> None:
+        """Count entries served from this process's copies (``hot``): hits, but no round trip."""
+        self.recorder.record_many((namespace_of(key), {"hits": 1}) for key in keys)
 
     def _run(
         self,
@@ -291,6 +303,8 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
         super().__init__(name, params)
         self._name = name
         self.recorder = _recorder_for("locmem", name, self.key_prefix)
+        self.hot = hot_entries_for("locmem", name, self.key_prefix, self.default_timeout)
+        self._valid_keys: dict[tuple[str, int | None], str] = {}
 
     def get_many(self, keys: Iterable[str], version: int | None = None, **kw: Any) -> dict:
         """Django's ``get_many`` with one lock for the batch, rather than a ``get`` per key
@@ -298,7 +312,7 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
         keys = list(keys)
 
         def fetch() -> dict:
-            internal = {key: self.make_and_validate_key(key, version=version) for key in keys}
+            internal = {key: self._made_key(key, version) for key in keys}
             found = {}
             with self._lock:
                 for key, made in internal.items():
@@ -315,6 +329,22 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
             fallback={},
             count=lambda key, found: {"hits": 1} if key in found else {"misses": 1},
         )
+
+    def _made_key(self, key: str, version: int | None) -> str:
+        """``make_and_validate_key``, remembering keys that passed without a warning: the fast
+        path asks for the same generation keys on every request."""
+        made = self._valid_keys.get((key, version))
+        if made is None:
+            made = self.make_key(key, version=version)
+            warned = False
+            for warning in memcache_key_warnings(made):
+                warnings.warn(warning, CacheKeyWarning, stacklevel=4)
+                warned = True
+            if not warned:
+                if len(self._valid_keys) >= 1024:
+                    self._valid_keys.clear()
+                self._valid_keys[(key, version)] = made
+        return made
 
     def _cull(self) -> None:
         before = len(self._cache)
@@ -366,6 +396,7 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         super().__init__(server, params)
         self._location = server
         self.recorder = _recorder_for("redis", server, self.key_prefix)
+        self.hot = hot_entries_for("redis", server, self.key_prefix, self.default_timeout)
         self.guard = guard_for(
             f"{server}|{self.key_prefix}", is_outage=_is_unreachable, probe=self._ping
         )

@@ -36,6 +36,8 @@ from .generations import get_generation
 
 CACHE_CONTROL = "private, no-cache"
 VARY = ("Accept", "Authorization", "Cookie")
+_VARY_VALUE = ", ".join(VARY)
+_FAST_HEADERS: dict[tuple, tuple[tuple[str, str], ...]] = {}
 
 
 class CachedResponseMixin:
@@ -62,11 +64,24 @@ class CachedResponseMixin:
         if response is not None:
             # What DRF's finalize_response adds to every response of this view.
             self.args, self.kwargs, self.request = args, kwargs, request
-            for name, value in self.default_response_headers.items():
-                if name != "Vary":
-                    response[name] = value
+            for name, value in self._fast_headers(action_map):
+                response[name] = value
             return response
         return super().dispatch(request, *args, **kwargs)
+
+    def _fast_headers(self, action_map: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        """DRF's ``default_response_headers`` but ``Vary`` (``_decorate`` sets it), computed
+        once per view class and route: they depend on nothing else."""
+        key = (type(self), tuple(action_map.items()))
+        headers = _FAST_HEADERS.get(key)
+        if headers is None:
+            headers = tuple(
+                (name, value)
+                for name, value in self.default_response_headers.items()
+                if name != "Vary"
+            )
+            _FAST_HEADERS[key] = headers
+        return headers
 
     def replay_entry(self, request: Any, entry: tuple, outcome: str) -> HttpResponse:
         return self._replay(request, entry, outcome)
@@ -173,7 +188,7 @@ class CachedResponseMixin:
 
     @staticmethod
     def _not_modified(request: Request, etag: str) -> bool:
-        header = request.headers.get("If-None-Match")
+        header = request.META.get("HTTP_IF_NONE_MATCH")
         if not header:
             return False
         tags = parse_etags(header)
@@ -189,4 +204,7 @@ class CachedResponseMixin:
         response["ETag"] = etag
         response["X-Cache"] = outcome
         response["Cache-Control"] = CACHE_CONTROL
-        patch_vary_headers(response, VARY)
+        if response.has_header("Vary"):
+            patch_vary_headers(response, VARY)
+        else:
+            response["Vary"] = _VARY_VALUE

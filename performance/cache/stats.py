@@ -46,23 +46,29 @@ class StatsRecorder:
     def record_many(self, items: Iterable[tuple[str, dict[str, int]]]) -> None:
         """Several records under one acquisition of the lock (a batch operation's keys)."""
         minute = int(self.clock() // 60)
+        hits = misses = 0
         with self._lock:
+            totals, pending = self._totals, self._pending
             for namespace, fields in items:
-                total, pending = self._totals[namespace], self._pending[namespace]
+                total, waiting = totals[namespace], pending[namespace]
                 for name, value in fields.items():
                     if value:
                         total[name] += value
-                        pending[name] += value
-                hits, misses = fields.get("hits", 0), fields.get("misses", 0)
-                if hits or misses:
-                    bucket = self._minutes.setdefault(minute, Counter())
-                    bucket["hits"] += hits
-                    bucket["misses"] += misses
-                    self._pending_minutes[minute]["hits"] += hits
-                    self._pending_minutes[minute]["misses"] += misses
-            if len(self._minutes) > HISTORY_MINUTES + 5:
-                for old in sorted(self._minutes)[: -HISTORY_MINUTES - 1]:
-                    del self._minutes[old]
+                        waiting[name] += value
+                hits += fields.get("hits", 0)
+                misses += fields.get("misses", 0)
+            if hits or misses:
+                bucket = self._minutes.get(minute)
+                if bucket is None:
+                    bucket = self._minutes[minute] = Counter()
+                    if len(self._minutes) > HISTORY_MINUTES + 5:
+                        for old in sorted(self._minutes)[: -HISTORY_MINUTES - 1]:
+                            del self._minutes[old]
+                bucket["hits"] += hits
+                bucket["misses"] += misses
+                waiting_minute = self._pending_minutes[minute]
+                waiting_minute["hits"] += hits
+                waiting_minute["misses"] += misses
 
     def record_evictions(self, count: int) -> None:
         with self._lock:

@@ -9,8 +9,12 @@ from rest_framework.test import APIClient
 from performance import cache as perf_cache
 from performance.api.views import CacheStatsView
 from performance.cache.fastpath import reads_need_only_authentication
+from performance.cache.generations import bump_generation
+from performance.cache.hot import PURGE_NAMESPACE
 from tests.factories import WorkstationFactory
 from workstations.api.views import LocationViewSet, WorkstationViewSet
+
+from .support import locmem_config
 
 LIST = "/api/workstations/?page_size=5&status=staged"
 HEADERS = ("Content-Type", "ETag", "X-Cache", "Cache-Control", "Allow")
@@ -51,16 +55,74 @@ def test_a_token_hit_matches_the_drf_path_byte_for_byte(clients):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_token_hit_costs_two_round_trips_and_no_sql(clients, django_assert_num_queries):
+def test_a_token_hit_costs_two_round_trips_then_one_and_no_sql(clients, django_assert_num_queries):
     by_token, _ = clients
-    by_token.get(LIST)
-    by_token.get(LIST)
+    assert by_token.get(LIST)["X-Cache"] == "MISS"
     perf_cache.reset_stats()
     with django_assert_num_queries(0):
         assert by_token.get(LIST)["X-Cache"] == "HIT"
-    # Two generations, then the token lookup and the entry: four keys in two round trips.
-    assert _lookups() == 4
-    assert _round_trips() == 2
+    # The two generations and the purge epoch, then the token lookup and the entry: five keys
+    # in two round trips...
+    assert (_lookups(), _round_trips()) == (5, 2)
+    perf_cache.reset_stats()
+    with django_assert_num_queries(0):
+        assert by_token.get(LIST)["X-Cache"] == "HIT"
+    # ...and once this process holds copies of both under the same keys, the first alone.
+    assert (_lookups(), _round_trips()) == (5, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_copies_every_hit_costs_two_round_trips(clients, settings):
+    settings.CACHE_HOT_BYTES = 0
+    settings.CACHES = locmem_config()
+    by_token, _ = clients
+    by_token.get(LIST)
+    by_token.get(LIST)  # the first hit also seeds the purge epoch
+    for _ in range(3):
+        perf_cache.reset_stats()
+        assert by_token.get(LIST)["X-Cache"] == "HIT"
+        assert _round_trips() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_is_seen_at_once_by_a_process_holding_copies(clients, editor):
+    by_token, _ = clients
+    workstation = WorkstationFactory(status="staged", notes="old")
+    by_token.get(LIST)
+    assert by_token.get(LIST)["X-Cache"] == "HIT"  # now copied in this process
+    writer = APIClient()
+    writer.force_authenticate(editor)
+    url = f"/api/workstations/{workstation.pk}/"
+    assert writer.patch(url, {"notes": "new"}, format="json").status_code == 200
+    response = by_token.get(LIST)
+    assert response["X-Cache"] == "MISS"
+    assert {row["notes"] for row in response.json()["results"] if row["id"] == workstation.pk} == {
+        "new"
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_entries_invalidated_by_pattern_are_not_served_from_copies(clients):
+    by_token, _ = clients
+    by_token.get(LIST)
+    assert by_token.get(LIST)["X-Cache"] == "HIT"
+    assert perf_cache.invalidate_pattern("workstations:*") >= 1
+    assert by_token.get(LIST)["X-Cache"] == "MISS"
+    by_token.get(LIST)
+    perf_cache.clear()
+    assert by_token.get(LIST)["X-Cache"] == "MISS"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_process_invalidating_by_pattern_ends_this_process_copies(clients):
+    by_token, _ = clients
+    by_token.get(LIST)
+    assert by_token.get(LIST)["X-Cache"] == "HIT"
+    # What another process's invalidate_pattern does to the shared cache: it deletes the
+    # entries and bumps the purge epoch, which this process reads with the generations.
+    perf_cache.backend().delete_logical("workstations:*")
+    bump_generation(PURGE_NAMESPACE)
+    assert by_token.get(LIST)["X-Cache"] == "MISS"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,0 +1,100 @@
+"""A small copy, in each process, of the entries the fast path serves most.
+
+Every key of a cached response or token lookup embeds its namespace's generation, so what is
+stored under a key never changes. Once the fast path has read the current generations (its one
+round trip on every request), an entry this process already fetched under the same key can be
+served again without fetching it: a write still shows on the very next request everywhere,
+because it changes the generation and with it the key.
+
+Three things end a copy besides a new generation:
+
+- the *purge epoch*, a generation of its own that ``invalidate_pattern`` and ``clear`` bump
+  fleet-wide and the fast path reads in the same round trip, so that deleting entries by hand
+  also deletes them here;
+- its age reaching the cache's default timeout, so that no copy outlives the entry it copies;
+- room: the copies are bounded in bytes (``CACHE_HOT_BYTES``), oldest stored first out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+
+#: The generation that ``invalidate_pattern`` and ``clear`` bump (``generations``).
+PURGE_NAMESPACE = "_purge"
+
+
+class HotEntries:
+    """Copies of immutable cache entries, under keys that embed their generations, bounded in
+    bytes."""
+
+    def __init__(self, max_bytes: int, max_age: float | None) -> None:
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self._items: OrderedDict[Hashable, tuple[Any, Any, float, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def get(self, key: Hashable, epoch: Any) -> Any:
+        """The copy under ``key`` if it was stored under the same purge epoch and is not too
+        old; otherwise ``None``."""
+        item = self._items.get(key)
+        if item is None:
+            return None
+        value, stored_epoch, expires, _ = item
+        if stored_epoch != epoch or time.monotonic() >= expires:
+            self._discard(key)
+            return None
+        return value
+
+    def put(self, key: Hashable, value: Any, epoch: Any, size: int) -> None:
+        if not self.enabled or size > self.max_bytes:
+            return
+        expires = time.monotonic() + (self.max_age if self.max_age is not None else 1e12)
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[3]
+            self._items[key] = (value, epoch, expires, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, _, _, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def usage(self) -> dict[str, int]:
+        with self._lock:
+            return {"entries": len(self._items), "bytes": self._bytes, "max_bytes": self.max_bytes}
+
+    def _discard(self, key: Hashable) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[3]
+
+
+_registry: dict[tuple[str, str, str], HotEntries] = {}
+_registry_lock = threading.Lock()
+
+
+def hot_entries_for(kind: str, location: str, prefix: str, max_age: float | None) -> HotEntries:
+    """One set of copies per cache (backend kind, location, key prefix), shared by the
+    per-thread backend instances Django creates."""
+    from django.conf import settings
+
+    key = (kind, location, prefix)
+    with _registry_lock:
+        if key not in _registry:
+            _registry[key] = HotEntries(getattr(settings, "CACHE_HOT_BYTES", 0), max_age)
+        return _registry[key]
