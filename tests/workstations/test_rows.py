@@ -6,6 +6,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from tests.factories import LocationFactory, UserFactory, WorkstationFactory
 from workstations import selectors
@@ -15,7 +16,8 @@ from workstations.choices import Status
 
 
 @pytest.mark.django_db
-def test_rows_match_the_serializer_for_every_kind_of_value():
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Zurich", "America/Los_Angeles"])
+def test_rows_match_the_serializer_for_every_kind_of_value(zone):
     someone = UserFactory(username="zoë.ünïcode")
     WorkstationFactory(
         status=Status.DEPLOYED,
@@ -38,8 +40,9 @@ def test_rows_match_the_serializer_for_every_kind_of_value():
     WorkstationFactory(purchase_cost=Decimal("0"), serial_number="", ip_address=None)
 
     queryset = selectors.workstation_list().order_by("hostname")
-    expected = WorkstationSerializer(queryset, many=True).data
-    actual = rows.rows_to_representation(rows.values_queryset(queryset))
+    with timezone.override(zone):  # datetimes are written in the current time zone
+        expected = WorkstationSerializer(queryset, many=True).data
+        actual = rows.rows_to_representation(rows.values_queryset(queryset))
     assert [dict(item) for item in expected] == actual
     # Same keys in the same order: the rendered bytes are the same too.
     assert [list(item) for item in expected] == [list(item) for item in actual]

@@ -11,6 +11,7 @@ field, for every kind of value.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -36,20 +37,16 @@ _COLUMNS: tuple[tuple[str, str], ...] = tuple(
 _NAMES = tuple(name for name, _ in _COLUMNS)
 
 
-def _datetime(value: datetime.datetime | None) -> str | None:
+def _datetime(value: datetime.datetime | None, utc: bool) -> str | None:
     # As DRF's DateTimeField: in the current time zone, ISO 8601, UTC written as "Z".
     if value is None:
         return None
-    if _current_is_utc():
+    if utc:
         value = value.astimezone(datetime.UTC) if value.utcoffset() else value
     else:
         value = timezone.localtime(value)
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def _current_is_utc() -> bool:
-    return timezone.get_current_timezone_name() == "UTC"
 
 
 def _date(value: datetime.date | None) -> str | None:
@@ -66,14 +63,13 @@ def _ip(value: Any) -> str | None:
 
 
 _CONVERT = {
-    "created_at": _datetime,
-    "updated_at": _datetime,
     "purchase_date": _date,
     "warranty_expires": _date,
     "last_audit_date": _date,
     "purchase_cost": _cost,
     "ip_address": _ip,
 }
+_DATETIMES = frozenset({"created_at", "updated_at"})
 
 
 def values_queryset(queryset: QuerySet[Workstation]) -> QuerySet:
@@ -82,7 +78,10 @@ def values_queryset(queryset: QuerySet[Workstation]) -> QuerySet:
 
 
 def rows_to_representation(rows: Iterable[tuple]) -> list[dict[str, Any]]:
-    converters = [_CONVERT.get(name) for name in _NAMES]
+    # The current time zone is looked up once per page, not once per value.
+    utc = timezone.get_current_timezone_name() == "UTC"
+    at_utc = functools.partial(_datetime, utc=utc)
+    converters = [at_utc if name in _DATETIMES else _CONVERT.get(name) for name in _NAMES]
     out = []
     for row in rows:
         item = {}
