@@ -74,6 +74,15 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+def _hot_copies_words(usage: dict[str, int] | None) -> str:
+    if not usage or not usage.get("max_bytes"):
+        return "off (CACHE_HOT_BYTES=0)"
+    return (
+        f"{fmt_int(usage['entries'])} in this process, {fmt_bytes(usage['bytes'])} of "
+        f"{fmt_bytes(usage['max_bytes'])}"
+    )
+
+
 def fmt_ttl(seconds: int | None) -> str:
     if seconds is None:
         return "no expiry"
@@ -450,6 +459,7 @@ class CacheActionAdmin(admin.ModelAdmin):
             "location": server.get("location") or DASH,
             "key_prefix": figures.get("key_prefix") or DASH,
             "default_ttl": fmt_ttl(figures.get("default_ttl")),
+            "hot_copies": _hot_copies_words(figures.get("hot_copies")),
             "scope": figures.get("scope"),
             "scope_words": _scope_words(figures.get("scope"), figures.get("backend")),
             "reset_at": reset_at,

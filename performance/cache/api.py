@@ -213,6 +213,8 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
         "totals": summary["totals"],
         "history": history,
         "server": cache.server_info(),
+        # This process's copies for warm hits (``hot``); their hits are counted as hits.
+        "hot_copies": cache.hot.usage(),
         "unavailable": bool(snapshot.get("unavailable")),
     }
 

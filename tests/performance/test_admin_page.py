@@ -199,6 +199,8 @@ def test_the_page_shows_the_figures_of_the_backend(client, staff, cache_backend,
     assert f"<code>{cache_backend.key_prefix}</code>" in html
     assert "300 s (5 min 0 s)" in html
     assert "Statistics last reset" in html
+    usage = cache_backend.hot.usage()
+    assert context["hot_copies"].startswith(f"{usage['entries']} in this process, ")
     # The workstations namespace: 2 misses (two queries) then 3 hits of the list.
     row = next(r for r in context["namespace_rows"] if r["name"] == "workstations")
     assert row["hits"] == "3"
