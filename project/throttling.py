@@ -18,12 +18,15 @@ with 0 (development) ``X-Forwarded-For`` is ignored, so a client cannot pick its
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils.crypto import salted_hmac
 from rest_framework import throttling
 from rest_framework.settings import api_settings
@@ -121,3 +124,43 @@ class LoginUsernameThrottle(RateThrottleMixin, throttling.SimpleRateThrottle):
             return None  # the serializer refuses it without checking any password
         normalised = unicodedata.normalize("NFKC", username).strip().casefold()
         return self.cache_format % {"scope": self.scope, "ident": hashed(normalised)}
+
+
+def login_wait(request: HttpRequest) -> int | None:
+    """Count a login form's attempt against the token endpoint's budgets (per address and per
+    username tried); the seconds to wait when one is spent, otherwise ``None``.
+
+    Every throttle counts the attempt, as DRF's ``check_throttles`` does.
+    """
+    from rest_framework.parsers import FormParser, MultiPartParser
+    from rest_framework.request import Request
+
+    wrapped = Request(request, parsers=[FormParser(), MultiPartParser()])
+    waits = [
+        throttle.wait()
+        for throttle in (LoginAddressThrottle(), LoginUsernameThrottle())
+        if not throttle.allow_request(wrapped, None)
+    ]
+    return max(waits) if waits else None
+
+
+def throttled_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """``view`` (the admin's login) with its POSTs throttled like ``POST /api/auth/token/``: a
+    password guessed through the admin spends the same budget as one guessed through the API."""
+
+    @functools.wraps(view)
+    def login(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "POST":
+            wait = login_wait(request)
+            if wait is not None:
+                response = render(
+                    request,
+                    "admin/login_throttled.html",
+                    {"title": "Too many login attempts", "wait": wait},
+                    status=429,
+                )
+                response["Retry-After"] = str(wait)
+                return response
+        return view(request, *args, **kwargs)
+
+    return login

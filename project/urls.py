@@ -6,7 +6,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from performance.health import HealthView
 from performance.metrics import metrics_view
 from project.api import InventoryAutoSchema
-from project.throttling import LoginAddressThrottle, LoginUsernameThrottle
+from project.throttling import LoginAddressThrottle, LoginUsernameThrottle, throttled_login
 
 # Every attempt counts, failed or not: per address first (it needs no body), then per username.
 obtain_auth_token = ObtainAuthToken.as_view(
@@ -16,6 +16,8 @@ obtain_auth_token = ObtainAuthToken.as_view(
 urlpatterns = [
     path("health/", HealthView.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
+    # The admin's login form spends the same budgets as the token endpoint.
+    path("admin/login/", throttled_login(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -8,9 +8,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from django.test import Client
 from rest_framework.test import APIClient
 
 from performance import cache as perf_cache
@@ -178,6 +180,60 @@ def test_login_throttle_recovers_after_the_window(rates, clock, reader):
 
 
 # Failing open ----------------------------------------------------------------------------------
+
+
+# The admin's login form: the same budgets as the token endpoint ----------------------------
+
+ADMIN_LOGIN = "/admin/login/"
+
+
+def admin_login(username: str, password: str, address: str = "192.0.2.1") -> tuple[Any, Client]:
+    client = Client()
+    response = client.post(
+        ADMIN_LOGIN,
+        {"username": username, "password": password, "next": "/admin/"},
+        REMOTE_ADDR=address,
+    )
+    return response, client
+
+
+def assert_admin_throttled(response) -> None:
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert b"Too many login attempts" in response.content
+    assert b"Try again in" in response.content
+
+
+def test_admin_login_spends_the_username_budget_of_the_api(rates):
+    UserFactory(username="boss", is_staff=True)
+    rates(login_username="3/min", login_address="100/min")
+    for n in range(3):
+        response, _ = admin_login("boss", "wrong", address=f"192.0.2.{n}")
+        assert response.status_code == 200  # the form again, with its error
+        assert b"Please enter the correct username and password" in response.content
+    # The right password is refused too, through the admin and through the API: one budget.
+    response, client = admin_login("boss", PASSWORD, address="192.0.2.50")
+    assert_admin_throttled(response)
+    assert "_auth_user_id" not in client.session
+    assert_throttled(login("boss", PASSWORD, address="192.0.2.51"))
+
+
+def test_admin_login_spends_the_address_budget_of_the_api(rates):
+    UserFactory(username="boss", is_staff=True)
+    rates(login_username="100/min", login_address="3/min")
+    for n in range(2):
+        assert login(f"nobody{n}", "wrong", address="198.51.100.7").status_code == 400
+    assert admin_login("nobody", "wrong", address="198.51.100.7")[0].status_code == 200
+    assert_admin_throttled(admin_login("boss", PASSWORD, address="198.51.100.7")[0])
+    # Another address still logs in.
+    response, client = admin_login("boss", PASSWORD, address="198.51.100.8")
+    assert (response.status_code, response["Location"]) == (302, "/admin/")
+    assert client.session["_auth_user_id"]
+
+
+def test_showing_the_admin_login_form_is_never_throttled(rates):
+    rates(login_username="1/min", login_address="1/min")
+    assert [Client().get(ADMIN_LOGIN).status_code for _ in range(3)] == [200, 200, 200]
 
 
 @pytest.mark.parametrize(
