@@ -86,36 +86,21 @@ def serve(view: Any, request: HttpRequest, action: str | None) -> HttpResponse |
 
     # This process's copy, found by the request as it came (its raw query string: no parsing,
     # no hashing) and the generations just read: the same request under the same generations
-    # has the same answer.
+    # has the same answer. The token is in it as the cache knows it, hashed: never kept raw.
     hot = getattr(cache, "hot", None)
     host = request.get_host()
-    signature = (
-        namespace,
-        generations[gen_auth],
-        generations[gen_ns],
-        token,
-        request.path,
-        query,
-        request.scheme,
-        host,
-    )
+    user_key = auth_key(int(generations[gen_auth]), token)
+    path, scheme = request.path, request.scheme
+    signature = (namespace, generations[gen_ns], user_key, path, query, scheme, host)
     if hot is not None and hot.enabled:
         copied = hot.get(signature, epoch)
         if copied is not None:
-            user_key, user, entry_key, entry = copied
+            user, entry_key, entry = copied
             cache.count_hot_hits((user_key, entry_key))
             request.auth_user_id = user.user_id
             return view.replay_entry(request, entry, "HIT")
 
-    inputs = (
-        request.path,
-        sorted(request.GET.lists()),
-        "application/json",
-        request.scheme,
-        host,
-        None,
-    )
-    user_key = auth_key(int(generations[gen_auth]), token)
+    inputs = (path, sorted(request.GET.lists()), "application/json", scheme, host, None)
     entry_key = f"{namespace}:{int(generations[gen_ns])}:{digest(*inputs)}"
     found = cache.get_many([user_key, entry_key])
     user, entry = found.get(user_key), found.get(entry_key)
@@ -135,7 +120,7 @@ def serve(view: Any, request: HttpRequest, action: str | None) -> HttpResponse |
         return None
     if hot is not None and hot.enabled:
         size = len(entry[0]) + len(user.user_pickle)
-        hot.put(signature, (user_key, user, entry_key, entry), epoch, size)
+        hot.put(signature, (user, entry_key, entry), epoch, size)
     request.auth_user_id = user.user_id  # for the request log (no model instance is built)
     return view.replay_entry(request, entry, "HIT")
 
