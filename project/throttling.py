@@ -97,6 +97,10 @@ class UserRateThrottle(RateThrottleMixin, throttling.UserRateThrottle):
     """Authenticated requests, per user (``user`` rate)."""
 
 
+class ScopedRateThrottle(RateThrottleMixin, throttling.ScopedRateThrottle):
+    """Per user (or address) and per the view's ``throttle_scope`` (the staff cache actions)."""
+
+
 class LoginAddressThrottle(RateThrottleMixin, throttling.SimpleRateThrottle):
     """Attempts to obtain a token, per client address, failed or not (``login_address`` rate)."""
 

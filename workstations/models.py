@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.deletion import Collector
@@ -18,6 +18,10 @@ from .choices import (
     Status,
 )
 from .fields import HostnameField, MACAddressField
+
+#: Sanity bounds: a typo of a few digits is refused rather than stored (16 TB of RAM, 1 PB).
+MAX_RAM_GB = 16_384
+MAX_STORAGE_GB = 1_000_000
 
 
 def protect_deployed_else_set_null(
@@ -72,10 +76,16 @@ class Workstation(models.Model):
     os_version = models.CharField("OS version", max_length=50, blank=True)
     cpu = models.CharField("CPU", max_length=100, blank=True)
     ram_gb = models.PositiveIntegerField(
-        "RAM (GB)", null=True, blank=True, validators=[MinValueValidator(1)]
+        "RAM (GB)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RAM_GB)],
     )
     storage_gb = models.PositiveIntegerField(
-        "storage (GB)", null=True, blank=True, validators=[MinValueValidator(1)]
+        "storage (GB)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_STORAGE_GB)],
     )
     mac_address = MACAddressField("MAC address", blank=True)
     ip_address = models.GenericIPAddressField("IP address", null=True, blank=True)

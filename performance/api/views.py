@@ -7,11 +7,11 @@ from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
 from performance import cache, services
 from performance.system import system_metrics
+from project.throttling import ScopedRateThrottle, UserRateThrottle
 
 from .permissions import CanManageCache
 from .serializers import ClearSerializer, InvalidateSerializer

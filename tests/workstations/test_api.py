@@ -134,6 +134,9 @@ def test_hostname_case_clash_on_patch_is_400(editor_client, workstation):
         ("ip_address", "300.1.1.1"),
         ("ram_gb", "lots"),
         ("ram_gb", 0),
+        ("ram_gb", 16_385),  # a typo of a few digits, not 16 TB of RAM
+        ("storage_gb", 1_000_001),
+        ("storage_gb", 2**63),
         ("purchase_cost", "abc"),
         ("purchase_cost", "-1.00"),
         ("purchase_date", "31/12/2024"),
