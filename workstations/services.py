@@ -35,7 +35,10 @@ def _save(instance: Workstation | Location) -> None:
         with transaction.atomic():
             instance.save()
     except IntegrityError as exc:
-        # A concurrent write won the race for a unique value between full_clean and save.
+        # A concurrent write took a unique value between full_clean and save. It has committed
+        # by now, so validating again names the field, as full_clean would have.
+        instance.validate_unique()
+        instance.validate_constraints()
         raise ValidationError(
             "This change conflicts with another record (a unique value is already taken)."
         ) from exc

@@ -148,6 +148,27 @@ def test_asset_tag_is_unique():
     assert "asset_tag" in excinfo.value.message_dict
 
 
+@pytest.mark.parametrize(
+    ("field", "taken"),
+    [("hostname", {"hostname": "ws-race"}), ("serial_number", {"serial_number": "SN-RACE"})],
+)
+def test_a_unique_value_taken_after_validation_names_the_field(field, taken):
+    """Another write commits the same value between ``full_clean`` and the INSERT: the
+    database refuses it, and the error still says which field, as validation would have."""
+    workstation = build(asset_tag="AT-RACE", hostname="ws-race", serial_number="SN-RACE")
+    validate = workstation.full_clean
+
+    def validate_then_lose_the_race(*args, **kwargs):
+        validate(*args, **kwargs)
+        WorkstationFactory(asset_tag="AT-WINNER", location=None, **taken)
+
+    workstation.full_clean = validate_then_lose_the_race
+    with pytest.raises(ValidationError) as excinfo:
+        services.workstation_save(workstation=workstation)
+    assert field in str(excinfo.value).lower().replace(" ", "_"), excinfo.value
+    assert not Workstation.objects.filter(asset_tag="AT-RACE").exists()
+
+
 # Status and assignee ----------------------------------------------------------------------
 
 
