@@ -136,15 +136,21 @@ def login_wait(request: HttpRequest) -> int | None:
 
     Every throttle counts the attempt, as DRF's ``check_throttles`` does.
     """
+    from rest_framework.exceptions import APIException
     from rest_framework.parsers import FormParser, MultiPartParser
     from rest_framework.request import Request
 
     wrapped = Request(request, parsers=[FormParser(), MultiPartParser()])
-    waits = [
-        throttle.wait()
-        for throttle in (LoginAddressThrottle(), LoginUsernameThrottle())
-        if not throttle.allow_request(wrapped, None)
-    ]
+    waits = []
+    for throttle in (LoginAddressThrottle(), LoginUsernameThrottle()):
+        try:
+            allowed = throttle.allow_request(wrapped, None)
+        except APIException:
+            # A body the form cannot have sent (JSON, malformed multipart): no username to
+            # count. The address has counted the attempt; the form will refuse it.
+            continue
+        if not allowed:
+            waits.append(throttle.wait())
     return max(waits) if waits else None
 
 

@@ -108,7 +108,7 @@ def invalidate_on_commit(*names: str) -> None:
 
         durable(names)
     else:
-        transaction.on_commit(lambda: invalidate(*names), robust=True)
+        transaction.on_commit(lambda: invalidate(*names))
 
 
 def validate_pattern(pattern: str) -> str:
@@ -139,10 +139,11 @@ def invalidate_pattern(pattern: str, *, dry_run: bool = False) -> int:
     """
     pattern = validate_pattern(pattern)
     removed = backend().delete_logical(pattern, dry_run=dry_run)
-    if removed and not dry_run:
-        # Every process drops its copies of what went (``hot``): they read this epoch with
-        # the generations.
-        bump_generation(PURGE_NAMESPACE)
+    if not dry_run:
+        # Every process drops its copies (``hot``): they read this epoch with the generations.
+        # Whatever matched here: a copy may outlive the entry it was made from.
+        if bump_generation(PURGE_NAMESPACE) is None:
+            logger.warning("could not reach the purge epoch: other processes keep their copies")
         backend().hot.clear()
     return removed
 

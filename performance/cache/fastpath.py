@@ -36,6 +36,8 @@ from .hot import PURGE_NAMESPACE
 _JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
 _PREFIX = "Token "
 _PURGE_KEY = generation_key(PURGE_NAMESPACE)
+#: Bytes a copy costs besides its strings: the objects that hold them.
+_COPY_OVERHEAD = 1024
 
 
 def reads_need_only_authentication(view: Any) -> bool:
@@ -78,8 +80,10 @@ def serve(view: Any, request: HttpRequest, action: str | None) -> HttpResponse |
     namespace = view.cache_namespace
     gen_auth, gen_ns = generation_key(AUTH_NAMESPACE), generation_key(namespace)
     generations = cache.get_many([gen_auth, gen_ns, _PURGE_KEY])
-    if gen_auth not in generations or gen_ns not in generations:
-        return None
+    if not isinstance(generations.get(gen_auth), int) or not isinstance(
+        generations.get(gen_ns), int
+    ):
+        return None  # missing (or not a generation): DRF's path seeds them
     epoch = generations.get(_PURGE_KEY)
     if epoch is None:  # never purged yet, or cleared: seed it once (the cache answers)
         epoch = get_generation(PURGE_NAMESPACE)
@@ -119,7 +123,13 @@ def serve(view: Any, request: HttpRequest, action: str | None) -> HttpResponse |
         )
         return None
     if hot is not None and hot.enabled:
-        size = len(entry[0]) + len(user.user_pickle)
+        # What the copy holds, its signature included (the query string is the client's).
+        size = (
+            _COPY_OVERHEAD
+            + sum(len(part) for part in (path, query, host, user_key, entry_key))
+            + sum(len(part) for part in entry)
+            + len(user.user_pickle)
+        )
         hot.put(signature, (user, entry_key, entry), epoch, size)
     request.auth_user_id = user.user_id  # for the request log (no model instance is built)
     return view.replay_entry(request, entry, "HIT")

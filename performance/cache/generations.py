@@ -11,11 +11,14 @@ reached unless it was bumped more than once per microsecond since its own seed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 from django.core.cache import caches
+
+logger = logging.getLogger(__name__)
 
 GENERATION_NAMESPACE = "_gen"
 
@@ -54,6 +57,10 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
     cache = caches[alias]
     key = generation_key(namespace)
     value = cache.get(key)
+    if value is not None and not isinstance(value, int):
+        logger.warning("the generation of %r is not a number: starting a new one", namespace)
+        cache.delete(key)
+        value = None
     if value is None:
         cache.add(key, _seed(namespace), timeout=None)
         value = cache.get(key)
@@ -79,8 +86,14 @@ def bump_generation(namespace: str, *, alias: str = "default") -> int | None:
             return _seen(namespace, seed)
         try:
             value = cache.incr(key)
-        except ValueError:
-            return None
+        except (ValueError, TypeError):
+            value = None
+    except Exception:
+        # Not a number (written there by hand), or a backend error that is not an outage. The
+        # write this follows has committed and must not fail now: forget the generation, which
+        # invalidates as well, and let the caller keep the bump to replay.
+        logger.exception("could not bump the generation of %r", namespace)
+        value = None
     if value is None:
         _forget(cache, key)
         return None

@@ -11,8 +11,11 @@ Three things end a copy besides a new generation:
 - the *purge epoch*, a generation of its own that ``invalidate_pattern`` and ``clear`` bump
   fleet-wide and the fast path reads in the same round trip, so that deleting entries by hand
   also deletes them here;
-- its age reaching the cache's default timeout, so that no copy outlives the entry it copies;
-- room: the copies are bounded in bytes (``CACHE_HOT_BYTES``), oldest stored first out.
+- its age reaching the cache's default timeout, counted from when the copy was made (the entry
+  it was made from may go sooner: evicted, expired or deleted by hand, which is why a pattern
+  invalidation always bumps the purge epoch, whatever it matched);
+- room: the copies are bounded in bytes (``CACHE_HOT_BYTES``), signatures included, oldest
+  stored first out.
 """
 
 from __future__ import annotations

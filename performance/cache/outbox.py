@@ -67,11 +67,7 @@ def invalidate_on_commit(namespaces: Iterable[str]) -> None:
         ids_by_namespace.setdefault(row.namespace, []).append(row.pk)
     if any(row.pk is None for row in rows):  # a backend that does not return ids
         ids_by_namespace = {}
-    # robust: the write has committed, so its answer must not turn into a 500; the rows stay
-    # behind and the sweeper replays them.
-    transaction.on_commit(
-        lambda: _apply(ids_by_namespace) if ids_by_namespace else replay(), robust=True
-    )
+    transaction.on_commit(lambda: _apply(ids_by_namespace) if ids_by_namespace else replay())
 
 
 def pending() -> int:

@@ -114,6 +114,29 @@ def test_entries_invalidated_by_pattern_are_not_served_from_copies(clients):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_pattern_invalidation_ends_copies_whose_entry_is_already_gone(clients):
+    """A copy can outlive its entry (evicted, expired): invalidating by pattern still ends it,
+    though nothing in the cache matched any more."""
+    by_token, _ = clients
+    by_token.get(LIST)
+    assert by_token.get(LIST)["X-Cache"] == "HIT"
+    perf_cache.backend().delete_logical("workstations:*")  # the entry goes, the copy stays
+    assert by_token.get(LIST)["X-Cache"] == "HIT"
+    assert perf_cache.invalidate_pattern("workstations:*") == 0
+    assert by_token.get(LIST)["X-Cache"] == "MISS"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_copies_count_the_query_string_the_client_chose(clients):
+    by_token, _ = clients
+    long_query = f"{LIST}&unused={'x' * 2000}"  # ignored by the filters, kept in the key
+    by_token.get(long_query)
+    before = perf_cache.backend().hot.usage()["bytes"]
+    assert by_token.get(long_query)["X-Cache"] == "HIT"  # copied now
+    assert perf_cache.backend().hot.usage()["bytes"] - before > 2000
+
+
+@pytest.mark.django_db(transaction=True)
 def test_another_process_invalidating_by_pattern_ends_this_process_copies(clients):
     by_token, _ = clients
     by_token.get(LIST)

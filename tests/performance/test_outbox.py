@@ -296,3 +296,28 @@ def test_increments_beyond_64_bits_still_work_on_redis(redis_cache) -> None:
     assert cache.decr("counter:big", 2) == 2**63 - 2
     with pytest.raises(ValueError, match="not found"):
         cache.incr("counter:missing")
+
+
+@pytest.mark.parametrize("kind", ["locmem", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_generation_overwritten_by_hand_heals_and_no_write_fails_for_it(
+    kind, request, settings, client
+) -> None:
+    """Something that is not a number under a generation key (an operator's mistake, another
+    program) neither fails a read nor turns a committed write into a 500: it is replaced."""
+    from django.core.cache import caches
+
+    if kind == "redis":
+        request.getfixturevalue("redis_cache")
+    else:
+        settings.CACHES = locmem_config()
+    workstation = WorkstationFactory(notes="old")
+    assert _list(client) == ("MISS", ["old"])
+    key = generation_key("workstations")
+    caches["default"].set(key, "not a number", timeout=None)
+    assert _list(client) == ("MISS", ["old"])  # a new generation
+    assert _list(client) == ("HIT", ["old"])
+    caches["default"].set(key, "not a number", timeout=None)
+    _patch(client, workstation.pk, "new")  # answers 200: the write has committed
+    assert _list(client) == ("MISS", ["new"])
+    assert _list(client) == ("HIT", ["new"])
+    assert not PendingInvalidation.objects.exists()

@@ -231,6 +231,18 @@ def test_admin_login_spends_the_address_budget_of_the_api(rates):
     assert client.session["_auth_user_id"]
 
 
+def test_a_json_post_to_the_admin_login_is_refused_not_a_server_error(rates):
+    """The form never sends JSON; such a post has no username to count, but its address is
+    counted like any other attempt."""
+    rates(login_username="100/min", login_address="2/min")
+    client = Client()
+    posts = [
+        client.post(ADMIN_LOGIN, '{"username": "boss"}', content_type="application/json")
+        for _ in range(3)
+    ]
+    assert [response.status_code for response in posts] == [200, 200, 429]
+
+
 def test_showing_the_admin_login_form_is_never_throttled(rates):
     rates(login_username="1/min", login_address="1/min")
     assert [Client().get(ADMIN_LOGIN).status_code for _ in range(3)] == [200, 200, 200]
