@@ -467,7 +467,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", default="embedded,production")
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="wrk connections; with few, the two production workers may not share them evenly "
+        "(keep-alive pins each to the worker that accepted it) and a scenario runs at half speed",
+    )
     parser.add_argument("--scenarios", default="", help="comma-separated subset")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: tiny data, 1 s runs")
     parser.add_argument("--fresh", action="store_true", help="rebuild the databases")
