@@ -168,13 +168,19 @@ def prepare(shape: str, rows: int, work: Path, *, fresh: bool) -> dict[str, str]
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], shape: str) -> Iterator[tuple[str, int]]:
+def server(env: dict[str, str], shape: str, connections: int) -> Iterator[tuple[str, int]]:
     port = free_port()
+    workers = 1 if shape == "embedded" else 2
     server_env = {
         **env,
         "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1" if shape == "embedded" else "2",
+        "WEB_CONCURRENCY": str(workers),
         "GUNICORN_THREADS": "4",
+        # wrk opens all its keep-alive connections at once, and one worker can accept them all
+        # before the other wakes: the other then idles for the whole round. A worker holding
+        # its share stops accepting, so the rest go to the other one. (gthread keeps at most
+        # worker_connections - threads alive: room for the share plus the busy threads.)
+        "GUNICORN_WORKER_CONNECTIONS": str(-(-connections // workers) + 4 + 2),
     }
     process = subprocess.Popen(
         [str(Path(PYTHON).with_name("gunicorn")), "-c", "project/gunicorn.conf.py"],
@@ -330,7 +336,7 @@ def bench_shape(
 ) -> list[Result]:
     env = prepare(shape, rows, work, fresh=args.fresh)
     token = env["BENCH_TOKEN"]
-    with server(env, shape) as (base, master):
+    with server(env, shape, args.connections) as (base, master):
         chosen = [s for s in scenarios(base, token, rows) if only is None or s.name in only]
         counts = probe(env, chosen)
         results = {
@@ -471,8 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         "--connections",
         type=int,
         default=64,
-        help="wrk connections; with few, the two production workers may not share them evenly "
-        "(keep-alive pins each to the worker that accepted it) and a scenario runs at half speed",
+        help="wrk connections, shared evenly by the server's workers",
     )
     parser.add_argument("--scenarios", default="", help="comma-separated subset")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: tiny data, 1 s runs")

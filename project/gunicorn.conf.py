@@ -15,6 +15,8 @@ _default_workers = min(2 * multiprocessing.cpu_count() + 1, 8) if _redis else 1
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", _default_workers))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
+#: Keep-alive connections a worker holds at most; when it has them all it stops accepting.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 1000))
 worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
