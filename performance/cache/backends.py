@@ -391,6 +391,8 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     delete_chunk = 500
 
     durable_invalidation = True
+    #: Seconds a call waits for another thread's replay of missed invalidations.
+    replay_wait = 0.5
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
@@ -459,8 +461,13 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         """
         from .outbox import replay_all
 
-        if not self.guard.replay_lock.acquire(blocking=False):
+        # Another thread may be replaying: wait for it briefly rather than fail, so that a
+        # write's own bump, made meanwhile, is not missed in its turn.
+        if not self.guard.replay_lock.acquire(timeout=self.replay_wait):
             raise CacheUnavailable("replaying missed invalidations")
+        if not self.guard.needs_replay:  # the other thread has replayed them
+            self.guard.replay_lock.release()
+            return
         _nesting.replaying = True
         try:
             # The bumps go through the breaker: while it is open they fail at once; once its
