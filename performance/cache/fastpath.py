@@ -80,9 +80,8 @@ def serve(view: Any, request: HttpRequest, action: str | None) -> HttpResponse |
     namespace = view.cache_namespace
     gen_auth, gen_ns = generation_key(AUTH_NAMESPACE), generation_key(namespace)
     generations = cache.get_many([gen_auth, gen_ns, _PURGE_KEY])
-    if not isinstance(generations.get(gen_auth), int) or not isinstance(
-        generations.get(gen_ns), int
-    ):
+    auth_generation, generation = generations.get(gen_auth), generations.get(gen_ns)
+    if not isinstance(auth_generation, int) or not isinstance(generation, int):
         return None  # missing (or not a generation): DRF's path seeds them
     epoch = generations.get(_PURGE_KEY)
     if epoch is None:  # never purged yet, or cleared: seed it once (the cache answers)
@@ -91,12 +90,12 @@ def serve(view: Any, request: HttpRequest, action: str | None) -> HttpResponse |
     # This process's copy, found by the request as it came (its raw query string: no parsing,
     # no hashing) and the generations just read: the same request under the same generations
     # has the same answer. The token is in it as the cache knows it, hashed: never kept raw.
-    hot = getattr(cache, "hot", None)
+    hot = cache.hot if cache.hot.enabled else None
     host = request.get_host()
-    user_key = auth_key(int(generations[gen_auth]), token)
+    user_key = auth_key(auth_generation, token)
     path, scheme = request.path, request.scheme
-    signature = (namespace, generations[gen_ns], user_key, path, query, scheme, host)
-    if hot is not None and hot.enabled:
+    signature = (namespace, generation, user_key, path, query, scheme, host)
+    if hot is not None:
         copied = hot.get(signature, epoch)
         if copied is not None:
             user, entry_key, entry = copied
@@ -105,7 +104,7 @@ def serve(view: Any, request: HttpRequest, action: str | None) -> HttpResponse |
             return view.replay_entry(request, entry, "HIT")
 
     inputs = (path, sorted(request.GET.lists()), "application/json", scheme, host, None)
-    entry_key = f"{namespace}:{int(generations[gen_ns])}:{digest(*inputs)}"
+    entry_key = f"{namespace}:{generation}:{digest(*inputs)}"
     found = cache.get_many([user_key, entry_key])
     user, entry = found.get(user_key), found.get(entry_key)
     if user is None or entry is None or not user.is_active:  # user: an auth.AuthEntry
@@ -117,12 +116,12 @@ def serve(view: Any, request: HttpRequest, action: str | None) -> HttpResponse |
             auth_key=user_key,
             user=user,
             namespace=namespace,
-            generation=int(generations[gen_ns]),
+            generation=generation,
             entry_key=entry_key,
             entry=entry,
         )
         return None
-    if hot is not None and hot.enabled:
+    if hot is not None:
         # What the copy holds, its signature included (the query string is the client's).
         size = (
             _COPY_OVERHEAD

@@ -80,8 +80,8 @@ def values_queryset(queryset: QuerySet[Workstation]) -> QuerySet:
 def rows_to_representation(rows: Iterable[tuple]) -> list[dict[str, Any]]:
     # The current time zone is looked up once per page, not once per value.
     utc = timezone.get_current_timezone_name() == "UTC"
-    at_utc = functools.partial(_datetime, utc=utc)
-    converters = [at_utc if name in _DATETIMES else _CONVERT.get(name) for name in _NAMES]
+    as_datetime = functools.partial(_datetime, utc=utc)
+    converters = [as_datetime if name in _DATETIMES else _CONVERT.get(name) for name in _NAMES]
     out = []
     for row in rows:
         item = {}
