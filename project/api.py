@@ -158,6 +158,11 @@ def _empty_allowed(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _empty_means_null(prop: dict[str, Any]) -> dict[str, Any]:
+    value = {k: v for k, v in prop.items() if k != "nullable"}
+    return {"anyOf": [value, {"type": "string", "maxLength": 0}], "nullable": True}
+
+
 class InventoryAutoSchema(AutoSchema):
     """drf-spectacular's schema, plus the error responses every endpoint can give, and
     ``additionalProperties: false`` on request bodies whose serializer refuses unknown keys.
@@ -179,6 +184,10 @@ class InventoryAutoSchema(AutoSchema):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and getattr(serializer, "reject_unknown_fields", False):
             schema["additionalProperties"] = False  # unknown keys are a 400, say so
+            # An empty value of a nullable field means "none" (``StrictModelSerializer``).
+            for name, prop in schema.get("properties", {}).items():
+                if prop.get("nullable") and not prop.get("readOnly"):
+                    schema["properties"][name] = _empty_means_null(prop)
         return schema
 
     def _get_filter_parameters(self) -> list[dict[str, Any]]:

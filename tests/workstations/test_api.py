@@ -509,3 +509,16 @@ def test_an_empty_ip_address_means_unknown_in_json_and_in_forms(editor_client):
     response = editor_client.post("/api/workstations/", body, format="multipart")
     assert (response.status_code, response.json()["ip_address"]) == (201, None)
     assert Workstation.objects.filter(ip_address__isnull=True).count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "field", ["purchase_date", "warranty_expires", "purchase_cost", "ram_gb", "location"]
+)
+@pytest.mark.parametrize("fmt", ["json", "multipart"])
+def test_an_empty_value_of_a_nullable_field_means_none_in_json_and_in_forms(
+    editor_client, field, fmt
+):
+    body = {"asset_tag": f"AT-{field}", "hostname": f"h-{field}".replace("_", "-"), field: ""}
+    response = editor_client.post("/api/workstations/", body, format=fmt)
+    assert (response.status_code, response.json()[field]) == (201, None)

@@ -51,6 +51,16 @@ class StrictModelSerializer(serializers.ModelSerializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
+            if not hasattr(data, "getlist"):
+                # An empty value of a nullable field means "none", in JSON as DRF already reads
+                # it in forms (``Field.get_value``); the request schema says so.
+                empty = [
+                    name
+                    for name, field in self.fields.items()
+                    if field.allow_null and not field.read_only and data.get(name) == ""
+                ]
+                if empty:
+                    data = {**data, **dict.fromkeys(empty)}
         # Anything else (a list, a number, a string) is refused by DRF: "Expected a dictionary".
         return super().to_internal_value(data)
 

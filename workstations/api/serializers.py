@@ -75,12 +75,6 @@ class WorkstationSerializer(StrictModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-        # An empty IP address means "unknown", as in the admin and in HTML forms (where DRF
-        # already read it as null): stored as null, and so documented in the schema.
-        extra_kwargs = {"ip_address": {"allow_blank": True}}
-
-    def validate_ip_address(self, value: str | None) -> str | None:
-        return value or None
 
     def get_location_name(self, obj: Workstation) -> str | None:
         return obj.location.name if obj.location is not None else None
