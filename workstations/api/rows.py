@@ -12,29 +12,15 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db import models
 from django.utils import timezone
 
+from workstations import columns
 from workstations.models import Workstation
-
-from .serializers import WorkstationSerializer
-
-#: Output fields that are not a column of their own name.
-_COLUMN_OF = {
-    "assigned_to": "assigned_to_id",
-    "assigned_to_username": "assigned_to__username",
-    "location": "location_id",
-    "location_name": "location__name",
-}
-#: (output field, database column) in the serializer's field order.
-_COLUMNS: tuple[tuple[str, str], ...] = tuple(
-    (name, _COLUMN_OF.get(name, name)) for name in WorkstationSerializer.Meta.fields
-)
-_NAMES = tuple(name for name, _ in _COLUMNS)
 
 
 def _datetime(value: datetime.datetime | None, utc: bool) -> str | None:
@@ -53,26 +39,45 @@ def _date(value: datetime.date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _cost(value: Decimal | None) -> str | None:
-    # As DRF's DecimalField(decimal_places=2) with COERCE_DECIMAL_TO_STRING.
-    return None if value is None else f"{value.quantize(Decimal('0.01')):f}"
+def _decimal(value: Decimal | None, places: int) -> str | None:
+    # As DRF's DecimalField(decimal_places=places) with COERCE_DECIMAL_TO_STRING.
+    return None if value is None else f"{value.quantize(Decimal(1).scaleb(-places)):f}"
 
 
 def _ip(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-_CONVERT = {
-    "purchase_date": _date,
-    "warranty_expires": _date,
-    "last_audit_date": _date,
-    "purchase_cost": _cost,
-    "ip_address": _ip,
-}
-_DATETIMES = frozenset({"created_at", "updated_at"})
+def _converter(field: models.Field | None) -> Callable[..., str | None] | None:
+    """How DRF's field for this model field represents a value, where it is not the value."""
+    if isinstance(field, models.DateTimeField):  # before DateField: a subclass of it
+        return _datetime  # given the time zone per page, in rows_to_representation
+    if isinstance(field, models.DateField):
+        return _date
+    if isinstance(field, models.DecimalField):
+        return functools.partial(_decimal, places=field.decimal_places)
+    if isinstance(field, models.GenericIPAddressField):
+        return _ip
+    return None
 
 
-def values_queryset(queryset: QuerySet[Workstation]) -> QuerySet:
+def _columns() -> Iterator[tuple[str, str, models.Field | None]]:
+    # (output field, values_list path, model field) for each of the serializer's fields: a
+    # relation reads its key column and its natural key joined in, not the related row.
+    for column in columns.COLUMNS:
+        field = column.model_field
+        yield column.name, field.attname, field
+        if column.related_name is not None:
+            yield column.related_name, f"{column.name}__{column.natural_key}", None
+
+
+#: (output field, database column) in the serializer's field order, both from ``columns``.
+_COLUMNS: tuple[tuple[str, str], ...] = tuple((name, path) for name, path, _ in _columns())
+_NAMES = tuple(name for name, _ in _COLUMNS)
+_CONVERTERS = tuple(_converter(field) for _, _, field in _columns())
+
+
+def values_queryset(queryset: models.QuerySet[Workstation]) -> models.QuerySet:
     """The same rows, same order, as tuples of exactly the listed columns."""
     return queryset.values_list(*(column for _, column in _COLUMNS))
 
@@ -81,7 +86,7 @@ def rows_to_representation(rows: Iterable[tuple]) -> list[dict[str, Any]]:
     # The current time zone is looked up once per page, not once per value.
     utc = timezone.get_current_timezone_name() == "UTC"
     as_datetime = functools.partial(_datetime, utc=utc)
-    converters = [as_datetime if name in _DATETIMES else _CONVERT.get(name) for name in _NAMES]
+    converters = [as_datetime if convert is _datetime else convert for convert in _CONVERTERS]
     out = []
     for row in rows:
         item = {}

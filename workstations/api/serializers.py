@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from workstations import columns
 from workstations.models import Location, Workstation
 
 from .base import StrictModelSerializer
@@ -45,36 +46,9 @@ class WorkstationSerializer(StrictModelSerializer):
 
     class Meta:
         model = Workstation
-        fields = [
-            "id",
-            "asset_tag",
-            "hostname",
-            "serial_number",
-            "manufacturer",
-            "model_name",
-            "form_factor",
-            "os",
-            "os_version",
-            "cpu",
-            "ram_gb",
-            "storage_gb",
-            "mac_address",
-            "ip_address",
-            "status",
-            "assigned_to",
-            "assigned_to_username",
-            "department",
-            "location",
-            "location_name",
-            "purchase_date",
-            "purchase_cost",
-            "warranty_expires",
-            "last_audit_date",
-            "notes",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        # Declared once, with the importer's columns and the admin's form (``columns``).
+        fields = columns.API_FIELDS
+        read_only_fields = columns.API_READ_ONLY_FIELDS
 
     def get_location_name(self, obj: Workstation) -> str | None:
         return obj.location.name if obj.location is not None else None
