@@ -34,54 +34,30 @@ from typing import Any, TextIO
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import UniqueConstraint
+from django.db.models import Field, UniqueConstraint
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.settings import api_settings
+from rest_framework.validators import UniqueValidator
 
-from . import services
+from . import columns, services
 from .api.serializers import WorkstationSerializer
-from .fields import validate_hostname
 from .models import Location, Workstation
 from .selectors import workstation_list
 
-#: The columns of an inventory file, in the order an export writes them.
-COLUMNS: tuple[str, ...] = (
-    "asset_tag",
-    "hostname",
-    "serial_number",
-    "manufacturer",
-    "model_name",
-    "form_factor",
-    "os",
-    "os_version",
-    "cpu",
-    "ram_gb",
-    "storage_gb",
-    "mac_address",
-    "ip_address",
-    "status",
-    "assigned_to",
-    "department",
-    "location",
-    "purchase_date",
-    "purchase_cost",
-    "warranty_expires",
-    "last_audit_date",
-    "notes",
-)
+#: The columns of an inventory file, in the order an export writes them (see ``columns``).
+COLUMNS: tuple[str, ...] = columns.FILE_COLUMNS
 REQUIRED_COLUMNS: tuple[str, ...] = ("asset_tag", "hostname")
 FORMATS: tuple[str, ...] = ("csv", "json")
 
 #: Columns holding a related object's natural key rather than a value of the row itself.
-_RELATED_COLUMNS = ("assigned_to", "location")
-#: Unique among workstations, so a value may appear once per file.
-_UNIQUE_COLUMNS = ("asset_tag", "hostname", "serial_number")
+_RELATED_COLUMNS: tuple[str, ...] = tuple(columns.NATURAL_KEYS)
 #: Rows per ``IN (...)`` lookup: below SQLite's limit on query parameters.
 _LOOKUP_CHUNK = 500
 #: The messages full_clean would give for a taken value: the field's, or its constraint's.
 _UNIQUE_MESSAGES = {
     column: Workstation().unique_error_message(Workstation, (column,)).messages[0]
-    for column in _UNIQUE_COLUMNS
+    for column in COLUMNS
     if Workstation._meta.get_field(column).unique
 }
 _UNIQUE_MESSAGES.update(
@@ -91,6 +67,9 @@ _UNIQUE_MESSAGES.update(
         if isinstance(constraint, UniqueConstraint) and len(constraint.fields) == 1
     }
 )
+#: Unique among workstations, as the model says (a field's or a constraint's), so a value may
+#: appear once per file.
+_UNIQUE_COLUMNS: tuple[str, ...] = tuple(column for column in COLUMNS if column in _UNIQUE_MESSAGES)
 
 
 class ImportFileError(Exception):
@@ -158,17 +137,27 @@ class WorkstationImportSerializer(WorkstationSerializer):
     instead of a query per unique column per row.
     """
 
+    # The API's natural-key fields: a file names related objects in their own columns.
     location_name = None
     assigned_to_username = None
 
     class Meta(WorkstationSerializer.Meta):
-        fields = [column for column in COLUMNS if column not in _RELATED_COLUMNS]
-        read_only_fields: list[str] = []
-        extra_kwargs = {
-            "asset_tag": {"validators": []},
-            "hostname": {"validators": [validate_hostname]},
-            "serial_number": {"validators": []},
-        }
+        fields = tuple(column for column in COLUMNS if column not in _RELATED_COLUMNS)
+        read_only_fields: tuple[str, ...] = ()
+
+    def build_standard_field(
+        self, field_name: str, model_field: Field
+    ) -> tuple[type[serializers.Field], dict[str, Any]]:
+        """The API's field without its ``UniqueValidator``, which would query once per row;
+        ``taken_in_database`` checks the whole file in a few queries instead."""
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if "validators" in kwargs:
+            kwargs["validators"] = [
+                validator
+                for validator in kwargs["validators"]
+                if not isinstance(validator, UniqueValidator)
+            ]
+        return field_class, kwargs
 
 
 # Reading -----------------------------------------------------------------------------------
@@ -445,12 +434,10 @@ def export_row(workstation: Workstation) -> dict[str, Any]:
     """One workstation as a file row: JSON-ready values, related objects by natural key."""
     row: dict[str, Any] = {}
     for column in COLUMNS:
-        if column == "location":
-            value = workstation.location.name if workstation.location_id else None
-        elif column == "assigned_to":
-            value = workstation.assigned_to.get_username() if workstation.assigned_to_id else None
-        else:
-            value = getattr(workstation, column)
+        value = getattr(workstation, column)  # related objects: select_related by the selector
+        natural_key = columns.NATURAL_KEYS.get(column)
+        if natural_key is not None and value is not None:
+            value = getattr(value, natural_key)
         if isinstance(value, date):
             value = value.isoformat()
         elif isinstance(value, Decimal):
