@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import selectors, services
+from . import columns, selectors, services
 from .choices import Status
 from .models import Location, Workstation
 
@@ -57,41 +57,10 @@ class WorkstationAdmin(admin.ModelAdmin):
     search_fields = ["hostname", "asset_tag", "serial_number", "ip_address", "mac_address"]
     date_hierarchy = "purchase_date"
     autocomplete_fields = ["location", "assigned_to"]
-    readonly_fields = ["created_at", "updated_at"]
     actions = ["mark_in_repair", "retire"]
-    fieldsets = [
-        (None, {"fields": ["asset_tag", "hostname", "status", "assigned_to", "department"]}),
-        (
-            "Hardware",
-            {
-                "fields": [
-                    "manufacturer",
-                    "model_name",
-                    "form_factor",
-                    "serial_number",
-                    "cpu",
-                    "ram_gb",
-                    "storage_gb",
-                ]
-            },
-        ),
-        ("Software and network", {"fields": ["os", "os_version", "mac_address", "ip_address"]}),
-        (
-            "Lifecycle",
-            {
-                "fields": [
-                    "location",
-                    "purchase_date",
-                    "purchase_cost",
-                    "warranty_expires",
-                    "last_audit_date",
-                    "notes",
-                    "created_at",
-                    "updated_at",
-                ]
-            },
-        ),
-    ]
+    # The form's groups and the fields the database sets, declared once in ``columns``.
+    fieldsets = columns.ADMIN_FIELDSETS
+    readonly_fields = columns.ADMIN_READONLY_FIELDS
 
     def save_model(self, request: HttpRequest, obj: Workstation, form: Any, change: bool) -> None:
         services.workstation_save(workstation=obj)
