@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import strip_tags
 from rest_framework.test import APIClient
 
 from performance import cache as perf_cache
-from performance.admin import fmt_bytes, fmt_duration, fmt_int, fmt_ms, fmt_pct
 from performance.charts import history_chart, namespace_chart, nice_ceiling
 from performance.models import CacheAction
+from performance.templatetags.console_figures import duration, milliseconds, percent
 from tests.factories import LocationFactory, UserFactory, WorkstationFactory
 
 from .support import LIST, LOCATIONS, get
@@ -36,6 +39,29 @@ def keys_of(namespace: str) -> list[str]:
 
 def messages_of(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
+
+
+def rows_of(html: str, opening: str) -> list[list[str]]:
+    """The text of each cell of every table row whose tag starts with ``opening``."""
+    rows = []
+    for start in (m.start() for m in re.finditer(re.escape(opening), html)):
+        row = html[start : html.index("</tr>", start)]
+        cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)
+        rows.append([" ".join(strip_tags(cell).split()) for cell in cells])
+    return rows
+
+
+def text_of(html: str, element_id: str) -> str:
+    """The text of the element with that id (up to its first closing tag), spaces collapsed."""
+    [content] = re.findall(rf'id="{element_id}">(.*?)</', html, re.S)
+    return " ".join(strip_tags(content).split())
+
+
+def panel_of(html: str, panel_id: str) -> list[tuple[str, str]]:
+    """The (label, value) rows of one of the console's panels, as a reader sees them."""
+    panel = html[html.index(f'id="{panel_id}"') :]
+    panel = panel[: panel.index("</table>")]
+    return [tuple(cells) for cells in rows_of(panel, "<tr>")]
 
 
 def _api_for(user) -> APIClient:
@@ -172,6 +198,12 @@ def test_staff_without_any_permission_find_the_page_in_the_index_and_the_sidebar
     assert f'<a href="{PAGE}" aria-current="page">Cache performance</a>' in sidebar
 
 
+def test_the_page_is_mounted_by_the_admin_not_patched_onto_it(as_viewer):
+    assert "get_urls" not in vars(admin.site)
+    assert "get_app_list" not in vars(admin.site)
+    assert reverse("admin:performance_cache") == reverse("admin:performance_cache_changelist")
+
+
 def test_the_page_is_a_real_admin_page(as_viewer):
     html = as_viewer.get(PAGE).content.decode()
 
@@ -200,15 +232,15 @@ def test_the_page_shows_the_figures_of_the_backend(client, staff, cache_backend,
     assert "300 s (5 min 0 s)" in html
     assert "Statistics last reset" in html
     usage = cache_backend.hot.usage()
-    assert context["hot_copies"].startswith(f"{usage['entries']} in this process, ")
+    in_use = f"{usage['entries']} in this process, " if usage["max_bytes"] else "off"
+    assert text_of(html, "perf-hot-copies").startswith(in_use)
     # The workstations namespace: 2 misses (two queries) then 3 hits of the list.
-    row = next(r for r in context["namespace_rows"] if r["name"] == "workstations")
-    assert row["hits"] == "3"
-    assert row["misses"] == "2"
-    assert row["hit_rate"] == "60.0 %"
-    assert row["keys"] == "2"
-    assert row["time"].endswith(" ms")
-    assert context["namespace_totals"]["keys"] == fmt_int(len(live_keys()))
+    [row] = rows_of(html, '<tr class="perf-ns-workstations">')
+    hits, misses, hit_rate, keys, time = row[1], row[2], row[3], row[7], row[8]
+    assert (hits, misses, hit_rate, keys) == ("3", "2", "60.0 %", "2")
+    assert time.endswith(" ms")
+    [totals] = rows_of(html, '<tr id="perf-totals">')
+    assert totals[7] == f"{len(live_keys()):,}"
     assert 'id="perf-totals"' in html
     assert html.count('<svg xmlns="http://www.w3.org/2000/svg" viewBox=') == 2
     assert "Hit rate per namespace" in html
@@ -255,22 +287,107 @@ def test_the_breaker_panel_says_not_configured_or_shows_its_state(as_viewer, mon
         return {**real_stats(**kwargs), "breaker": {"state": "open", "fail_counter": 1234}}
 
     monkeypatch.setattr(perf_cache, "stats", with_breaker)
-    response = as_viewer.get(PAGE)
-    assert ("State", "open") in response.context["breaker_rows"]
-    assert ("Fail counter", "1,234") in response.context["breaker_rows"]
+    breaker = panel_of(as_viewer.get(PAGE).content.decode(), "perf-breaker")
+    assert ("State", "open") in breaker
+    assert ("Fail counter", "1,234") in breaker
 
 
-def test_numbers_are_formatted_for_humans():
-    assert fmt_int(1234567) == "1,234,567"
-    assert fmt_int(None) == "—"
-    assert fmt_pct(0.98765) == "98.8 %"
-    assert fmt_pct(None) == "—"
-    assert fmt_bytes(5 * 1024**2) == "5.0 MB"
-    assert fmt_bytes(3 * 1024**3) == "3.0 GB"
-    assert fmt_bytes(512) == "512 B"
-    assert fmt_ms(12345.678) == "12,345.7 ms"
-    assert fmt_duration(3 * 86400 + 7200) == "3 d 2 h"
-    assert fmt_duration(59) == "59 s"
+#: Figures as ``performance.cache.stats`` gives them, chosen to show each kind of number.
+FIGURES = {
+    "instrumented": True,
+    "backend": "redis",
+    "scope": "fleet",
+    "key_prefix": "inventory",
+    "default_ttl": 59,
+    "reset_at": None,
+    "namespaces": {
+        "workstations": {
+            "hits": 1234567,
+            "misses": 0,
+            "hit_rate": 0.98765,
+            "sets": 12,
+            "deletes": 0,
+            "errors": None,
+            "keys": None,
+            "time_us": 12_345_678,
+            "description": "Workstation responses",
+            "internal": False,
+        },
+    },
+    "totals": {
+        "hits": 1234567,
+        "misses": 0,
+        "hit_rate": None,
+        "sets": 12,
+        "deletes": 0,
+        "errors": 0,
+        "time_us": 12_345_678,
+    },
+    "history": [],
+    "server": {
+        "backend": "redis",
+        "location": "redis://cache.internal:6379/0",
+        "used_memory": 5 * 1024**2,
+        "maxmemory": 3 * 1024**3,
+        "evicted_keys": 1234567,
+        "keyspace_hits": 98765,
+        "keyspace_misses": 1235,
+        "uptime_in_seconds": 3 * 86400 + 7200,
+    },
+    "hot_copies": {"entries": 3, "bytes": 512, "max_bytes": 5 * 1024**2},
+    "breaker": {"state": "closed", "needs_replay": False, "last_change": None},
+    "unavailable": False,
+}
+
+
+def test_numbers_are_formatted_for_humans(as_viewer, monkeypatch):
+    monkeypatch.setattr(perf_cache, "stats", lambda **kwargs: FIGURES)
+
+    html = as_viewer.get(PAGE).content.decode()
+
+    [row] = rows_of(html, '<tr class="perf-ns-workstations">')
+    assert row[1:] == ["1,234,567", "0", "98.8 %", "12", "0", "—", "—", "12,345.7 ms"]
+    [totals] = rows_of(html, '<tr id="perf-totals">')
+    assert totals[3] == "—"  # no rate without lookups to rate
+    assert totals[7] == "—"  # unknown as soon as one namespace's count is
+    server = panel_of(html, "perf-server")
+    for figure in [
+        ("Used memory", "5.0 MB"),
+        ("Max memory", "3.0 GB"),
+        ("Evicted keys", "1,234,567"),
+        ("Expired keys", "—"),
+        ("Keyspace hit rate", "98.8 %"),
+        ("Server uptime", "3 d 2 h"),
+    ]:
+        assert figure in server
+    assert ("Default time to live", "59 s") in panel_of(html, "perf-backend")
+    assert text_of(html, "perf-hot-copies") == "3 in this process, 512 bytes of 5.0 MB"
+    breaker = panel_of(html, "perf-breaker")
+    assert ("Needs replay", "no") in breaker
+    assert ("Last change", "—") in breaker
+
+
+def test_a_ttl_of_a_minute_or_more_is_also_shown_as_a_duration(as_viewer, monkeypatch):
+    monkeypatch.setattr(perf_cache, "stats", lambda **kwargs: {**FIGURES, "default_ttl": 7200})
+    backend = panel_of(as_viewer.get(PAGE).content.decode(), "perf-backend")
+    assert ("Default time to live", "7,200 s (2 h 0 min)") in backend
+
+    monkeypatch.setattr(perf_cache, "stats", lambda **kwargs: {**FIGURES, "default_ttl": None})
+    backend = panel_of(as_viewer.get(PAGE).content.decode(), "perf-backend")
+    assert ("Default time to live", "no expiry") in backend
+
+
+def test_the_console_filters_say_what_django_has_no_filter_for():
+    assert percent(0.98765) == "98.8 %"
+    assert percent(None) == "—"
+    assert milliseconds(12345.678) == "12,345.7 ms"
+    assert milliseconds(0.25, 2) == "0.25 ms"
+    assert milliseconds(None) == "—"
+    assert duration(3 * 86400 + 7200) == "3 d 2 h"
+    assert duration(3600 + 5 * 60) == "1 h 5 min"
+    assert duration(300) == "5 min 0 s"
+    assert duration(59) == "59 s"
+    assert duration(None) == "—"
 
 
 # The charts --------------------------------------------------------------------------------
@@ -447,12 +564,35 @@ def test_a_bad_pattern_is_refused_with_the_reason_and_nothing_is_done(
     assert not CacheAction.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "slug, data, reason",
+    [
+        ("invalidate_pattern", {}, "The pattern is empty."),
+        ("invalidate_pattern", {"pattern": f"workstations:{'x' * 200}"}, "longer than 200"),
+        ("invalidate_namespace", {}, "Unknown namespace ''"),
+        ("clear", {"confirm": "sure"}, "Select a valid choice."),
+    ],
+    ids=["no-pattern", "pattern-too-long", "no-namespace", "bad-confirm"],
+)
+def test_input_the_form_refuses_is_answered_with_its_error(as_manager, filled, slug, data, reason):
+    response = as_manager.post(action_url(slug), data, follow=True)
+
+    assert response.redirect_chain == [(PAGE, 302)]
+    [message] = response.context["messages"]
+    assert message.level_tag == "error"
+    assert reason in str(message)
+    assert str(message).endswith("Nothing was done.")
+    assert keys_of("workstations") == filled["workstations"]
+    assert not CacheAction.objects.exists()
+
+
 def test_invalidate_namespace_moves_its_generation_only(as_manager, manager, filled):
     before = {ns: perf_cache.get_generation(ns) for ns in ("workstations", "locations")}
 
     confirm = as_manager.post(action_url("invalidate_namespace"), {"namespace": "workstations"})
     assert confirm.status_code == 200
     assert "2 keys now" in confirm.content.decode()
+    assert '<input type="hidden" name="namespace" value="workstations">' in confirm.content.decode()
     assert perf_cache.get_generation("workstations") == before["workstations"]
 
     response = as_manager.post(
@@ -547,12 +687,13 @@ def test_the_page_lists_the_last_actions(as_manager, filled):
 
     response = as_manager.get(PAGE)
 
-    rows = response.context["recent_actions"]
-    assert [(r["what"], r["dry_run"], r["keys"]) for r in rows] == [
-        ("Invalidate by pattern", False, "1"),
-        ("Invalidate by pattern", True, "1"),
-    ]
     html = response.content.decode()
+    rows = rows_of(html, '<tr class="perf-audit-row">')
+    # When, who, what, target, from, keys, outcome; the newest first.
+    assert [(what, keys) for _, _, what, _, _, keys, _ in rows] == [
+        ("Invalidate by pattern", "1"),
+        ("Invalidate by pattern (dry run)", "1"),
+    ]
     assert html.count('class="perf-audit-row"') == 2
     assert "manager" in html and "Admin, 127.0.0.1" in html and "<code>locations:*</code>" in html
 
