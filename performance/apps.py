@@ -8,7 +8,7 @@ class PerformanceConfig(AppConfig):
 
     def ready(self) -> None:
         from . import cache, checks, signals  # noqa: F401  (checks registers itself)
-        from .auth import AUTH_NAMESPACE
+        from .cache.keys import AUTH_NAMESPACE
 
         signals.connect()
         cache.register_namespace(

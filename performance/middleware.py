@@ -36,10 +36,8 @@ class RequestMetricsMiddleware:
         REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
         LATENCY.labels(endpoint, request.method).observe(duration)
         response["X-Request-ID"] = request_id
-        user_id = getattr(request, "auth_user_id", None)  # set by the cache's fast path
-        if user_id is None:
-            user = getattr(request, "user", None)
-            user_id = user.pk if user is not None and user.is_authenticated else None
+        user = getattr(request, "user", None)
+        user_id = user.pk if user is not None and user.is_authenticated else None
         logger.info(
             "%s %s %s %.1fms",
             request.method,

@@ -10,7 +10,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from rest_framework.authtoken.models import Token
 
 from . import cache
-from .auth import AUTH_NAMESPACE
+from .cache.keys import AUTH_NAMESPACE
 
 User = get_user_model()
 

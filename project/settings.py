@@ -183,7 +183,7 @@ if REDIS_URL:
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
             "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "CLIENT_CLASS": "performance.cache.redis.InventoryRedisClient",
                 "SOCKET_CONNECT_TIMEOUT": float(os.environ.get("REDIS_CONNECT_TIMEOUT", "0.25")),
                 "SOCKET_TIMEOUT": float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.25")),
             },
@@ -244,8 +244,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "project.api.InventoryAutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "project.throttling.AnonRateThrottle",
-        "project.throttling.UserRateThrottle",
+        "performance.throttling.AnonRateThrottle",
+        "performance.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("THROTTLE_USER_RATE", "5000/min"),

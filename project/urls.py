@@ -5,8 +5,8 @@ from rest_framework.authtoken.views import ObtainAuthToken
 
 from performance.health import HealthView
 from performance.metrics import metrics_view
+from performance.throttling import LoginAddressThrottle, LoginUsernameThrottle, throttled_login
 from project.api import InventoryAutoSchema
-from project.throttling import LoginAddressThrottle, LoginUsernameThrottle, throttled_login
 
 # Every attempt counts, failed or not: per address first (it needs no body), then per username.
 obtain_auth_token = ObtainAuthToken.as_view(

@@ -7,9 +7,11 @@ import os
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import caches
+from django.test.signals import clear_cache_handlers
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from performance.cache import state
 from tests.factories import UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -40,8 +42,12 @@ def _fast_password_hasher(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    """Every test starts as a new process would: empty caches, and none of the state a process
+    keeps about them (statistics, breaker, decoded tokens, copies, request rates)."""
     for cache in caches.all():
         cache.clear()
+    state.reset_all()
+    clear_cache_handlers(setting="CACHES")
     yield
 
 

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from performance import cache, services
 from performance.system import system_metrics
-from project.throttling import ScopedRateThrottle, UserRateThrottle
+from performance.throttling import ScopedRateThrottle, UserRateThrottle
 
 from .permissions import CanManageCache
 from .serializers import ClearSerializer, InvalidateSerializer
@@ -32,17 +32,6 @@ class CacheActionView(StaffView):
     permission_classes = [IsAdminUser, CanManageCache]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "cache_actions"
-
-    def get_throttles(self) -> list:
-        # Kept so that an action which removes the throttles' history from the cache (clear)
-        # can put it back: otherwise clearing would reset its own rate limit.
-        self._throttles = super().get_throttles()
-        return self._throttles
-
-    def restore_throttle_history(self) -> None:
-        for throttle in getattr(self, "_throttles", []):
-            if getattr(throttle, "key", None) is not None:
-                throttle.cache.set(throttle.key, throttle.history, throttle.duration)
 
 
 class CacheStatsView(StaffView):
@@ -72,8 +61,8 @@ class CacheClearView(CacheActionView):
     )
     def post(self, request: Request) -> Response:
         ClearSerializer(data=request.data).is_valid(raise_exception=True)
+        # Clearing keeps the clients' request rates: it does not reset its own rate limit.
         keys = services.cache_clear(actor=_actor(request))
-        self.restore_throttle_history()
         return Response({"cleared": True, "keys_removed": keys})
 
 

@@ -10,6 +10,8 @@ Everything else in the service calls these functions; ruff's banned-api rule kee
 - ``stats()`` / ``reset_stats()``: per-namespace figures (fleet-wide on Redis).
 - ``warm()``: run the warmers that registered with ``register_namespace``.
 - ``cached(namespace, ttl=...)``: cache a function's result under the namespace's generation.
+- ``rate_hits(checks)``: count requests against the throttles' rates, atomically.
+- ``responses.CachedResponseMixin``: the read path of DRF views (docs/design.md, "A cached GET").
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .api import (
     invalidate_on_commit,
     invalidate_pattern,
     namespaces,
+    rate_hits,
     register_namespace,
     remember,
     reset_stats,
@@ -46,6 +49,7 @@ __all__ = [
     "invalidate_on_commit",
     "invalidate_pattern",
     "namespaces",
+    "rate_hits",
     "register_namespace",
     "remember",
     "reset_stats",

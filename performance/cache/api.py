@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-import hashlib
 import logging
-import pickle
 import random
 import unicodedata
 from collections import Counter
@@ -20,8 +18,9 @@ from django.db import transaction
 
 from .backends import InstrumentedCacheMixin
 from .generations import bump_generation, get_generation
-from .hot import PURGE_NAMESPACE
-from .stats import namespace_of, summarise
+from .keys import PURGE_NAMESPACE, namespace_of, value_key
+from .rates import RateCheck, Verdict
+from .stats import summarise
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +225,28 @@ def reset_stats() -> None:
         cache.reset_stats()
 
 
+# Request rates ----------------------------------------------------------------------------
+
+
+def rate_hits(checks: list[RateCheck]) -> list[Verdict]:
+    """Count one request against each rate, where it passes (``rates``); fails open."""
+    cache = backend()
+    if isinstance(cache, InstrumentedCacheMixin):
+        return cache.rate_hits(checks)
+    return [_history_hit(cache, check) for check in checks]
+
+
+def _history_hit(cache: Any, check: RateCheck) -> Verdict:
+    """DRF's own way, for a cache of Django's own: a list of timestamps read and written back."""
+    history = cache.get(check.key)
+    history = [t for t in history if t > check.now - check.duration] if history else []
+    if len(history) >= check.limit:
+        return Verdict(False, len(history), history[-1])
+    history.insert(0, check.now)
+    cache.set(check.key, history, check.duration)
+    return Verdict(True, len(history), history[-1])
+
+
 # Warming and cached functions ------------------------------------------------------------
 
 
@@ -248,11 +269,6 @@ def jittered(timeout: int | None) -> int | None:
     return int(timeout * (1 + random.random() * getattr(settings, "CACHE_TTL_JITTER", 0.1)))
 
 
-def digest(*parts: Any) -> str:
-    """A stable hash of client-controlled inputs: they never reach a key raw."""
-    return hashlib.sha256(pickle.dumps(parts, protocol=4)).hexdigest()[:40]
-
-
 def remember(
     namespace: str,
     parts: tuple,
@@ -264,19 +280,13 @@ def remember(
     """``compute()``'s value, cached under the namespace's generation and a hash of ``parts``.
 
     The generation is read before computing, so a value computed while a write commits is
-    stored where nobody looks (invariant 2). ``None``, ``0`` and ``[]`` are cached like any
-    other value. ``internal`` values (the cache layer's own, such as list counts) are kept
-    under ``_memo``: counted apart from the namespace's responses and left alone by patterns
-    that do not name them.
+    stored where nobody looks (docs/design.md, "Invariants", 2). ``None``, ``0`` and ``[]``
+    are cached like any other value. ``internal`` values (the cache layer's own, such as list
+    counts) are kept under ``_memo``: counted apart from the namespace's responses and left
+    alone by patterns that do not name them.
     """
     cache = backend()
-    generation = get_generation(namespace)
-    hashed = digest(*parts)
-    key = (
-        f"_memo:{namespace}:{generation}:{hashed}"
-        if internal
-        else f"{namespace}:{generation}:v:{hashed}"
-    )
+    key = value_key(namespace, get_generation(namespace), parts, internal=internal)
     value = cache.get(key, _MISSING)
     if value is not _MISSING:
         return value

@@ -1,10 +1,13 @@
-"""Instrumented cache backends: one mixin, two thin subclasses.
+"""Instrumented cache backends: one mixin that counts, two thin subclasses.
 
 The mixin wraps every operation of Django's cache API to count hits, misses, sets, deletes and
 time per namespace, without changing what the operation returns. Hits are told from misses with
 a private sentinel, so a cached ``None``, ``0`` or ``[]`` is a hit. Composite operations that
 Django implements on top of others (``get_many`` on locmem calls ``get``) are counted once, at the
 outermost call.
+
+What each process keeps about a cache (statistics, breaker, decoded tokens, copies, rates) is
+one ``state.CacheState``; what Redis is asked beyond Django's API is in ``redis``.
 """
 
 from __future__ import annotations
@@ -15,38 +18,31 @@ import pickle
 import threading
 import time
 import warnings
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     CacheKeyWarning,
     memcache_key_warnings,
 )
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.exceptions import ImproperlyConfigured
 from django_redis.cache import RedisCache
 
-from .breaker import CircuitBreakerError, guard_for
-from .hot import HotEntries, hot_entries_for
-from .stats import StatsRecorder, namespace_of
+from . import redis as redis_client
+from .breaker import CircuitBreakerError, make_guard
+from .hot import HotEntries
+from .keys import RATE_NAMESPACE, namespace_of
+from .rates import ALLOWED, RateCheck, RateStore, Verdict
+from .state import CacheState, state_for
+from .stats import StatsRecorder
 
 logger = logging.getLogger(__name__)
 
 _MISSING = object()
 _nesting = threading.local()
-
-# Django creates one backend instance per thread; statistics belong to the process.
-_recorders: dict[tuple[str, str, str], StatsRecorder] = {}
-_recorders_lock = threading.Lock()
-
-
-def _recorder_for(kind: str, location: str, prefix: str) -> StatsRecorder:
-    key = (kind, location, prefix)
-    with _recorders_lock:
-        if key not in _recorders:
-            _recorders[key] = StatsRecorder()
-        return _recorders[key]
 
 
 class CacheUnavailable(Exception):
@@ -58,9 +54,20 @@ class InstrumentedCacheMixin:
 
     #: ``fleet`` when the figures are shared by every process using the backend.
     stats_scope = "process"
-    recorder: StatsRecorder
-    #: Copies of entries the fast path served (``hot``), shared by this cache's instances.
-    hot: HotEntries
+    state: CacheState
+
+    #: Whether invalidations must survive a cache outage (see ``performance.cache.outbox``).
+    #: Local memory dies with its process, so nothing can outlive a missed invalidation there.
+    durable_invalidation = False
+
+    @property
+    def recorder(self) -> StatsRecorder:
+        return self.state.recorder
+
+    @property
+    def hot(self) -> HotEntries:
+        """This process's copies of entries for warm hits (disabled where they save nothing)."""
+        return self.state.copies
 
     # Plumbing ----------------------------------------------------------------------------
 
@@ -71,8 +78,8 @@ class InstrumentedCacheMixin:
     def _after_operation(self) -> None:
         """Hook run after each counted operation (the Redis backend flushes its counters)."""
 
-    def count_hot_hits(self, keys: Iterable[str]) -> None:
-        """Count entries served from this process's copies (``hot``): hits, but no round trip."""
+    def count_local_hits(self, keys: Iterable[str]) -> None:
+        """Count entries served from this process's memory: hits, but no round trip."""
         self.recorder.record_many((namespace_of(key), {"hits": 1}) for key in keys)
 
     def _run(
@@ -152,7 +159,7 @@ class InstrumentedCacheMixin:
             keys,
             lambda: super(InstrumentedCacheMixin, self).get_many(keys, version=version, **kw),
             fallback={},
-            count=lambda key, found: {"hits": 1} if key in found else {"misses": 1},
+            count=_count_found,
         )
 
     def set(
@@ -215,16 +222,13 @@ class InstrumentedCacheMixin:
     def incr(self, key: str, delta: int = 1, version: int | None = None, **kw: Any) -> int:
         return self._run(
             namespace_of(key),
-            lambda: self._increment(key, delta, version, **kw),
+            lambda: super(InstrumentedCacheMixin, self).incr(key, delta, version, **kw),
             fallback=None,
             count=lambda _: {"sets": 1},
         )
 
     def decr(self, key: str, delta: int = 1, version: int | None = None, **kw: Any) -> int:
         return self.incr(key, -delta, version, **kw)
-
-    def _increment(self, key: str, delta: int, version: int | None, **kw: Any) -> int:
-        return super().incr(key, delta, version, **kw)
 
     def touch(
         self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None, **kw: Any
@@ -241,6 +245,30 @@ class InstrumentedCacheMixin:
             lambda: super(InstrumentedCacheMixin, self).has_key(key, version, **kw),
             fallback=False,
         )
+
+    # Reads and rates in one round trip -------------------------------------------------------
+
+    def read(
+        self,
+        keys: Sequence[str],
+        *,
+        rates: Sequence[RateCheck] = (),
+        rates_if: tuple[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], list[Verdict] | None]:
+        """The values of ``keys`` that are present, and the verdicts of ``rates`` — counted only
+        if the value under ``rates_if[0]`` (one of ``keys``) is ``rates_if[1]``; ``None`` when
+        it was not (or when no rates were asked for). On an unreachable cache: nothing found,
+        every rate allowed."""
+        values = self.get_many(keys)
+        if not rates or (rates_if is not None and values.get(rates_if[0]) != rates_if[1]):
+            return values, None
+        return values, self.rate_hits(rates)
+
+    def rate_hits(self, checks: Sequence[RateCheck]) -> list[Verdict]:
+        """Count one request against each rate, if it passes (``rates``)."""
+        rates = self.state.rates
+        assert rates is not None, "a backend without its own rate store overrides rate_hits"
+        return self._run(RATE_NAMESPACE, lambda: rates.hit(list(checks)), fallback=[])
 
     # Service-level operations ----------------------------------------------------------------
 
@@ -275,10 +303,6 @@ class InstrumentedCacheMixin:
     def invalidation_missed(self) -> None:
         """Called when a generation bump could not reach the cache (see the Redis backend)."""
 
-    #: Whether invalidations must survive a cache outage (see ``performance.cache.outbox``).
-    #: Local memory dies with its process, so nothing can outlive a missed invalidation there.
-    durable_invalidation = False
-
 
 def _internal(logical_key: str, pattern: str) -> bool:
     """Generation, lock and health keys are the cache layer's own: a pattern reaches them only
@@ -290,11 +314,22 @@ def _count_get(value: Any) -> dict[str, int]:
     return {"misses": 1} if value is _MISSING else {"hits": 1}
 
 
+def _count_found(key: str, found: dict) -> dict[str, int]:
+    return {"hits": 1} if key in found else {"misses": 1}
+
+
+def _fill_verdicts(verdicts: list[Verdict], checks: Sequence[RateCheck]) -> list[Verdict]:
+    """An unreachable cache answers no verdict: every request passes (throttles fail open)."""
+    return verdicts if len(verdicts) == len(checks) else [ALLOWED] * len(checks)
+
+
 class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
     """Django's local-memory cache, counted. One process owns it, so its figures are the truth.
 
     Bounded by ``MAX_ENTRIES``; when full, the least recently used entries go first, and every
-    entry that goes is counted as an eviction.
+    entry that goes is counted as an eviction. Request rates are kept beside it (``rates``), not
+    in it: filling the cache must not evict a client's history. No copies of entries: they are
+    in this process already.
     """
 
     stats_scope = "process"
@@ -302,9 +337,12 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         super().__init__(name, params)
         self._name = name
-        self.recorder = _recorder_for("locmem", name, self.key_prefix)
-        self.hot = hot_entries_for("locmem", name, self.key_prefix, self.default_timeout)
-        self._valid_keys: dict[tuple[str, int | None], str] = {}
+        self.state = state_for(
+            "locmem", name, self.key_prefix, lambda: CacheState(rates=RateStore())
+        )
+
+    def rate_hits(self, checks: Sequence[RateCheck]) -> list[Verdict]:
+        return _fill_verdicts(super().rate_hits(checks), checks)
 
     def get_many(self, keys: Iterable[str], version: int | None = None, **kw: Any) -> dict:
         """Django's ``get_many`` with one lock for the batch, rather than a ``get`` per key
@@ -323,17 +361,14 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
                     self._cache.move_to_end(made, last=False)
             return {key: pickle.loads(value) for key, value in found.items()}
 
-        return self._run_many(
-            keys,
-            fetch,
-            fallback={},
-            count=lambda key, found: {"hits": 1} if key in found else {"misses": 1},
-        )
+        return self._run_many(keys, fetch, fallback={}, count=_count_found)
 
     def _made_key(self, key: str, version: int | None) -> str:
-        """``make_and_validate_key``, remembering keys that passed without a warning: the fast
+        """``make_and_validate_key``, remembering keys that passed without a warning: the read
         path asks for the same generation keys on every request."""
-        made = self._valid_keys.get((key, version))
+        made_keys = self.state.made_keys
+        version = self.version if version is None else version
+        made = made_keys.get((key, version))
         if made is None:
             made = self.make_key(key, version=version)
             warned = False
@@ -341,9 +376,9 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
                 warnings.warn(warning, CacheKeyWarning, stacklevel=4)
                 warned = True
             if not warned:
-                if len(self._valid_keys) >= 1024:
-                    self._valid_keys.clear()
-                self._valid_keys[(key, version)] = made
+                if len(made_keys) >= 1024:
+                    made_keys.clear()
+                made_keys[(key, version)] = made
         return made
 
     def _cull(self) -> None:
@@ -381,74 +416,76 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
         }
 
 
+#: The client classes the Redis backend runs on: its own (what it needs beyond Django's API).
+REDIS_CLIENT = "performance.cache.redis.InventoryRedisClient"
+_STOCK_CLIENTS = {"", "django_redis.client.DefaultClient", REDIS_CLIENT}
+
+
 class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
-    """django-redis, counted; counters are flushed to Redis so they add up across the fleet."""
+    """django-redis, counted; counters are flushed to Redis so they add up across the fleet.
+
+    Every call goes through the process's circuit breaker; after an outage, the invalidations
+    the cache missed are replayed before anything is read from it again.
+    """
 
     stats_scope = "fleet"
     #: Seconds between two flushes of this process's counters.
     flush_interval = 1.0
-    scan_count = 1000
-    delete_chunk = 500
-
     durable_invalidation = True
     #: Seconds a call waits for another thread's replay of missed invalidations.
     replay_wait = 0.5
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
-        super().__init__(server, params)
-        self._location = server
-        self.recorder = _recorder_for("redis", server, self.key_prefix)
-        self.hot = hot_entries_for("redis", server, self.key_prefix, self.default_timeout)
-        self.guard = guard_for(
-            f"{server}|{self.key_prefix}", is_outage=_is_unreachable, probe=self._ping
-        )
-        if not hasattr(self.recorder, "last_flush"):
-            self.recorder.last_flush = time.monotonic()
-            self.recorder.flush_lock = threading.Lock()
+        options = dict(params.get("OPTIONS", {}))
+        if options.get("CLIENT_CLASS", "") not in _STOCK_CLIENTS:
+            raise ImproperlyConfigured(
+                f"The Redis cache runs on its own client ({REDIS_CLIENT}); "
+                f"CLIENT_CLASS {options['CLIENT_CLASS']!r} is not supported."
+            )
+        options["CLIENT_CLASS"] = REDIS_CLIENT
+        super().__init__(server, {**params, "OPTIONS": options})
         if not self.key_prefix:
             raise ValueError("The Redis cache needs a KEY_PREFIX: it scopes clear and patterns.")
+        self._location = server
+        self.state = state_for("redis", server, self.key_prefix, self._new_state)
+        # Django makes a backend per thread: the trial call may use any of them.
+        self.state.guard.probe = self._ping
+
+    def _new_state(self) -> CacheState:
+        return CacheState(
+            copies=HotEntries(getattr(settings, "CACHE_HOT_BYTES", 0), self.default_timeout),
+            guard=make_guard(
+                f"{self._location}|{self.key_prefix}",
+                is_outage=redis_client.is_unreachable,
+                probe=self._ping,
+            ),
+            last_flush=time.monotonic(),
+        )
+
+    @property
+    def guard(self) -> Any:
+        return self.state.guard
 
     # Outages -------------------------------------------------------------------------------
 
     def _ping(self) -> Any:
-        return self._redis().ping()
-
-    def _increment(self, key: str, delta: int, version: int | None, **kw: Any) -> int:
-        """INCRBY of an existing key, in one atomic script.
-
-        django-redis answers a script that Redis refuses (full with ``noeviction``, a read-only
-        replica) with a read-modify-write of its own: TTL, GET, SET. That races every other
-        writer, and a key deleted between its GET and SET (``generations._forget`` in another
-        process) turns into a ``TypeError``. A refusal fails here like any other refused write;
-        django-redis keeps the values its script cannot add to (beyond 64 bits, pickled).
-        """
-        from redis.exceptions import ResponseError
-
-        client = self.client.get_client(write=True)
-        try:
-            value = client.eval(_INCR_EXISTING, 1, self.client.make_key(key, version), delta)
-        except ResponseError as exc:
-            if _is_outage(exc):
-                raise
-            return RedisCache.incr(self, key, delta, version, **kw)
-        if value is None:
-            raise ValueError(f"Key '{key}' not found.")
-        return value
+        return self.client.redis().ping()
 
     def _call_backend(self, fn: Callable[[], Any]) -> Any:
-        if self.guard.needs_replay and not getattr(_nesting, "replaying", False):
-            if not self.guard.closed:
+        guard = self.guard
+        if guard.needs_replay and not getattr(_nesting, "replaying", False):
+            if not guard.closed:
                 # Fail at once, without the query a replay costs: its bumps cannot go through
                 # until the trial call (made in the background) has closed the breaker.
-                self.guard.try_in_background()
+                guard.try_in_background()
                 raise CacheUnavailable("circuit breaker open")
             self._replay_missed_invalidations()
         try:
-            return self.guard.call(fn)
+            return guard.call(fn)
         except CircuitBreakerError as exc:
             raise CacheUnavailable("circuit breaker open") from exc
         except Exception as exc:
-            if _is_outage(exc):
+            if redis_client.is_outage(exc):
                 logger.debug("cache unavailable: %s", type(exc).__name__)
                 raise CacheUnavailable(str(exc)) from exc
             raise
@@ -461,24 +498,25 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         """
         from .outbox import replay_all
 
+        guard = self.guard
         # Another thread may be replaying: wait for it briefly rather than fail, so that a
         # write's own bump, made meanwhile, is not missed in its turn.
-        if not self.guard.replay_lock.acquire(timeout=self.replay_wait):
+        if not guard.replay_lock.acquire(timeout=self.replay_wait):
             raise CacheUnavailable("replaying missed invalidations")
-        if not self.guard.needs_replay:  # the other thread has replayed them
-            self.guard.replay_lock.release()
+        if not guard.needs_replay:  # the other thread has replayed them
+            guard.replay_lock.release()
             return
         _nesting.replaying = True
         try:
             # The bumps go through the breaker: while it is open they fail at once; once its
             # reset timeout has passed, the first one is the trial call.
             if replay_all():
-                self.guard.needs_replay = False
+                guard.needs_replay = False
             else:
                 raise CacheUnavailable("missed invalidations not yet replayed")
         finally:
             _nesting.replaying = False
-            self.guard.replay_lock.release()
+            guard.replay_lock.release()
 
     def invalidation_missed(self) -> None:
         """An invalidation could not reach the cache: read nothing from it until replayed."""
@@ -486,6 +524,29 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def breaker_state(self) -> dict[str, Any] | None:
         return self.guard.state()
+
+    # Reads and rates in one round trip -------------------------------------------------------
+
+    def read(
+        self,
+        keys: Sequence[str],
+        *,
+        rates: Sequence[RateCheck] = (),
+        rates_if: tuple[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], list[Verdict] | None]:
+        if not rates:
+            return self.get_many(keys), None
+        outcome = self._run_many(
+            [*keys, *(check.key for check in rates)],
+            lambda: self.client.read(keys, rates, rates_if),
+            fallback=({}, [ALLOWED] * len(rates)),
+            count=lambda key, result: _count_found(key, result[0]) if key in keys else {},
+        )
+        return outcome
+
+    def rate_hits(self, checks: Sequence[RateCheck]) -> list[Verdict]:
+        _, verdicts = self.read((), rates=checks)
+        return _fill_verdicts(verdicts or [], checks)
 
     # Shared statistics -----------------------------------------------------------------------
 
@@ -496,38 +557,27 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     def _minute_key(self, minute: int) -> str:
         return f"{self.key_prefix}#stats:m:{minute}"
 
-    def _redis(self) -> Any:
-        return self.client.get_client(write=True)
-
     def _after_operation(self) -> None:
-        if time.monotonic() - self.recorder.last_flush >= self.flush_interval:
+        if time.monotonic() - self.state.last_flush >= self.flush_interval:
             self.flush_stats()
 
     def flush_stats(self) -> None:
-        if not self.recorder.flush_lock.acquire(blocking=False):
+        state = self.state
+        if not state.flush_lock.acquire(blocking=False):
             return  # another thread of this process is flushing
         try:
-            self.recorder.last_flush = time.monotonic()
+            state.last_flush = time.monotonic()
             pending, minutes = self.recorder.drain()
             if not pending and not minutes:
                 return
             try:
-                pipe = self._redis().pipeline(transaction=False)
-                for ns, counter in pending.items():
-                    for field, value in counter.items():
-                        pipe.hincrby(self._stats_key, f"{ns}|{field}", value)
-                for minute, counter in minutes.items():
-                    key = self._minute_key(minute)
-                    for field, value in counter.items():
-                        pipe.hincrby(key, field, value)
-                    pipe.expire(key, 2 * 3600)
-                pipe.execute()
+                self.client.publish(self._stats_key, self._minute_key, pending, minutes)
             except Exception as exc:
-                if not _is_outage(exc):
+                if not redis_client.is_outage(exc):
                     raise
                 self.recorder.restore(pending, minutes)
         finally:
-            self.recorder.flush_lock.release()
+            state.flush_lock.release()
 
     def stats_snapshot(self) -> dict[str, Any]:
         self.flush_stats()
@@ -537,190 +587,70 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
             "evictions": None,
             "reset_at": self.recorder.reset_at,
         }
+        now_minute = int(self.recorder.clock() // 60)
+        minutes = list(range(now_minute - 59, now_minute + 1))
         try:
-            redis = self._redis()
-            raw = redis.hgetall(self._stats_key)
-            per_ns: dict[str, Counter[str]] = {}
-            for field, value in raw.items():
-                name = field.decode() if isinstance(field, bytes) else field
-                if name == "_reset_at":
-                    snapshot["reset_at"] = float(value)
-                    continue
-                ns, _, counter = name.rpartition("|")
-                per_ns.setdefault(ns, Counter())[counter] = int(value)
-            snapshot["per_namespace"] = {ns: dict(c) for ns, c in per_ns.items()}
-            now_minute = int(self.recorder.clock() // 60)
-            minutes = list(range(now_minute - 59, now_minute + 1))
-            pipe = redis.pipeline(transaction=False)
-            for minute in minutes:
-                pipe.hgetall(self._minute_key(minute))
-            for minute, counts in zip(minutes, pipe.execute(), strict=True):
-                if counts:
-                    snapshot["history"][minute] = {
-                        (k.decode() if isinstance(k, bytes) else k): int(v)
-                        for k, v in counts.items()
-                    }
+            per_ns, history, reset_at = self.client.counters(
+                self._stats_key, self._minute_key, minutes
+            )
         except Exception as exc:
-            if not _is_outage(exc):
+            if not redis_client.is_outage(exc):
                 raise
             snapshot["unavailable"] = True
+            return snapshot
+        snapshot.update(per_namespace=per_ns, history=history)
+        if reset_at is not None:
+            snapshot["reset_at"] = reset_at
         return snapshot
 
     def reset_stats(self) -> None:
         self.recorder.reset()
-        redis = self._redis()
-        pipe = redis.pipeline(transaction=True)
-        pipe.delete(self._stats_key)
-        pipe.hset(self._stats_key, "_reset_at", repr(self.recorder.reset_at))
-        pipe.execute()
+        self.client.reset_counters(self._stats_key, self.recorder.reset_at)
 
     # Keys of this service only ---------------------------------------------------------------
 
-    def _glob_prefix(self, version: int | None = None) -> str:
-        from django_redis.client.default import glob_escape
-
-        version = self.version if version is None else version
-        return f"{glob_escape(self.key_prefix)}:{version}:"
-
-    def _scan(self, match: str) -> Iterator[bytes]:
-        return self._redis().scan_iter(match=match, count=self.scan_count)
-
     def logical_keys(self, pattern: str = "*") -> Iterator[str]:
-        prefix = f"{self.key_prefix}:{self.version}:"
-        for raw in self._scan(self._glob_prefix() + pattern):
+        prefix = self.client.logical_prefix()
+        for raw in self.client.scan(self.client.glob_prefix() + pattern):
             key = raw.decode() if isinstance(raw, bytes) else raw
             yield key[len(prefix) :]
 
-    def _unlink_matching(
-        self, match: str, *, dry_run: bool, skip: Callable[[bytes], bool] | None = None
-    ) -> int:
-        redis = self._redis()
-        count, chunk = 0, []
-        for key in self._scan(match):
-            if skip is not None and skip(key):
-                continue
-            count += 1
-            if dry_run:
-                continue
-            chunk.append(key)
-            if len(chunk) >= self.delete_chunk:
-                redis.unlink(*chunk)
-                chunk = []
-        if chunk:
-            redis.unlink(*chunk)
-        return count
-
     def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
         """Delete this service's keys whose logical name matches ``pattern`` (SCAN + UNLINK)."""
-        prefix = f"{self.key_prefix}:{self.version}:".encode()
+        prefix = self.client.logical_prefix().encode()
 
         def internal(raw: bytes) -> bool:
             key = raw if isinstance(raw, bytes) else str(raw).encode()
             return _internal(key[len(prefix) :].decode(errors="replace"), pattern)
 
-        return self._unlink_matching(self._glob_prefix() + pattern, dry_run=dry_run, skip=internal)
+        return self.client.unlink_matching(
+            self.client.glob_prefix() + pattern, dry_run=dry_run, skip=internal
+        )
 
     def clear(self) -> None:
-        """Remove this service's keys, every version; never ``FLUSHDB`` a shared Redis."""
+        """Remove this service's keys, every version, but the clients' request rates; never
+        ``FLUSHDB`` a shared Redis."""
         from django_redis.client.default import glob_escape
+
+        rates = f":{RATE_NAMESPACE}:".encode()
+
+        def rate(raw: bytes) -> bool:
+            return rates in raw
 
         self._run(
             "default",
-            lambda: self._unlink_matching(f"{glob_escape(self.key_prefix)}:*", dry_run=False),
+            lambda: self.client.unlink_matching(
+                f"{glob_escape(self.key_prefix)}:*", dry_run=False, skip=rate
+            ),
             fallback=None,
         )
 
     def server_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"backend": "redis", "location": _redact(self._location)}
+        info: dict[str, Any] = {"backend": "redis", "location": redis_client.redact(self._location)}
         try:
-            redis = self._redis()
-            server = redis.info()
-            info.update(
-                {
-                    key: server.get(key)
-                    for key in (
-                        "redis_version",
-                        "used_memory",
-                        "used_memory_human",
-                        "maxmemory",
-                        "maxmemory_human",
-                        "maxmemory_policy",
-                        "evicted_keys",
-                        "expired_keys",
-                        "keyspace_hits",
-                        "keyspace_misses",
-                        "connected_clients",
-                        "uptime_in_seconds",
-                    )
-                }
-            )
-            info["db_keys"] = redis.dbsize()
+            info.update(self.client.server_info())
         except Exception as exc:
-            if not _is_outage(exc):
+            if not redis_client.is_outage(exc):
                 raise
             info["unavailable"] = True
         return info
-
-
-def _redact(location: Any) -> str:
-    """A Redis URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    text = location[0] if isinstance(location, list | tuple) else str(location)
-    parts = urlsplit(text)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}"
-        if parts.port:
-            netloc += f":{parts.port}"
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
-
-
-_INCR_EXISTING = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
-return false
-"""
-
-
-def _is_unreachable(exc: BaseException) -> bool:
-    """Outages that trip the breaker: Redis does not answer (refused, reset, timed out).
-
-    A Redis that answers but refuses an operation (full with noeviction, loading, read-only)
-    fails that operation open without tripping the breaker: its reads still work, and so do the
-    deletes that make a refused invalidation take effect (``generations._forget``).
-    """
-    return _is_outage(exc) and not _is_refusal(exc)
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    from redis import exceptions as redis_errors
-
-    return isinstance(exc, redis_errors.ResponseError)
-
-
-def _is_outage(exc: BaseException) -> bool:
-    """Errors that mean "the cache is not answering", as opposed to programming errors."""
-    import socket
-
-    from django_redis.exceptions import ConnectionInterrupted
-    from redis import exceptions as redis_errors
-
-    if isinstance(
-        exc,
-        ConnectionInterrupted
-        | redis_errors.ConnectionError
-        | redis_errors.TimeoutError
-        | socket.timeout
-        | ConnectionError
-        # redis-py maps these replies to their own classes and strips the prefix ("OOM ...")
-        # from the message; django-redis re-raises them as they are.
-        | redis_errors.OutOfMemoryError
-        | redis_errors.BusyLoadingError
-        | redis_errors.ReadOnlyError
-        | redis_errors.MasterDownError,
-    ):
-        return True
-    if isinstance(exc, redis_errors.ResponseError):
-        message = str(exc)
-        return message.startswith(("OOM", "LOADING", "BUSY", "MASTERDOWN", "READONLY"))
-    return False

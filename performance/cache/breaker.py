@@ -1,6 +1,6 @@
 """The circuit breaker around every Redis call (pybreaker), one per process and backend.
 
-State lives in this process's memory, never in the Redis it guards. Closed → open after
+State lives in this process's memory (``state``), never in the Redis it guards. Closed → open after
 ``CACHE_BREAKER_FAIL_MAX`` consecutive outage errors; while open, cache calls fail at once (a
 read is a miss, a write is skipped); after ``CACHE_BREAKER_RESET_TIMEOUT`` seconds one trial call
 decides between closed and open again.
@@ -136,32 +136,18 @@ class Guard:
         }
 
 
-_guards: dict[str, Guard] = {}
-_guards_lock = threading.Lock()
-
-
-def guard_for(
+def make_guard(
     name: str,
     *,
     is_outage: Callable[[BaseException], bool],
     probe: Callable[[], Any] | None = None,
 ) -> Guard:
-    """The process-wide guard for one Redis location (Django makes a backend per thread)."""
-    with _guards_lock:
-        if name not in _guards:
-            guard = Guard(
-                name,
-                fail_max=getattr(settings, "CACHE_BREAKER_FAIL_MAX", 3),
-                reset_timeout=getattr(settings, "CACHE_BREAKER_RESET_TIMEOUT", 5.0),
-                exclude=lambda exc: not is_outage(exc),
-            )
-            _guards[name] = guard
-        if probe is not None:
-            _guards[name].probe = probe
-        return _guards[name]
-
-
-def reset_all() -> None:
-    """Forget every guard (tests, and settings changes)."""
-    with _guards_lock:
-        _guards.clear()
+    """A guard for one Redis location, from the settings (one per process: ``state``)."""
+    guard = Guard(
+        name,
+        fail_max=getattr(settings, "CACHE_BREAKER_FAIL_MAX", 3),
+        reset_timeout=getattr(settings, "CACHE_BREAKER_RESET_TIMEOUT", 5.0),
+        exclude=lambda exc: not is_outage(exc),
+    )
+    guard.probe = probe
+    return guard

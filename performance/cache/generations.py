@@ -18,16 +18,14 @@ from collections.abc import Callable
 
 from django.core.cache import caches
 
+from .keys import GENERATION_NAMESPACE, generation_key
+
 logger = logging.getLogger(__name__)
 
-GENERATION_NAMESPACE = "_gen"
+__all__ = ["GENERATION_NAMESPACE", "bump_generation", "generation_key", "get_generation"]
 
 #: Seconds since the epoch as a float; tests replace it to set the clock.
 clock: Callable[[], float] = time.time
-
-
-def generation_key(namespace: str) -> str:
-    return f"{GENERATION_NAMESPACE}:{namespace}"
 
 
 # The highest generation this process has seen, per namespace: a seed never goes below it, so

@@ -1,10 +1,11 @@
-"""A small copy, in each process, of the entries the fast path serves most.
+"""A small copy, in each process, of the entries warm hits serve most (Redis only).
 
-Every key of a cached response or token lookup embeds its namespace's generation, so what is
-stored under a key never changes. Once the fast path has read the current generations (its one
-round trip on every request), an entry this process already fetched under the same key can be
-served again without fetching it: a write still shows on the very next request everywhere,
-because it changes the generation and with it the key.
+Every key of a cached response embeds its namespace's generation, so what is stored under a key
+never changes. Once a warm read has read the current generations (its one round trip on every
+request), an entry this process already fetched under the same key can be served again without
+fetching it: a write still shows on the very next request everywhere, because it changes the
+generation and with it the key. With the local-memory cache there is nothing to save: the
+entries are in this process already, and the copies are off.
 
 Three things end a copy besides a new generation:
 
@@ -25,9 +26,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
-
-#: The generation that ``invalidate_pattern`` and ``clear`` bump (``generations``).
-PURGE_NAMESPACE = "_purge"
 
 
 class HotEntries:
@@ -85,19 +83,3 @@ class HotEntries:
             old = self._items.pop(key, None)
             if old is not None:
                 self._bytes -= old[3]
-
-
-_registry: dict[tuple[str, str, str], HotEntries] = {}
-_registry_lock = threading.Lock()
-
-
-def hot_entries_for(kind: str, location: str, prefix: str, max_age: float | None) -> HotEntries:
-    """One set of copies per cache (backend kind, location, key prefix), shared by the
-    per-thread backend instances Django creates."""
-    from django.conf import settings
-
-    key = (kind, location, prefix)
-    with _registry_lock:
-        if key not in _registry:
-            _registry[key] = HotEntries(getattr(settings, "CACHE_HOT_BYTES", 0), max_age)
-        return _registry[key]

@@ -1,43 +1,82 @@
-"""Generation-keyed caching of rendered API responses, with ETags and stampede protection.
+"""Cached API responses: one read path, each decision made once, the way DRF makes it.
 
-Used by DRF views through ``CachedResponseMixin``. The flow of a cacheable GET:
+DRF views cache through ``CachedResponseMixin`` (docs/design.md, "A cached GET"):
 
-1. DRF has already authenticated, checked permissions and throttled (``initial()`` ran), so the
-   cache never answers someone who may not ask. (A warm hit of a token-authenticated JSON GET
-   may be served earlier by ``fastpath``, which makes the same authentication and permission
-   decision from the cache; such hits are not counted by DRF's throttles.)
-2. The namespace's generation is read *first*; the key is ``namespace:generation:hash(inputs)``
-   where the inputs are everything that changes the bytes: path, normalised query string,
-   renderer, scheme and host (pagination links are absolute), and the user where the view says
-   its output depends on the user.
-3. A hit sends the stored bytes and ETag as they are (``X-Cache: HIT``), or ``304`` when
-   ``If-None-Match`` matches.
-4. A miss takes a short lock with ``cache.add`` so one caller computes while the others poll
-   briefly for its result; the body is rendered once and stored with a jittered TTL.
+1. **Early, for warm hits.** Before DRF's dispatch, ``read_early`` asks DRF's own objects what
+   ``APIView.initial`` would ask them, in its order: the content negotiator (which renderer and
+   media type; remembered per view class, since it depends on nothing but the headers), the
+   view's first authenticator (its own parsing of the ``Authorization`` header), the permission
+   objects, the throttles. The token lookup, the generations and the throttles' counters come
+   from the cache, the rates in the same round trip as the generations (``rates``). Anything a
+   step cannot settle without SQL or a renderer ends the early read, and DRF's dispatch answers.
+2. **What the early read settled is not asked again.** The view keeps its authenticators and
+   throttles for the whole request (``get_authenticators``, ``get_throttles``): a throttle that
+   counted the request, or refused it, answers the same when DRF asks; the generation read
+   before any query and the entry looked up are handed to ``cached_response``.
+3. **DRF's path** (``cached_response``): after ``initial()``, a cacheable request reads the
+   namespace's generation first, then the entry under ``keys.response_key``; a miss takes a short
+   lock with ``cache.add`` so one caller computes while the others poll for its result, and the
+   body is rendered once and stored with a jittered TTL.
+
+A hit sends the stored bytes and ETag as they are (``X-Cache: HIT``); conditional requests go
+through Django's ``get_conditional_response`` (weak comparison, lists, ``*``). Only successful
+responses rendered by a ``JSONRenderer`` are cached (``cacheable_renderer``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from django.http import HttpResponse, HttpResponseNotModified
-from django.utils.cache import patch_vary_headers
-from django.utils.http import parse_etags
-from rest_framework.renderers import JSONRenderer
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.cache import get_conditional_response, patch_vary_headers
+from rest_framework.exceptions import APIException
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import fastpath
-from .api import backend, default_timeout, digest, jittered
+from . import tokens
+from .api import backend, default_timeout, jittered
+from .backends import InstrumentedCacheMixin
 from .generations import get_generation
+from .keys import AUTH_NAMESPACE, PURGE_NAMESPACE, generation_key, lock_key, response_key
+from .rates import RateCheck, Verdict
 
 CACHE_CONTROL = "private, no-cache"
 VARY = ("Accept", "Authorization", "Cookie")
 _VARY_VALUE = ", ".join(VARY)
-_FAST_HEADERS: dict[tuple, tuple[tuple[str, str], ...]] = {}
+_SAFE = frozenset({"GET", "HEAD"})
+_AUTH_GENERATION = generation_key(AUTH_NAMESPACE)
+_PURGE_GENERATION = generation_key(PURGE_NAMESPACE)
+#: Bytes a copy costs besides its strings: the objects that hold them.
+_COPY_OVERHEAD = 1024
+#: Distinct (format, Accept) pairs remembered per view class; clients choose them.
+_MAX_NEGOTIATIONS = 256
+_negotiations: dict[tuple, str | None] = {}
+_default_headers: dict[tuple, tuple[tuple[str, str], ...]] = {}
+
+
+def _counted(checks: Sequence[RateCheck | None] | None) -> list[RateCheck]:
+    return [check for check in checks or () if check is not None]
+
+
+def cacheable_renderer(renderer: BaseRenderer | type[BaseRenderer] | None) -> bool:
+    """Whether a response rendered by ``renderer`` may be cached: JSON, never the browsable API."""
+    kind = renderer if isinstance(renderer, type) else type(renderer)
+    return renderer is not None and issubclass(kind, JSONRenderer)
+
+
+@dataclass
+class EarlyRead:
+    """What the early read of this request found, for DRF's path if it answers instead."""
+
+    generation: int
+    key: str | None = None
+    #: ``None``: not found under ``key`` (no need to look again).
+    entry: tuple | None = None
 
 
 class CachedResponseMixin:
@@ -52,39 +91,227 @@ class CachedResponseMixin:
     stampede_wait: float = 2.0
     stampede_poll: float = 0.01
     lock_timeout: int = 10
-    #: Actions whose warm hits may be served before DRF's dispatch (``fastpath``).
+    #: Actions whose warm hits may be answered before DRF's dispatch.
     cache_fast_actions: frozenset[str] = frozenset({"list", "retrieve"})
     #: Replaced in tests.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
     monotonic: Callable[[], float] = staticmethod(time.monotonic)
 
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        action_map = getattr(self, "action_map", None) or {}
-        response = fastpath.serve(self, request, action_map.get("get"))
+    # The view instance serves one request: what it settled early lives here.
+    _early: EarlyRead | None = None
+    _authenticators: list | None = None
+    _throttles: list | None = None
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        response = self.read_early(request, *args, **kwargs)
         if response is not None:
-            # What DRF's finalize_response adds to every response of this view.
-            self.args, self.kwargs, self.request = args, kwargs, request
-            for name, value in self._fast_headers(action_map):
-                response[name] = value
             return response
         return super().dispatch(request, *args, **kwargs)
 
-    def _fast_headers(self, action_map: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    # DRF's hooks: the same instances for the whole request ------------------------------------
+
+    def get_authenticators(self) -> list:
+        if self._authenticators is None:
+            self._authenticators = super().get_authenticators()
+        return self._authenticators
+
+    def get_throttles(self) -> list:
+        if self._throttles is None:
+            self._throttles = super().get_throttles()
+        return self._throttles
+
+    # The early read -----------------------------------------------------------------------
+
+    def read_early(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | None:
+        """A warm hit answered before DRF's dispatch, exactly as DRF would answer it; ``None``
+        when DRF's dispatch must answer (anything the cache cannot settle without SQL)."""
+        if request.method not in _SAFE or not self.cache_namespace:
+            return None
+        action_map = getattr(self, "action_map", None) or {}
+        if action_map.get("get") not in self.cache_fast_actions:
+            return None
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        media_type = self._negotiated_media_type(request)
+        if media_type is None:
+            return None
+        authenticators = self.get_authenticators()
+        token_of = getattr(authenticators[0], "token_of", None) if authenticators else None
+        if token_of is None:
+            return None
+        drf_request = Request(
+            request,
+            authenticators=authenticators,
+            parser_context={"view": self, "args": args, "kwargs": kwargs},
+        )
+        self.request = drf_request
+        try:
+            token = token_of(drf_request)
+        except APIException:
+            return None  # DRF refuses the header with its own answer
+        if token is None:
+            return None  # another authenticator's business (a session)
+
+        cache = backend()
+        if not isinstance(cache, InstrumentedCacheMixin):
+            return None  # a cache of Django's own: DRF's path, through its plain API
+        throttles = self.get_throttles()
+        namespace_generation = generation_key(self.cache_namespace)
+        keys = [_AUTH_GENERATION, namespace_generation]
+        copies = cache.hot if cache.hot.enabled else None
+        if copies is not None:
+            keys.append(_PURGE_GENERATION)
+
+        # Who the token was when this process last saw it: the throttles' counters travel with
+        # the generations, counted only if the auth generation still is the one it was seen
+        # under (then nothing about the token can have changed).
+        seen = cache.state.tokens.latest(token)
+        checks: list[RateCheck | None] | None = None
+        if seen is not None:
+            drf_request.user = seen[1]
+            if not self._permitted(drf_request):
+                return None
+            checks = self._rate_checks(drf_request, throttles)
+            if checks is None:
+                return None
+        values, verdicts = cache.read(
+            keys,
+            rates=_counted(checks),
+            rates_if=(_AUTH_GENERATION, seen[0]) if seen is not None else None,
+        )
+        auth_generation = values.get(_AUTH_GENERATION)
+        generation = values.get(namespace_generation)
+        if not isinstance(auth_generation, int) or not isinstance(generation, int):
+            return None  # missing (or not a generation): DRF's path seeds them
+        self._early = EarlyRead(generation)
+
+        if seen is not None and seen[0] == auth_generation:
+            user = seen[1]  # confirmed: the rates were counted with the generations
+        else:
+            user = tokens.lookup(cache, token, auth_generation)
+            if user is None:
+                return None  # not cached: the authenticator asks the database
+            drf_request.user = user
+            if not self._permitted(drf_request):
+                return None
+            checks = self._rate_checks(drf_request, throttles)
+            if checks is None:
+                return None
+            verdicts = None
+        if verdicts is None:
+            verdicts = cache.rate_hits(_counted(checks)) if _counted(checks) else []
+        authenticators[0].settle(drf_request, user, token)
+        if not self._settle_throttles(throttles, checks, verdicts):
+            return None  # DRF's path answers 429 from the settled throttles
+
+        user_id = user.pk if self.cache_per_user else None
+        signature = None
+        if copies is not None:
+            epoch = values.get(_PURGE_GENERATION)
+            if epoch is None:  # never purged yet, or cleared: seed it once (the cache answers)
+                epoch = get_generation(PURGE_NAMESPACE)
+            # The request as it came (its raw query string: no parsing, no hashing) under the
+            # generations just read has the same answer as before.
+            query = request.META.get("QUERY_STRING", "")
+            signature = (
+                self.cache_namespace,
+                generation,
+                request.path,
+                query,
+                request.scheme,
+                request.get_host(),
+                media_type,
+                user_id,
+            )
+            copied = copies.get(signature, epoch)
+            if copied is not None:
+                key, entry = copied
+                cache.count_local_hits((key,))
+                return self._early_response(drf_request, entry)
+        key = response_key(
+            self.cache_namespace, generation, request, media_type=media_type, user_id=user_id
+        )
+        entry = cache.get(key)
+        self._early.key, self._early.entry = key, entry
+        if entry is None:
+            return None
+        if signature is not None:
+            size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
+            copies.put(signature, (key, entry), epoch, size + sum(len(part) for part in entry))
+        return self._early_response(drf_request, entry)
+
+    def _negotiated_media_type(self, request: HttpRequest) -> str | None:
+        """The media type DRF's content negotiation picks for ``request``, when its renderer's
+        responses are cached; ``None`` otherwise (or when DRF refuses the request)."""
+        query = request.META.get("QUERY_STRING", "")
+        # Without "format" (even percent-encoded) in the raw query, there is no format parameter.
+        fmt = request.GET.get("format") if ("format" in query or "%" in query) else None
+        memo = (type(self), self.format_kwarg, fmt, request.META.get("HTTP_ACCEPT"))
+        try:
+            return _negotiations[memo]
+        except KeyError:
+            pass
+        try:
+            renderer, media_type = self.perform_content_negotiation(Request(request))
+        except (APIException, Http404):
+            media_type = None
+        else:
+            media_type = media_type if cacheable_renderer(renderer) else None
+        if len(_negotiations) < _MAX_NEGOTIATIONS * 16:
+            _negotiations[memo] = media_type
+        return media_type
+
+    def _permitted(self, request: Request) -> bool:
+        """DRF's ``check_permissions``, asked of the same objects, without raising."""
+        return all(
+            permission.has_permission(request, self) for permission in self.get_permissions()
+        )
+
+    def _rate_checks(self, request: Request, throttles: Sequence) -> list[RateCheck | None] | None:
+        """What each throttle would count (``None`` for one that counts nothing here); ``None``
+        when a throttle cannot say before it is asked (not one of the cache's)."""
+        checks = []
+        for throttle in throttles:
+            rate_check = getattr(throttle, "rate_check", None)
+            if rate_check is None:
+                return None
+            checks.append(rate_check(request, self))
+        return checks
+
+    @staticmethod
+    def _settle_throttles(
+        throttles: Sequence, checks: Sequence[RateCheck | None], verdicts: Sequence[Verdict]
+    ) -> bool:
+        """Give each throttle its verdict; True when every one let the request through."""
+        answers = iter(verdicts)
+        passed = True
+        for throttle, check in zip(throttles, checks, strict=True):
+            verdict = next(answers) if check is not None else None
+            throttle.settle(check, verdict)
+            passed = passed and (verdict is None or verdict.allowed)
+        return passed
+
+    def _early_response(self, request: Request, entry: tuple) -> HttpResponse:
+        response = self._replay(request, entry, "HIT")
+        # What DRF's finalize_response adds to every response of this view.
+        for name, value in self._default_headers():
+            response[name] = value
+        return response
+
+    def _default_headers(self) -> tuple[tuple[str, str], ...]:
         """DRF's ``default_response_headers`` but ``Vary`` (``_decorate`` sets it), computed
         once per view class and route: they depend on nothing else."""
-        key = (type(self), tuple(action_map.items()))
-        headers = _FAST_HEADERS.get(key)
+        memo = (type(self), tuple((getattr(self, "action_map", None) or {}).items()))
+        headers = _default_headers.get(memo)
         if headers is None:
             headers = tuple(
                 (name, value)
                 for name, value in self.default_response_headers.items()
                 if name != "Vary"
             )
-            _FAST_HEADERS[key] = headers
+            _default_headers[memo] = headers
         return headers
 
-    def replay_entry(self, request: Any, entry: tuple, outcome: str) -> HttpResponse:
-        return self._replay(request, entry, outcome)
+    # DRF's path -------------------------------------------------------------------------------
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         parent = super().list
@@ -94,51 +321,34 @@ class CachedResponseMixin:
         parent = super().retrieve
         return self.cached_response(request, lambda: parent(request, *args, **kwargs))
 
-    # ---------------------------------------------------------------------------------------
-
-    def is_cacheable_request(self, request: Request) -> bool:
-        return (
-            request.method in ("GET", "HEAD")
-            and bool(self.cache_namespace)
-            and isinstance(getattr(request, "accepted_renderer", None), JSONRenderer)
-        )
-
-    def cache_key_inputs(self, request: Request) -> tuple:
-        # Parameters sorted by name, but every parameter kept (``format`` too: pagination links
-        # repeat the query string) and repeated values in their order (filters read the last).
-        query = sorted(request.query_params.lists())
-        user = request.user.pk if self.cache_per_user else None
-        return (
-            request.path,
-            query,
-            request.accepted_media_type,
-            request.scheme,
-            request.get_host(),
-            user,
-        )
-
     def cached_response(self, request: Request, compute: Callable[[], Response]) -> Any:
-        if not self.is_cacheable_request(request):
+        if (
+            request.method not in _SAFE
+            or not self.cache_namespace
+            or not cacheable_renderer(getattr(request, "accepted_renderer", None))
+        ):
             return compute()
         cache = backend()
         namespace = self.cache_namespace
-        probe = fastpath.probe_of(request)
-        if probe is not None and probe.namespace == namespace:
-            generation = probe.generation  # read by the fast path, before any query
-        else:
-            generation = get_generation(namespace)  # before the query: see the docstring
-        hashed = digest(*self.cache_key_inputs(request))
-        key = f"{namespace}:{generation}:{hashed}"
-
-        # An entry the fast path already looked up (and counted) is not looked up again.
-        entry = probe.entry if probe is not None and probe.entry_key == key else cache.get(key)
+        early = self._early
+        # The generation is read before the query (docs/design.md, "Invariants", 2): by the
+        # early read when there was one.
+        generation = early.generation if early is not None else get_generation(namespace)
+        key = response_key(
+            namespace,
+            generation,
+            request,
+            media_type=request.accepted_media_type,
+            user_id=request.user.pk if self.cache_per_user else None,
+        )
+        entry = early.entry if early is not None and early.key == key else cache.get(key)
         if entry is not None:
             return self._replay(request, entry, "HIT")
 
-        lock_key = f"_lock:{namespace}:{generation}:{hashed}"
-        locked = cache.add(lock_key, 1, self.lock_timeout)
+        lock = lock_key(key)
+        locked = cache.add(lock, 1, self.lock_timeout)
         if not locked:
-            entry = self._wait_for(cache, key, lock_key)
+            entry = self._wait_for(cache, key, lock)
             if entry is not None:
                 return self._replay(request, entry, "HIT")
         try:
@@ -154,13 +364,10 @@ class CachedResponseMixin:
             cache.set(key, (body, etag, content_type), jittered(timeout))
         finally:
             if locked:
-                cache.delete(lock_key)
-        self._decorate(response, etag, "MISS")
-        if self._not_modified(request, etag):
-            return self._not_modified_response(etag, "MISS")
-        return response
+                cache.delete(lock)
+        return self._conditional(request, response, etag, "MISS")
 
-    def _wait_for(self, cache: Any, key: str, lock_key: str) -> Any:
+    def _wait_for(self, cache: Any, key: str, lock: str) -> Any:
         """Poll for the lock holder's result; stop early once the lock is gone.
 
         ``has_key`` counts no hit or miss, so waiting does not distort the statistics, and on an
@@ -170,7 +377,7 @@ class CachedResponseMixin:
         while True:
             if cache.has_key(key):
                 return cache.get(key)
-            if not cache.has_key(lock_key):
+            if not cache.has_key(lock):
                 # The holder finished without storing (an error response) or gave up; or the
                 # lock was never taken because the cache refused it (an outage): never sleep then.
                 return cache.get(key)
@@ -178,29 +385,16 @@ class CachedResponseMixin:
                 return None
             self.sleep(self.stampede_poll)
 
-    def _replay(self, request: Request, entry: tuple, outcome: str) -> HttpResponse:
+    def _replay(self, request: Any, entry: tuple, outcome: str) -> HttpResponse:
         body, etag, content_type = entry
-        if self._not_modified(request, etag):
-            return self._not_modified_response(etag, outcome)
-        response = HttpResponse(body, content_type=content_type)
-        self._decorate(response, etag, outcome)
-        return response
+        return self._conditional(
+            request, HttpResponse(body, content_type=content_type), etag, outcome
+        )
 
     @staticmethod
-    def _not_modified(request: Request, etag: str) -> bool:
-        header = request.META.get("HTTP_IF_NONE_MATCH")
-        if not header:
-            return False
-        tags = parse_etags(header)
-        return "*" in tags or etag in tags or etag in (t.removeprefix("W/") for t in tags)
-
-    def _not_modified_response(self, etag: str, outcome: str) -> HttpResponse:
-        response = HttpResponseNotModified()
-        self._decorate(response, etag, outcome)
-        return response
-
-    @staticmethod
-    def _decorate(response: HttpResponse, etag: str, outcome: str) -> None:
+    def _conditional(request: Any, response: HttpResponse, etag: str, outcome: str) -> Any:
+        """``response`` with its cache headers, or the 304 (or 412) Django's conditional
+        request handling makes of it."""
         response["ETag"] = etag
         response["X-Cache"] = outcome
         response["Cache-Control"] = CACHE_CONTROL
@@ -208,3 +402,7 @@ class CachedResponseMixin:
             patch_vary_headers(response, VARY)
         else:
             response["Vary"] = _VARY_VALUE
+        conditional = get_conditional_response(request, etag=etag, response=response)
+        if conditional is not response:
+            conditional["X-Cache"] = outcome
+        return conditional

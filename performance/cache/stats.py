@@ -19,12 +19,6 @@ FIELDS = ("hits", "misses", "sets", "deletes", "time_us", "errors", "calls")
 HISTORY_MINUTES = 60
 
 
-def namespace_of(key: str) -> str:
-    """The part of a logical key before its first ``:`` (``default`` when there is none)."""
-    head, sep, _ = str(key).partition(":")
-    return head if sep and head else "default"
-
-
 class StatsRecorder:
     """Thread-safe counters per namespace, with a pending part not yet flushed elsewhere."""
 

@@ -47,7 +47,7 @@ def redis_config(url: str, prefix: str) -> dict[str, Any]:
             "TIMEOUT": 300,
             "KEY_PREFIX": prefix,
             "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "CLIENT_CLASS": "performance.cache.redis.InventoryRedisClient",
                 "SOCKET_CONNECT_TIMEOUT": 0.25,
                 # Roomier than production: twenty threads of a stampede test share the CPU.
                 "SOCKET_TIMEOUT": 2.0,

@@ -41,7 +41,7 @@ def cache_down(settings):
             "TIMEOUT": 300,
             "KEY_PREFIX": "wsinv-health-test",
             "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "CLIENT_CLASS": "performance.cache.redis.InventoryRedisClient",
                 "SOCKET_CONNECT_TIMEOUT": 0.1,
                 "SOCKET_TIMEOUT": 0.1,
             },

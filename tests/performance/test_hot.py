@@ -1,4 +1,4 @@
-"""Each process's copies of the entries its fast path serves (``performance.cache.hot``)."""
+"""Each process's copies of the entries warm hits serve (``performance.cache.hot``)."""
 
 from __future__ import annotations
 

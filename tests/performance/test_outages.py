@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from performance import cache as perf_cache
-from performance.cache import breaker
+from performance.cache import breaker, state
 from performance.cache.generations import bump_generation, get_generation
 from performance.cache.responses import CachedResponseMixin
 from tests.conftest import require_service
@@ -337,16 +337,16 @@ def dead_redis(settings) -> Iterator[None]:
             "TIMEOUT": 300,
             "KEY_PREFIX": unique("wsinv-dead"),
             "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "CLIENT_CLASS": "performance.cache.redis.InventoryRedisClient",
                 "SOCKET_CONNECT_TIMEOUT": SOCKET_TIMEOUT,
                 "SOCKET_TIMEOUT": SOCKET_TIMEOUT,
             },
         }
     }
     settings.CACHE_BREAKER_RESET_TIMEOUT = 60
-    breaker.reset_all()
+    state.reset_all()
     yield
-    breaker.reset_all()
+    state.reset_all()
 
 
 def test_generations_fail_open(dead_redis) -> None:

@@ -20,7 +20,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from performance.cache import breaker, outbox
+from performance.cache import outbox, state
 from performance.cache.generations import generation_key
 from performance.models import PendingInvalidation
 from tests.conftest import require_service
@@ -56,7 +56,7 @@ def redis_cache(settings, private_redis: RedisServer) -> Iterator[RedisServer]:
             "TIMEOUT": 300,
             "KEY_PREFIX": prefix,
             "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "CLIENT_CLASS": "performance.cache.redis.InventoryRedisClient",
                 "SOCKET_CONNECT_TIMEOUT": SOCKET_TIMEOUT,
                 "SOCKET_TIMEOUT": SOCKET_TIMEOUT,
             },
@@ -64,11 +64,11 @@ def redis_cache(settings, private_redis: RedisServer) -> Iterator[RedisServer]:
     }
     settings.CACHE_BREAKER_FAIL_MAX = 3
     settings.CACHE_BREAKER_RESET_TIMEOUT = RESET_TIMEOUT
-    breaker.reset_all()
+    state.reset_all()
     yield private_redis
     if private_redis.stopped:
         private_redis.resume()
-    breaker.reset_all()
+    state.reset_all()
 
 
 @pytest.fixture
@@ -221,11 +221,11 @@ def test_a_write_with_locmem_leaves_no_outbox_row_and_runs_no_outbox_query(
 
 
 def test_redis_errors_that_mean_an_outage_are_outages() -> None:
-    from performance.cache.backends import _is_outage
+    from performance.cache.redis import is_outage
 
-    assert _is_outage(redis_py.exceptions.OutOfMemoryError("command not allowed"))
-    assert _is_outage(redis_py.exceptions.ReadOnlyError("You can't write against a replica."))
-    assert not _is_outage(redis_py.exceptions.ResponseError("WRONGTYPE Operation against a key"))
+    assert is_outage(redis_py.exceptions.OutOfMemoryError("command not allowed"))
+    assert is_outage(redis_py.exceptions.ReadOnlyError("You can't write against a replica."))
+    assert not is_outage(redis_py.exceptions.ResponseError("WRONGTYPE Operation against a key"))
 
 
 @pytest.mark.redis
@@ -246,7 +246,7 @@ def test_a_full_redis_that_refuses_the_bump_serves_no_process_the_old_body(
             admin.config_set("maxmemory", "1mb")
         _patch(client, workstation.pk, "new")
         # Another process: a fresh backend and breaker that never saw the refused bump.
-        breaker.reset_all()
+        state.reset_all()
         caches["default"] = caches.create_connection("default")
         assert _guard().state()["state"] == "closed"
         outcome, notes = _list(client)

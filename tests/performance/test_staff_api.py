@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from performance import cache as perf_cache
 from performance.models import CacheAction
-from project.throttling import RateThrottleMixin
+from performance.throttling import RateThrottleMixin
 from tests.factories import LocationFactory, UserFactory, WorkstationFactory
 
 from .support import LIST, LOCATIONS, get

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from project.throttling import RateThrottleMixin
+from performance.throttling import RateThrottleMixin
 
 TOKEN_URL = "/api/auth/token/"
 PASSWORD = "correct-horse-battery"  # tests/factories.py: UserFactory

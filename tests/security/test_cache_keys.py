@@ -1,5 +1,5 @@
-"""What a client sends never reaches a cache key raw: it is hashed (``performance.cache.digest``
-for responses, a keyed HMAC for throttles, a hash of the token for authentication)."""
+"""What a client sends never reaches a cache key raw: it is hashed (``cache.keys.digest`` for
+responses, a keyed HMAC for throttles, a hash of the token for authentication)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ ADDRESS = "10.77.66.55"
 
 def every_key() -> list[str]:
     backend = perf_cache.backend()
-    # "*" leaves out the cache layer's own keys (generations, locks); "_*" names them.
-    return sorted({*backend.logical_keys("*"), *backend.logical_keys("_*")})
+    # "*" leaves out the cache layer's own keys (generations, locks); "_*" names them. The
+    # local-memory backend keeps request rates beside its entries.
+    rates = backend.state.rates.keys() if backend.state.rates is not None else ()
+    return sorted({*backend.logical_keys("*"), *backend.logical_keys("_*"), *rates})
 
 
 @pytest.fixture

@@ -1,16 +1,18 @@
-"""Request throttles: DRF's, made safe to key on what clients send, plus two for logging in.
+"""Request throttles: DRF's, counted by the cache layer in one atomic step, plus two for logging in.
 
-Three differences from ``rest_framework.throttling``:
+Four differences from ``rest_framework.throttling``:
 
+- The sliding window is counted by the cache (``cache.rates``): one atomic operation per request
+  for all of a view's throttles, instead of DRF's read and write that race each other. The cache's
+  early read of a warm hit counts it in the same round trip as the generations
+  (``rate_check`` / ``settle``), so warm hits are throttled like every other request.
 - Rates are read from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` when the throttle is made
   (once per request), not copied onto the class at import, so a deployment's environment and a
   test's ``settings`` fixture both take effect.
 - Whatever identifies the client (its address, the username it tries) is hashed with a keyed
   HMAC before it becomes part of a cache key: raw client input never reaches a key, and the keys
   an operator sees do not reveal who tried to log in.
-- The history read from the cache is trusted only when it is a list of timestamps. An unreachable
-  cache answers a miss (the instrumented backends' policy), anything else is treated as no
-  history: throttling fails open rather than failing the request.
+- An unreachable cache lets the request through: throttling fails open rather than failing it.
 
 The client address comes from DRF's ``get_ident``, which honours ``REST_FRAMEWORK["NUM_PROXIES"]``:
 with 0 (development) ``X-Forwarded-For`` is ignored, so a client cannot pick its own identity.
@@ -31,13 +33,15 @@ from django.utils.crypto import salted_hmac
 from rest_framework import throttling
 from rest_framework.settings import api_settings
 
-from performance import cache as perf_cache
+from . import cache as perf_cache
+from .cache.keys import rate_key
+from .cache.rates import RateCheck, Verdict
 
 if TYPE_CHECKING:  # rest_framework.views imports this module (DEFAULT_THROTTLE_CLASSES)
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
-_HMAC_SALT = "project.throttling"
+_HMAC_SALT = "performance.throttling"
 
 
 def hashed(value: object) -> str:
@@ -45,29 +49,13 @@ def hashed(value: object) -> str:
     return salted_hmac(_HMAC_SALT, str(value), algorithm="sha256").hexdigest()[:32]
 
 
-def _is_history(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp)
-        for stamp in value
-    )
-
-
-class _History:
-    """The cache as DRF's throttles use it (``get`` and ``set``), answering only sound histories."""
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = perf_cache.backend().get(key, default)
-        return value if _is_history(value) else []
-
-    def set(self, key: str, value: Any, timeout: int | None = None) -> None:
-        perf_cache.backend().set(key, value, timeout)
-
-
 class RateThrottleMixin:
-    """Settings read at request time, hashed identities, fail-open history, a whole Retry-After."""
+    """Rates counted by the cache, settings read at request time, hashed identities, fail-open,
+    a whole Retry-After."""
 
-    cache = _History()
-    cache_format = "throttle:%(scope)s:%(ident)s"
+    check: RateCheck | None = None
+    verdict: Verdict | None = None
+    _settled = False
 
     def get_rate(self) -> str | None:
         try:
@@ -80,25 +68,65 @@ class RateThrottleMixin:
     def get_ident(self, request: Request) -> str:
         return hashed(super().get_ident(request))
 
+    def rate_check(self, request: Request, view: APIView) -> RateCheck | None:
+        """What this request would count against (``None``: nothing, it passes)."""
+        if self.rate is None:
+            return None
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return None
+        self.now = self.timer()
+        return RateCheck(key, self.num_requests, self.duration, self.now)
+
+    def settle(self, check: RateCheck | None, verdict: Verdict | None) -> None:
+        """The cache's answer for this request, counted already: ``allow_request`` returns it."""
+        self.check, self.verdict, self._settled = check, verdict, True
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if not self._settled:
+            check = self.rate_check(request, view)
+            self.settle(check, perf_cache.rate_hits([check])[0] if check is not None else None)
+        return self.verdict is None or self.verdict.allowed
+
     def wait(self) -> float:
-        # DRF answers None when the history already exceeds the rate (a rate lowered while the
-        # history was kept); Retry-After must still be there, and a whole number of seconds.
-        seconds = super().wait()
-        if seconds is None:
-            seconds = self.duration - (self.now - self.history[-1]) if self.history else 1
+        seconds = self.verdict.wait(self.check) if self.verdict and self.check else 1
         return max(1, math.ceil(seconds))
 
 
 class AnonRateThrottle(RateThrottleMixin, throttling.AnonRateThrottle):
     """Anonymous requests, per client address (``anon`` rate)."""
 
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        if request.user and request.user.is_authenticated:
+            return None
+        return rate_key(self.scope, self.get_ident(request))
+
 
 class UserRateThrottle(RateThrottleMixin, throttling.UserRateThrottle):
-    """Authenticated requests, per user (``user`` rate)."""
+    """Authenticated requests, per user (``user`` rate); anonymous ones per address."""
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        if request.user and request.user.is_authenticated:
+            return rate_key(self.scope, str(request.user.pk))
+        return rate_key(self.scope, self.get_ident(request))
 
 
 class ScopedRateThrottle(RateThrottleMixin, throttling.ScopedRateThrottle):
     """Per user (or address) and per the view's ``throttle_scope`` (the staff cache actions)."""
+
+    def rate_check(self, request: Request, view: APIView) -> RateCheck | None:
+        # As DRF's allow_request: the scope, and so the rate, are the view's.
+        self.scope = getattr(view, self.scope_attr, None)
+        if not self.scope:
+            return None
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().rate_check(request, view)
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        if request.user and request.user.is_authenticated:
+            return rate_key(self.scope, str(request.user.pk))
+        return rate_key(self.scope, self.get_ident(request))
 
 
 class LoginAddressThrottle(RateThrottleMixin, throttling.SimpleRateThrottle):
@@ -107,7 +135,7 @@ class LoginAddressThrottle(RateThrottleMixin, throttling.SimpleRateThrottle):
     scope = "login_address"
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return rate_key(self.scope, self.get_ident(request))
 
 
 class LoginUsernameThrottle(RateThrottleMixin, throttling.SimpleRateThrottle):
@@ -127,7 +155,7 @@ class LoginUsernameThrottle(RateThrottleMixin, throttling.SimpleRateThrottle):
         if not isinstance(username, str) or not username.strip():
             return None  # the serializer refuses it without checking any password
         normalised = unicodedata.normalize("NFKC", username).strip().casefold()
-        return self.cache_format % {"scope": self.scope, "ident": hashed(normalised)}
+        return rate_key(self.scope, hashed(normalised))
 
 
 def login_wait(request: HttpRequest) -> int | None:

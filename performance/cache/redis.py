@@ -1,0 +1,318 @@
+"""What the service asks of Redis beyond Django's cache API, in django-redis's client class.
+
+``InventoryRedisClient`` is the ``CLIENT_CLASS`` of the Redis backend: django-redis's
+``DefaultClient`` plus the operations this service needs in one round trip each —
+
+- ``incr``: an increment of an existing key in one script, whose refusal fails like any write;
+- ``read``: values (the generations) and request rates, in one script (``rates``);
+- ``scan`` / ``unlink_matching``: this service's keys, in chunks, never ``KEYS``;
+- the statistics every process publishes into a shared hash (``publish``, ``counters``);
+- ``server_info``: the figures of ``INFO`` the console shows.
+
+It also decides which errors mean "the cache is not answering" (``is_outage``), the policy the
+backend's circuit breaker applies. The backend (``backends.InstrumentedRedisCache``) stays a thin
+facade that counts, guards and delegates.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from django_redis.client import DefaultClient
+from django_redis.client.default import glob_escape
+from django_redis.exceptions import ConnectionInterrupted
+from redis import exceptions as redis_errors
+from redis.commands.core import Script
+
+from .rates import RateCheck, Verdict
+
+_INCR_EXISTING = Script(
+    None,
+    b"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return false
+""",
+)
+
+# KEYS: the n keys to read, then the m rate histories (sorted sets of timestamps; anything else
+# there, or a time beyond the window ahead, is not a history and goes).
+# ARGV: n, m, the index among the read keys whose value must equal ARGV[4] for the rates to be
+# counted (0: always), that value, then for each rate: limit, window in seconds, now, member.
+_READ_AND_RATE = Script(
+    None,
+    b"""
+local n, m, cond = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local values = {}
+if n > 0 then values = redis.call('MGET', unpack(KEYS, 1, n)) end
+if m == 0 or (cond > 0 and values[cond] ~= ARGV[4]) then return {values, false} end
+local verdicts = {}
+for i = 1, m do
+  local key, base = KEYS[n + i], 4 + (i - 1) * 4
+  local limit, window, now = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]),
+    tonumber(ARGV[base + 3])
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', key) end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', key, '(' .. (now + window), '+inf')
+  local count, allowed = redis.call('ZCARD', key), 0
+  if count < limit then
+    redis.call('ZADD', key, now, ARGV[base + 4])
+    redis.call('PEXPIRE', key, math.ceil(window * 1000))
+    count, allowed = count + 1, 1
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or false
+  verdicts[i] = {allowed, count, oldest}
+end
+return {values, verdicts}
+""",
+)
+
+#: Fields of ``INFO`` the console shows.
+INFO_FIELDS = (
+    "redis_version",
+    "used_memory",
+    "used_memory_human",
+    "maxmemory",
+    "maxmemory_human",
+    "maxmemory_policy",
+    "evicted_keys",
+    "expired_keys",
+    "keyspace_hits",
+    "keyspace_misses",
+    "connected_clients",
+    "uptime_in_seconds",
+)
+#: Seconds the per-minute statistics are kept.
+HISTORY_TTL = 2 * 3600
+
+
+class InventoryRedisClient(DefaultClient):
+    """django-redis's client, with the service's own operations (see the module)."""
+
+    scan_count = 1000
+    delete_chunk = 500
+
+    def redis(self) -> Any:
+        """The connection to the primary: everything read-your-writes depends on is read there."""
+        return self.get_client(write=True)
+
+    # One round trip each ---------------------------------------------------------------------
+
+    def incr(
+        self,
+        key: str,
+        delta: int = 1,
+        version: int | None = None,
+        client: Any = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        """INCRBY of an existing key, in one atomic script.
+
+        django-redis answers a script that Redis refuses (full with ``noeviction``, a read-only
+        replica) with a read-modify-write of its own: TTL, GET, SET. That races every other
+        writer, and a key deleted between its GET and SET (``generations._forget`` in another
+        process) turns into a ``TypeError``. A refusal fails here like any other refused write;
+        django-redis keeps the values its script cannot add to (beyond 64 bits, pickled).
+        """
+        if ignore_key_check:
+            return super().incr(key, delta, version, client, ignore_key_check=True)
+        client = client or self.redis()
+        try:
+            value = _INCR_EXISTING(keys=[self.make_key(key, version)], args=[delta], client=client)
+        except redis_errors.ResponseError as exc:
+            if is_outage(exc):
+                raise
+            return super().incr(key, delta, version, client)
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        if value is None:
+            raise ValueError(f"Key '{key}' not found.")
+        return value
+
+    def read(
+        self,
+        keys: Sequence[str],
+        rates: Sequence[RateCheck] = (),
+        rates_if: tuple[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], list[Verdict] | None]:
+        """The values of ``keys`` (those present) and, unless ``rates_if`` names one of them
+        whose value is not the one given, the verdicts of ``rates``: one round trip."""
+        client = self.redis()
+        if not rates:
+            return self.get_many(keys, client=client), None
+        made = [self.make_key(key) for key in keys]
+        condition, expected = 0, ""
+        if rates_if is not None:
+            condition, expected = keys.index(rates_if[0]) + 1, str(rates_if[1])
+        args: list[Any] = [len(keys), len(rates), condition, expected]
+        for check in rates:
+            args += [check.limit, check.duration, repr(check.now), uuid.uuid4().hex[:16]]
+        try:
+            raw, verdicts = _READ_AND_RATE(
+                keys=[*made, *(self.make_key(check.key) for check in rates)],
+                args=args,
+                client=client,
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        found = zip(keys, raw, strict=True)
+        values = {key: self.decode(value) for key, value in found if value is not None}
+        if not verdicts:
+            return values, None
+        return values, [
+            Verdict(bool(allowed), int(count), float(oldest) if oldest else None)
+            for allowed, count, oldest in verdicts
+        ]
+
+    # This service's keys only -------------------------------------------------------------------
+
+    def glob_prefix(self) -> str:
+        """The glob every logical key of this cache's version starts with."""
+        return f"{glob_escape(self._backend.key_prefix)}:{self._backend.version}:"
+
+    def logical_prefix(self) -> str:
+        return f"{self._backend.key_prefix}:{self._backend.version}:"
+
+    def scan(self, match: str) -> Iterator[bytes]:
+        return self.redis().scan_iter(match=match, count=self.scan_count)
+
+    def unlink_matching(
+        self, match: str, *, dry_run: bool, skip: Callable[[bytes], bool] | None = None
+    ) -> int:
+        """UNLINK the keys matching the glob ``match`` (whole Redis keys), in chunks."""
+        redis = self.redis()
+        count, chunk = 0, []
+        for key in self.scan(match):
+            if skip is not None and skip(key):
+                continue
+            count += 1
+            if dry_run:
+                continue
+            chunk.append(key)
+            if len(chunk) >= self.delete_chunk:
+                redis.unlink(*chunk)
+                chunk = []
+        if chunk:
+            redis.unlink(*chunk)
+        return count
+
+    # Statistics shared by every process ---------------------------------------------------------
+
+    def publish(
+        self,
+        stats_key: str,
+        minute_key: Callable[[int], str],
+        pending: Mapping[str, Mapping[str, int]],
+        minutes: Mapping[int, Mapping[str, int]],
+    ) -> None:
+        """Add this process's counters to the shared hashes, in one pipeline."""
+        pipe = self.redis().pipeline(transaction=False)
+        for ns, counter in pending.items():
+            for name, value in counter.items():
+                pipe.hincrby(stats_key, f"{ns}|{name}", value)
+        for minute, counter in minutes.items():
+            key = minute_key(minute)
+            for name, value in counter.items():
+                pipe.hincrby(key, name, value)
+            pipe.expire(key, HISTORY_TTL)
+        pipe.execute()
+
+    def counters(
+        self, stats_key: str, minute_key: Callable[[int], str], minutes: Sequence[int]
+    ) -> tuple[dict[str, dict[str, int]], dict[int, dict[str, int]], float | None]:
+        """The fleet's counters per namespace, per minute, and when they were last reset."""
+        redis = self.redis()
+        per_ns: dict[str, Counter[str]] = {}
+        reset_at = None
+        for field, value in redis.hgetall(stats_key).items():
+            name = _text(field)
+            if name == "_reset_at":
+                reset_at = float(value)
+                continue
+            ns, _, counter = name.rpartition("|")
+            per_ns.setdefault(ns, Counter())[counter] = int(value)
+        pipe = redis.pipeline(transaction=False)
+        for minute in minutes:
+            pipe.hgetall(minute_key(minute))
+        history = {
+            minute: {_text(k): int(v) for k, v in counts.items()}
+            for minute, counts in zip(minutes, pipe.execute(), strict=True)
+            if counts
+        }
+        return {ns: dict(c) for ns, c in per_ns.items()}, history, reset_at
+
+    def reset_counters(self, stats_key: str, reset_at: float) -> None:
+        pipe = self.redis().pipeline(transaction=True)
+        pipe.delete(stats_key)
+        pipe.hset(stats_key, "_reset_at", repr(reset_at))
+        pipe.execute()
+
+    def server_info(self) -> dict[str, Any]:
+        redis = self.redis()
+        server = redis.info()
+        info = {key: server.get(key) for key in INFO_FIELDS}
+        info["db_keys"] = redis.dbsize()
+        return info
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+_CONNECTION_ERRORS = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    socket.timeout,
+    ConnectionError,
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Outages that trip the breaker: Redis does not answer (refused, reset, timed out).
+
+    A Redis that answers but refuses an operation (full with noeviction, loading, read-only)
+    fails that operation open without tripping the breaker: its reads still work, and so do the
+    deletes that make a refused invalidation take effect (``generations._forget``).
+    """
+    return is_outage(exc) and not isinstance(exc, redis_errors.ResponseError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Errors that mean "the cache is not answering", as opposed to programming errors."""
+    if isinstance(
+        exc,
+        ConnectionInterrupted
+        | redis_errors.ConnectionError
+        | redis_errors.TimeoutError
+        | socket.timeout
+        | ConnectionError
+        # redis-py maps these replies to their own classes and strips the prefix ("OOM ...")
+        # from the message; django-redis re-raises them as they are.
+        | redis_errors.OutOfMemoryError
+        | redis_errors.BusyLoadingError
+        | redis_errors.ReadOnlyError
+        | redis_errors.MasterDownError,
+    ):
+        return True
+    if isinstance(exc, redis_errors.ResponseError):
+        message = str(exc)
+        return message.startswith(("OOM", "LOADING", "BUSY", "MASTERDOWN", "READONLY"))
+    return False
+
+
+def redact(location: Any) -> str:
+    """A Redis URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    text = location[0] if isinstance(location, list | tuple) else str(location)
+    parts = urlsplit(text)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)

@@ -1,0 +1,56 @@
+"""What one cache keeps in each process: one object, shared by Django's per-thread backends.
+
+Django builds a backend instance per thread; statistics, the circuit breaker, the decoded token
+lookups, the copies of entries and (on locmem) the request rates belong to the process. They
+live together in one ``CacheState`` per cache (backend kind, location, key prefix), created on
+first use, so that no second registry keyed the same way can drift from the first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .breaker import Guard
+from .hot import HotEntries
+from .rates import RateStore
+from .stats import StatsRecorder
+from .tokens import TokenMemo
+
+
+@dataclass
+class CacheState:
+    recorder: StatsRecorder = field(default_factory=StatsRecorder)
+    tokens: TokenMemo = field(default_factory=TokenMemo)
+    #: Copies of entries for warm hits: only where they save a round trip (Redis).
+    copies: HotEntries = field(default_factory=lambda: HotEntries(0, None))
+    #: Request rates, where the backend keeps them in process memory (locmem).
+    rates: RateStore | None = None
+    #: The circuit breaker, where the backend can be unreachable (Redis).
+    guard: Guard | None = None
+    #: Made keys that passed Django's key check (locmem asks for the same keys every request).
+    made_keys: dict[tuple[str, int | None], str] = field(default_factory=dict)
+    #: When this process last published its counters (Redis).
+    last_flush: float = 0.0
+    flush_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_states: dict[tuple[str, str, str], CacheState] = {}
+_lock = threading.Lock()
+
+
+def state_for(kind: str, location: str, prefix: str, make: Callable[[], CacheState]) -> CacheState:
+    """The process's state of one cache, made by ``make`` the first time it is asked for."""
+    key = (kind, location, prefix)
+    with _lock:
+        state = _states.get(key)
+        if state is None:
+            state = _states[key] = make()
+        return state
+
+
+def reset_all() -> None:
+    """Forget every cache's state, as a new process would start (tests, settings changes)."""
+    with _lock:
+        _states.clear()
