@@ -1,4 +1,4 @@
-"""The audit trail of what staff did to the cache."""
+"""The audit trail of what staff did to the cache, and the outbox of invalidations."""
 
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ class CacheAction(models.Model):
     def __str__(self) -> str:
         who = self.user.get_username() if self.user else "system"
         return f"{self.get_kind_display()} by {who} ({self.source})"
+
+
+class Cache(CacheAction):
+    """The cache as the admin lists it: "Cache performance", under Performance.
+
+    A proxy of the audit model, so it has no table and no permissions of its own; it gives the
+    console a place among the admin's models (``/admin/performance/cache/``).
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "cache performance"
+        verbose_name_plural = "cache performance"
+        default_permissions = ()
 
 
 class PendingInvalidation(models.Model):

@@ -160,7 +160,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 CACHE_TTL = env_int("CACHE_TTL", 300)
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "wsinv").strip() or "wsinv"
 CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 5_000)
-#: Bytes of cached responses each process keeps copies of for its fast path (0: none).
+#: Bytes of cached responses each process keeps copies of for warm hits, on Redis (0: none).
 CACHE_HOT_BYTES = env_int("CACHE_HOT_BYTES", 16 * 1024 * 1024)
 #: Fraction by which TTLs are stretched at random, so entries stored together expire apart.
 CACHE_TTL_JITTER = 0.1

@@ -8,10 +8,10 @@
 
 from django.contrib import admin
 
-from performance.models import CacheAction
+from performance.models import Cache, CacheAction
 
 from .audit import CacheActionAdmin
-from .console import Cache, CacheConsoleAdmin
+from .console import CacheConsoleAdmin
 
 admin.site.register(CacheAction, CacheActionAdmin)
 admin.site.register(Cache, CacheConsoleAdmin)

@@ -33,20 +33,6 @@ from .forms import ACTION_FORMS, CacheActionForm
 RECENT_ACTIONS = 10
 
 
-class Cache(CacheAction):
-    """The cache as the admin lists it: "Cache performance", under Performance.
-
-    A proxy of the audit model, so it has no table and no permissions of its own; it gives the
-    console a place among the admin's models (``/admin/performance/cache/``).
-    """
-
-    class Meta:
-        proxy = True
-        verbose_name = "cache performance"
-        verbose_name_plural = "cache performance"
-        default_permissions = ()
-
-
 class CacheConsoleAdmin(admin.ModelAdmin):
     """The console is this admin's changelist; its actions are POSTs to ``<action>/``."""
 

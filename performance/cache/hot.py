@@ -10,7 +10,7 @@ entries are in this process already, and the copies are off.
 Three things end a copy besides a new generation:
 
 - the *purge epoch*, a generation of its own that ``invalidate_pattern`` and ``clear`` bump
-  fleet-wide and the fast path reads in the same round trip, so that deleting entries by hand
+  fleet-wide and every warm read reads with the generations, so that deleting entries by hand
   also deletes them here;
 - its age reaching the cache's default timeout, counted from when the copy was made (the entry
   it was made from may go sooner: evicted, expired or deleted by hand, which is why a pattern

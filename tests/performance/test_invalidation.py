@@ -123,7 +123,7 @@ def test_a_location_change_is_read_back_in_workstation_lists(cache_backend, api,
     assert fresh(api, LIST).json()["results"][0]["location_name"] == "Renamed lab"
 
 
-# Invariant 2: a slow reader that raced a write stores under the dead generation ---------------
+# docs/design.md, "Invariants", 2: a slow reader that raced a write stores under the dead one
 
 
 @committed
@@ -153,7 +153,7 @@ def test_a_reader_that_raced_a_write_never_stores_under_the_live_generation(
     assert get(api).headers["X-Cache"] == "HIT"
 
 
-# Invariant 6: O(1) on write ----------------------------------------------------------------------
+# docs/design.md, "Invariants", 6: O(1) on write -----------------------------------------------
 
 
 @committed

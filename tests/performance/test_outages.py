@@ -1,4 +1,4 @@
-"""A cache outage costs speed, never answers (DESIGN.md, invariant 4).
+"""A cache outage costs speed, never answers (docs/design.md, "Invariants", 4).
 
 Two gunicorn servers share one SQLite file and a private ``redis-server``. Under a bounded mixed
 load the Redis is taken away four ways — killed, SIGSTOPped, ``CLIENT PAUSE``d, filled to

@@ -169,7 +169,7 @@ def test_another_process_invalidating_by_pattern_ends_this_process_copies(redis_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_if_none_match_gives_304_on_the_fast_path(clients):
+def test_if_none_match_gives_304_on_a_warm_hit(clients):
     by_token, _ = clients
     etag = by_token.get(LIST)["ETag"]
     response = by_token.get(LIST, HTTP_IF_NONE_MATCH=etag)

@@ -32,8 +32,7 @@ _queries = itertools.count()
 
 
 def read(client: APIClient):
-    """A GET on the list that is never a warm cache hit: performance.cache.fastpath answers
-    those before DRF's dispatch, uncounted by the throttles (its documented choice)."""
+    """A GET on the list that is never a warm cache hit (each asks for another search)."""
     return client.get(LIST, {"search": f"q{next(_queries)}"})
 
 
@@ -112,6 +111,17 @@ def test_user_rate_is_per_user(rates, reader_client, editor_client):
     assert [read(reader_client).status_code for _ in range(3)] == [200, 200, 200]
     assert_throttled(read(reader_client))
     assert read(editor_client).status_code == 200
+
+
+def test_warm_hits_and_cold_reads_spend_one_budget(rates, reader_client):
+    """A warm hit is answered before DRF's dispatch, and counted all the same."""
+    rates(user="4/min")
+    assert reader_client.get(LIST).status_code == 200  # cold: cached now
+    assert reader_client.get(LIST)["X-Cache"] == "HIT"  # warm
+    assert read(reader_client).status_code == 200  # cold
+    assert reader_client.get(LIST)["X-Cache"] == "HIT"  # warm: the fourth
+    assert_throttled(reader_client.get(LIST))
+    assert_throttled(read(reader_client))
 
 
 def test_rate_recovers_after_the_window(rates, clock, reader_client):
