@@ -13,6 +13,7 @@ same request, neither parses nor looks up again.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from rest_framework import exceptions
@@ -33,26 +34,32 @@ class _TokenOf(TokenAuthentication):
         return None, key
 
 
+@functools.cache
+def _parser(keyword: str) -> _TokenOf:
+    parser = _TokenOf()
+    parser.keyword = keyword
+    return parser
+
+
 class CachedTokenAuthentication(TokenAuthentication):
     """DRF's ``TokenAuthentication``, with the database lookup cached."""
 
-    _settled: tuple[str, tuple[Any, Any]] | None = None
+    _settled: tuple[str, Any] | None = None
 
     def token_of(self, request: Any) -> str | None:
         """The token the request carries, read exactly as DRF reads it (``None`` without one);
         raises ``AuthenticationFailed`` for a header DRF refuses."""
-        parser = _TokenOf()
-        parser.keyword = self.keyword
-        found = parser.authenticate(request)
+        found = _parser(self.keyword).authenticate(request)
         return None if found is None else found[1]
 
     def settle(self, request: Any, user: Any, key: str) -> None:
         """What the cache found for ``key`` in this request: ``authenticate`` answers it."""
-        self._settled = (key, (user, self.get_model()(key=key, user=user)))
+        self._settled = (key, user)
 
     def authenticate(self, request: Any) -> tuple[Any, Any] | None:
         if self._settled is not None and self.token_of(request) == self._settled[0]:
-            return self._settled[1]
+            key, user = self._settled
+            return user, self.get_model()(key=key, user=user)
         return super().authenticate(request)
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:

@@ -228,7 +228,7 @@ REST_FRAMEWORK = {
         "performance.auth.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["workstations.api.permissions.ModelPermissions"],
     "DEFAULT_RENDERER_CLASSES": [
         "project.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -37,7 +37,7 @@ from .hot import HotEntries
 from .keys import RATE_NAMESPACE, namespace_of
 from .rates import ALLOWED, RateCheck, RateStore, Verdict
 from .state import CacheState, state_for
-from .stats import StatsRecorder
+from .stats import FIELDS, StatsRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class InstrumentedCacheMixin:
 
     def count_local_hits(self, keys: Iterable[str]) -> None:
         """Count entries served from this process's memory: hits, but no round trip."""
-        self.recorder.record_many((namespace_of(key), {"hits": 1}) for key in keys)
+        self.state.recorder.add_rows((namespace_of(key), _row(_HITS)) for key in keys)
 
     def _run(
         self,
@@ -88,8 +88,9 @@ class InstrumentedCacheMixin:
         fn: Callable[[], Any],
         *,
         fallback: Any = None,
-        count: Callable[[Any], dict[str, int]] | None = None,
+        count: Callable[[Any], int | None] | None = None,
     ) -> Any:
+        """Run one operation; count it (``count`` names the field the result adds one to)."""
         depth = getattr(_nesting, "depth", 0)
         _nesting.depth = depth + 1
         start = time.perf_counter()
@@ -97,14 +98,20 @@ class InstrumentedCacheMixin:
             result = self._call_backend(fn)
         except CacheUnavailable:
             if depth == 0:
-                self.recorder.record(namespace, misses=1 if count is _count_get else 0, errors=1)
+                row = _row(_ERRORS)
+                if count is _count_get:
+                    row[_MISSES] = 1
+                self.state.recorder.add_rows(((namespace, row),))
             return fallback
         finally:
             _nesting.depth = depth
         if depth == 0:
-            fields = count(result) if count else {}
-            elapsed = int((time.perf_counter() - start) * 1_000_000)
-            self.recorder.record(namespace, time_us=elapsed, calls=1, **fields)
+            row = _row(_CALLS)
+            row[_TIME] = int((time.perf_counter() - start) * 1_000_000)
+            field = count(result) if count else None
+            if field is not None:
+                row[field] += 1
+            self.state.recorder.add_rows(((namespace, row),))
             self._after_operation()
         return result
 
@@ -114,8 +121,9 @@ class InstrumentedCacheMixin:
         fn: Callable[[], Any],
         *,
         fallback: Any,
-        count: Callable[[str, Any], dict[str, int]],
+        count: Callable[[str, Any], int | None],
     ) -> Any:
+        """Run one operation on several keys; count each key once, the round trip once."""
         keys = list(keys)
         depth = getattr(_nesting, "depth", 0)
         _nesting.depth = depth + 1
@@ -124,21 +132,25 @@ class InstrumentedCacheMixin:
             result = self._call_backend(fn)
         except CacheUnavailable:
             if depth == 0:
-                for key in keys:
-                    self.recorder.record(namespace_of(key), errors=1)
+                self.state.recorder.add_rows((namespace_of(key), _row(_ERRORS)) for key in keys)
             return fallback
         finally:
             _nesting.depth = depth
         if depth == 0 and keys:
             elapsed = int((time.perf_counter() - start) * 1_000_000) // len(keys)
-            # One round trip for the whole batch: counted once, on its first key.
-            self.recorder.record_many(
-                (
-                    namespace_of(key),
-                    {"time_us": elapsed, "calls": int(n == 0), **count(key, result)},
-                )
-                for n, key in enumerate(keys)
-            )
+            rows: dict[str, list[int]] = {}
+            for key in keys:
+                namespace = namespace_of(key)
+                row = rows.get(namespace)
+                if row is None:
+                    row = rows[namespace] = _row()
+                row[_TIME] += elapsed
+                field = count(key, result)
+                if field is not None:
+                    row[field] += 1
+            # One round trip for the whole batch: counted once, on its first key's namespace.
+            rows[namespace_of(keys[0])][_CALLS] = 1
+            self.state.recorder.add_rows(rows.items())
             self._after_operation()
         return result
 
@@ -174,7 +186,7 @@ class InstrumentedCacheMixin:
             namespace_of(key),
             lambda: super(InstrumentedCacheMixin, self).set(key, value, timeout, version, **kw),
             fallback=False,
-            count=lambda _: {"sets": 1},
+            count=_count_set,
         )
 
     def add(
@@ -189,7 +201,7 @@ class InstrumentedCacheMixin:
             namespace_of(key),
             lambda: super(InstrumentedCacheMixin, self).add(key, value, timeout, version, **kw),
             fallback=False,
-            count=lambda added: {"sets": 1} if added else {},
+            count=lambda added: _SETS if added else None,
         )
 
     def set_many(
@@ -199,7 +211,7 @@ class InstrumentedCacheMixin:
             data.keys(),
             lambda: super(InstrumentedCacheMixin, self).set_many(data, timeout, version, **kw),
             fallback=list(data),
-            count=lambda key, failed: {} if failed and key in failed else {"sets": 1},
+            count=lambda key, failed: None if failed and key in failed else _SETS,
         )
 
     def delete(self, key: str, version: int | None = None, **kw: Any) -> bool:
@@ -207,7 +219,7 @@ class InstrumentedCacheMixin:
             namespace_of(key),
             lambda: super(InstrumentedCacheMixin, self).delete(key, version, **kw),
             fallback=False,
-            count=lambda deleted: {"deletes": 1} if deleted else {},
+            count=lambda deleted: _DELETES if deleted else None,
         )
 
     def delete_many(self, keys: Iterable[str], version: int | None = None, **kw: Any) -> Any:
@@ -216,7 +228,7 @@ class InstrumentedCacheMixin:
             keys,
             lambda: super(InstrumentedCacheMixin, self).delete_many(keys, version, **kw),
             fallback=None,
-            count=lambda key, _: {"deletes": 1},
+            count=lambda key, _: _DELETES,
         )
 
     def incr(self, key: str, delta: int = 1, version: int | None = None, **kw: Any) -> int:
@@ -224,7 +236,7 @@ class InstrumentedCacheMixin:
             namespace_of(key),
             lambda: super(InstrumentedCacheMixin, self).incr(key, delta, version, **kw),
             fallback=None,
-            count=lambda _: {"sets": 1},
+            count=_count_set,
         )
 
     def decr(self, key: str, delta: int = 1, version: int | None = None, **kw: Any) -> int:
@@ -310,12 +322,30 @@ def _internal(logical_key: str, pattern: str) -> bool:
     return logical_key.startswith("_") and not pattern.startswith("_")
 
 
-def _count_get(value: Any) -> dict[str, int]:
-    return {"misses": 1} if value is _MISSING else {"hits": 1}
+_HITS, _MISSES, _SETS, _DELETES, _TIME, _ERRORS, _CALLS = (
+    FIELDS.index(name)
+    for name in ("hits", "misses", "sets", "deletes", "time_us", "errors", "calls")
+)
 
 
-def _count_found(key: str, found: dict) -> dict[str, int]:
-    return {"hits": 1} if key in found else {"misses": 1}
+def _row(field: int | None = None) -> list[int]:
+    """A row of counters (``stats.FIELDS``), with one in ``field``."""
+    row = [0] * len(FIELDS)
+    if field is not None:
+        row[field] = 1
+    return row
+
+
+def _count_get(value: Any) -> int:
+    return _MISSES if value is _MISSING else _HITS
+
+
+def _count_set(_: Any) -> int:
+    return _SETS
+
+
+def _count_found(key: str, found: dict) -> int:
+    return _HITS if key in found else _MISSES
 
 
 def _fill_verdicts(verdicts: list[Verdict], checks: Sequence[RateCheck]) -> list[Verdict]:
@@ -323,7 +353,122 @@ def _fill_verdicts(verdicts: list[Verdict], checks: Sequence[RateCheck]) -> list
     return verdicts if len(verdicts) == len(checks) else [ALLOWED] * len(checks)
 
 
-class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
+class _Frozen:
+    """A value stored as it is: immutable all the way down, so nobody can change it in place."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_SCALARS = frozenset({bytes, str, int, float, bool, type(None)})
+
+
+def _is_frozen(value: Any, depth: int = 0) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    return kind is tuple and depth < 3 and all(_is_frozen(item, depth + 1) for item in value)
+
+
+class _LocMemStore(LocMemCache):
+    """Django's local-memory cache, storing immutable values (a response's bytes, ETag and
+    content type; a generation) as they are instead of pickling them.
+
+    Django pickles every value so that a caller cannot change what is cached by changing what
+    it got back; a value that cannot change needs no such copy. A warm hit then reads the
+    entry without unpickling 50 rows' worth of bytes, and memory holds one copy of each body.
+    Keys that passed Django's check once are remembered (the read path asks for the same keys
+    on every request).
+    """
+
+    state: CacheState
+
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        super().__init__(name, params)
+        # Per instance: the made key depends on this instance's key function and version.
+        self._made_keys: dict[tuple[str, int], str] = {}
+
+    def _encode(self, value: Any) -> Any:
+        return _Frozen(value) if _is_frozen(value) else pickle.dumps(value, self.pickle_protocol)
+
+    @staticmethod
+    def _decode(stored: Any) -> Any:
+        return stored.value if type(stored) is _Frozen else pickle.loads(stored)
+
+    def _made_key(self, key: str, version: int | None) -> str:
+        """``make_and_validate_key``, remembering keys that passed without a warning."""
+        made_keys = self._made_keys
+        version = self.version if version is None else version
+        made = made_keys.get((key, version))
+        if made is None:
+            made = self.make_key(key, version=version)
+            warned = False
+            for warning in memcache_key_warnings(made):
+                warnings.warn(warning, CacheKeyWarning, stacklevel=4)
+                warned = True
+            if not warned:
+                if len(made_keys) >= 1024:
+                    made_keys.clear()
+                made_keys[(key, version)] = made
+        return made
+
+    def add(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        stored = self._encode(value)
+        with self._lock:
+            if self._has_expired(key):
+                self._set(key, stored, timeout)
+                return True
+            return False
+
+    def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        key = self._made_key(key, version)
+        with self._lock:
+            if self._has_expired(key):
+                self._delete(key)
+                return default
+            stored = self._cache[key]
+            self._cache.move_to_end(key, last=False)
+        return self._decode(stored)
+
+    def get_many(self, keys: Iterable[str], version: int | None = None) -> dict:
+        """One lock for the batch, rather than a ``get`` per key (``BaseCache.get_many``)."""
+        internal = {key: self._made_key(key, version) for key in keys}
+        found = {}
+        with self._lock:
+            for key, made in internal.items():
+                if self._has_expired(made):
+                    self._delete(made)
+                    continue
+                found[key] = self._cache[made]
+                self._cache.move_to_end(made, last=False)
+        return {key: self._decode(stored) for key, stored in found.items()}
+
+    def set(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> None:
+        key = self.make_and_validate_key(key, version=version)
+        stored = self._encode(value)
+        with self._lock:
+            self._set(key, stored, timeout)
+
+    def incr(self, key: str, delta: int = 1, version: int | None = None) -> Any:
+        key = self.make_and_validate_key(key, version=version)
+        with self._lock:
+            if self._has_expired(key):
+                self._delete(key)
+                raise ValueError(f"Key '{key}' not found")
+            new_value = self._decode(self._cache[key]) + delta
+            self._cache[key] = self._encode(new_value)
+            self._cache.move_to_end(key, last=False)
+        return new_value
+
+
+class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
     """Django's local-memory cache, counted. One process owns it, so its figures are the truth.
 
     Bounded by ``MAX_ENTRIES``; when full, the least recently used entries go first, and every
@@ -343,43 +488,6 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, LocMemCache):
 
     def rate_hits(self, checks: Sequence[RateCheck]) -> list[Verdict]:
         return _fill_verdicts(super().rate_hits(checks), checks)
-
-    def get_many(self, keys: Iterable[str], version: int | None = None, **kw: Any) -> dict:
-        """Django's ``get_many`` with one lock for the batch, rather than a ``get`` per key
-        (``BaseCache.get_many``); expiry and recency are handled as ``LocMemCache.get`` does."""
-        keys = list(keys)
-
-        def fetch() -> dict:
-            internal = {key: self._made_key(key, version) for key in keys}
-            found = {}
-            with self._lock:
-                for key, made in internal.items():
-                    if self._has_expired(made):
-                        self._delete(made)
-                        continue
-                    found[key] = self._cache[made]
-                    self._cache.move_to_end(made, last=False)
-            return {key: pickle.loads(value) for key, value in found.items()}
-
-        return self._run_many(keys, fetch, fallback={}, count=_count_found)
-
-    def _made_key(self, key: str, version: int | None) -> str:
-        """``make_and_validate_key``, remembering keys that passed without a warning: the read
-        path asks for the same generation keys on every request."""
-        made_keys = self.state.made_keys
-        version = self.version if version is None else version
-        made = made_keys.get((key, version))
-        if made is None:
-            made = self.make_key(key, version=version)
-            warned = False
-            for warning in memcache_key_warnings(made):
-                warnings.warn(warning, CacheKeyWarning, stacklevel=4)
-                warned = True
-            if not warned:
-                if len(made_keys) >= 1024:
-                    made_keys.clear()
-                made_keys[(key, version)] = made
-        return made
 
     def _cull(self) -> None:
         before = len(self._cache)
@@ -540,7 +648,7 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
             [*keys, *(check.key for check in rates)],
             lambda: self.client.read(keys, rates, rates_if),
             fallback=({}, [ALLOWED] * len(rates)),
-            count=lambda key, result: _count_found(key, result[0]) if key in keys else {},
+            count=lambda key, result: _count_found(key, result[0]) if key in keys else None,
         )
         return outcome
 

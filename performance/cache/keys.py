@@ -63,9 +63,23 @@ def response_key(
     type because ``; indent=4`` changes the bytes; the user only where the view says its output
     depends on who asks. Every path that reads or writes a response calls this function.
     """
-    query = sorted(request.GET.lists())
-    hashed = digest(request.path, query, media_type, request.scheme, request.get_host(), user_id)
+    path, scheme, host = request.path, request.scheme, request.get_host()
+    # The same request as it came (its raw query string) has the same hash: remembered, so a
+    # warm hit neither parses the query nor hashes it again.
+    raw = (path, request.META.get("QUERY_STRING", ""), media_type, scheme, host, user_id)
+    hashed = _hashes.get(raw)
+    if hashed is None:
+        query = sorted(request.GET.lists())
+        hashed = digest(path, query, media_type, scheme, host, user_id)
+        if len(_hashes) >= _MAX_HASHES:
+            _hashes.clear()
+        _hashes[raw] = hashed
     return f"{namespace}:{generation}:{hashed}"
+
+
+#: Requests whose hash ``response_key`` remembers (their query strings are the clients').
+_MAX_HASHES = 4096
+_hashes: dict[tuple, str] = {}
 
 
 def lock_key(key: str) -> str:

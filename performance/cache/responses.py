@@ -60,7 +60,8 @@ _default_headers: dict[tuple, tuple[tuple[str, str], ...]] = {}
 
 
 def _counted(checks: Sequence[RateCheck | None] | None) -> list[RateCheck]:
-    return [check for check in checks or () if check is not None]
+    """The checks that count something (a throttle may count nothing for this request)."""
+    return [check for check in checks if check is not None] if checks else []
 
 
 def cacheable_renderer(renderer: BaseRenderer | type[BaseRenderer] | None) -> bool:
@@ -198,7 +199,8 @@ class CachedResponseMixin:
                 return None
             verdicts = None
         if verdicts is None:
-            verdicts = cache.rate_hits(_counted(checks)) if _counted(checks) else []
+            counted = _counted(checks)
+            verdicts = cache.rate_hits(counted) if counted else []
         authenticators[0].settle(drf_request, user, token)
         if not self._settle_throttles(throttles, checks, verdicts):
             return None  # DRF's path answers 429 from the settled throttles
@@ -262,9 +264,10 @@ class CachedResponseMixin:
 
     def _permitted(self, request: Request) -> bool:
         """DRF's ``check_permissions``, asked of the same objects, without raising."""
-        return all(
-            permission.has_permission(request, self) for permission in self.get_permissions()
-        )
+        for permission in self.get_permissions():
+            if not permission.has_permission(request, self):
+                return False
+        return True
 
     def _rate_checks(self, request: Request, throttles: Sequence) -> list[RateCheck | None] | None:
         """What each throttle would count (``None`` for one that counts nothing here); ``None``
@@ -402,6 +405,14 @@ class CachedResponseMixin:
             patch_vary_headers(response, VARY)
         else:
             response["Vary"] = _VARY_VALUE
+        meta = request.META
+        if (
+            "HTTP_IF_NONE_MATCH" not in meta
+            and "HTTP_IF_MATCH" not in meta
+            and "HTTP_IF_MODIFIED_SINCE" not in meta
+            and "HTTP_IF_UNMODIFIED_SINCE" not in meta
+        ):
+            return response  # what Django's function answers too, without parsing anything
         conditional = get_conditional_response(request, etag=etag, response=response)
         if conditional is not response:
             conditional["X-Cache"] = outcome

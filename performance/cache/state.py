@@ -29,8 +29,6 @@ class CacheState:
     rates: RateStore | None = None
     #: The circuit breaker, where the backend can be unreachable (Redis).
     guard: Guard | None = None
-    #: Made keys that passed Django's key check (locmem asks for the same keys every request).
-    made_keys: dict[tuple[str, int | None], str] = field(default_factory=dict)
     #: When this process last published its counters (Redis).
     last_flush: float = 0.0
     flush_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -19,50 +19,71 @@ FIELDS = ("hits", "misses", "sets", "deletes", "time_us", "errors", "calls")
 HISTORY_MINUTES = 60
 
 
+_INDEX = {name: n for n, name in enumerate(FIELDS)}
+_HITS, _MISSES = _INDEX["hits"], _INDEX["misses"]
+
+
 class StatsRecorder:
-    """Thread-safe counters per namespace, with a pending part not yet flushed elsewhere."""
+    """Thread-safe counters per namespace, with a pending part not yet flushed elsewhere.
+
+    Every cache operation records here, so the counters are lists indexed like ``FIELDS``,
+    added to under one lock per operation: a few additions, no dictionaries made per call.
+    """
 
     #: Seconds since the epoch; tests replace it to set the clock.
     clock: Callable[[], float] = staticmethod(time.time)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._totals: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self._pending: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self._minutes: dict[int, Counter[str]] = {}
-        self._pending_minutes: defaultdict[int, Counter[str]] = defaultdict(Counter)
+        self._totals: dict[str, list[int]] = {}
+        self._pending: dict[str, list[int]] = {}
+        self._minutes: dict[int, list[int]] = {}
+        self._pending_minutes: dict[int, list[int]] = {}
         self.evictions = 0
         self.reset_at = self.clock()
 
     def record(self, namespace: str, **fields: int) -> None:
         self.record_many(((namespace, fields),))
 
-    def record_many(self, items: Iterable[tuple[str, dict[str, int]]]) -> None:
+    def record_many(self, items: Iterable[tuple[str, Mapping[str, int]]]) -> None:
         """Several records under one acquisition of the lock (a batch operation's keys)."""
+        rows = []
+        for namespace, fields in items:
+            row = [0] * len(FIELDS)
+            for name, value in fields.items():
+                row[_INDEX[name]] = value
+            rows.append((namespace, row))
+        self.add_rows(rows)
+
+    def add_rows(self, rows: Iterable[tuple[str, list[int]]]) -> None:
+        """Add counter rows (ordered like ``FIELDS``), each to its namespace."""
         minute = int(self.clock() // 60)
         hits = misses = 0
         with self._lock:
             totals, pending = self._totals, self._pending
-            for namespace, fields in items:
-                total, waiting = totals[namespace], pending[namespace]
-                for name, value in fields.items():
+            for namespace, row in rows:
+                total = totals.get(namespace)
+                if total is None:
+                    total = totals[namespace] = [0] * len(FIELDS)
+                waiting = pending.get(namespace)
+                if waiting is None:
+                    waiting = pending[namespace] = [0] * len(FIELDS)
+                for n, value in enumerate(row):
                     if value:
-                        total[name] += value
-                        waiting[name] += value
-                hits += fields.get("hits", 0)
-                misses += fields.get("misses", 0)
+                        total[n] += value
+                        waiting[n] += value
+                hits += row[_HITS]
+                misses += row[_MISSES]
             if hits or misses:
-                bucket = self._minutes.get(minute)
-                if bucket is None:
-                    bucket = self._minutes[minute] = Counter()
-                    if len(self._minutes) > HISTORY_MINUTES + 5:
-                        for old in sorted(self._minutes)[: -HISTORY_MINUTES - 1]:
-                            del self._minutes[old]
-                bucket["hits"] += hits
-                bucket["misses"] += misses
-                waiting_minute = self._pending_minutes[minute]
-                waiting_minute["hits"] += hits
-                waiting_minute["misses"] += misses
+                for buckets in (self._minutes, self._pending_minutes):
+                    bucket = buckets.get(minute)
+                    if bucket is None:
+                        bucket = buckets[minute] = [0, 0]
+                    bucket[0] += hits
+                    bucket[1] += misses
+                if len(self._minutes) > HISTORY_MINUTES + 5:
+                    for old in sorted(self._minutes)[: -HISTORY_MINUTES - 1]:
+                        del self._minutes[old]
 
     def record_evictions(self, count: int) -> None:
         with self._lock:
@@ -71,29 +92,35 @@ class StatsRecorder:
     def totals(self) -> dict[str, dict[str, int]]:
         """Everything this process counted since the last reset."""
         with self._lock:
-            return {ns: {f: c[f] for f in FIELDS} for ns, c in self._totals.items()}
+            return {ns: dict(zip(FIELDS, row, strict=True)) for ns, row in self._totals.items()}
 
     def history(self) -> dict[int, dict[str, int]]:
         with self._lock:
-            return {m: dict(c) for m, c in self._minutes.items()}
+            return {m: {"hits": b[0], "misses": b[1]} for m, b in self._minutes.items()}
 
     def drain(self) -> tuple[dict[str, Counter[str]], dict[int, Counter[str]]]:
         """Take what was counted since the last drain (for flushing to a shared store)."""
         with self._lock:
             pending, minutes = self._pending, self._pending_minutes
-            self._pending = defaultdict(Counter)
-            self._pending_minutes = defaultdict(Counter)
-        return dict(pending), dict(minutes)
+            self._pending, self._pending_minutes = {}, {}
+        return (
+            {ns: _counter(zip(FIELDS, row, strict=True)) for ns, row in pending.items()},
+            {m: _counter((("hits", b[0]), ("misses", b[1]))) for m, b in minutes.items()},
+        )
 
     def restore(
-        self, pending: Mapping[str, Counter[str]], minutes: Mapping[int, Counter[str]]
+        self, pending: Mapping[str, Mapping[str, int]], minutes: Mapping[int, Mapping[str, int]]
     ) -> None:
         """Put back a drain whose flush failed, so nothing counted is lost."""
         with self._lock:
             for ns, counter in pending.items():
-                self._pending[ns].update(counter)
+                row = self._pending.setdefault(ns, [0] * len(FIELDS))
+                for name, value in counter.items():
+                    row[_INDEX[name]] += value
             for minute, counter in minutes.items():
-                self._pending_minutes[minute].update(counter)
+                bucket = self._pending_minutes.setdefault(minute, [0, 0])
+                bucket[0] += counter.get("hits", 0)
+                bucket[1] += counter.get("misses", 0)
 
     def reset(self) -> None:
         with self._lock:
@@ -103,6 +130,10 @@ class StatsRecorder:
             self._pending_minutes.clear()
             self.evictions = 0
             self.reset_at = self.clock()
+
+
+def _counter(pairs: Iterable[tuple[str, int]]) -> Counter[str]:
+    return Counter({name: value for name, value in pairs if value})
 
 
 def summarise(per_namespace: Mapping[str, Mapping[str, int]]) -> dict[str, object]:
