@@ -368,7 +368,8 @@ class CachedResponseMixin:
         finally:
             if locked:
                 cache.delete(lock)
-        return self._conditional(request, response, etag, "MISS")
+        answer = _precondition(request, etag)
+        return _decorated(response if answer is None else answer, etag, "MISS")
 
     def _wait_for(self, cache: Any, key: str, lock: str) -> Any:
         """Poll for the lock holder's result; stop early once the lock is gone.
@@ -390,30 +391,33 @@ class CachedResponseMixin:
 
     def _replay(self, request: Any, entry: tuple, outcome: str) -> HttpResponse:
         body, etag, content_type = entry
-        return self._conditional(
-            request, HttpResponse(body, content_type=content_type), etag, outcome
-        )
+        answer = _precondition(request, etag)
+        if answer is None:
+            answer = HttpResponse(body, content_type=content_type)
+        return _decorated(answer, etag, outcome)
 
-    @staticmethod
-    def _conditional(request: Any, response: HttpResponse, etag: str, outcome: str) -> Any:
-        """``response`` with its cache headers, or the 304 (or 412) Django's conditional
-        request handling makes of it."""
-        response["ETag"] = etag
-        response["X-Cache"] = outcome
-        response["Cache-Control"] = CACHE_CONTROL
-        if response.has_header("Vary"):
-            patch_vary_headers(response, VARY)
-        else:
-            response["Vary"] = _VARY_VALUE
-        meta = request.META
-        if (
-            "HTTP_IF_NONE_MATCH" not in meta
-            and "HTTP_IF_MATCH" not in meta
-            and "HTTP_IF_MODIFIED_SINCE" not in meta
-            and "HTTP_IF_UNMODIFIED_SINCE" not in meta
-        ):
-            return response  # what Django's function answers too, without parsing anything
-        conditional = get_conditional_response(request, etag=etag, response=response)
-        if conditional is not response:
-            conditional["X-Cache"] = outcome
-        return conditional
+
+def _precondition(request: Any, etag: str) -> HttpResponse | None:
+    """The 304 (or 412) Django's conditional request handling answers for a representation
+    with ``etag``, or ``None`` when the request asks for the representation itself."""
+    meta = request.META
+    if (
+        "HTTP_IF_NONE_MATCH" not in meta
+        and "HTTP_IF_MATCH" not in meta
+        and "HTTP_IF_MODIFIED_SINCE" not in meta
+        and "HTTP_IF_UNMODIFIED_SINCE" not in meta
+    ):
+        return None  # what Django's function answers too, without parsing anything
+    return get_conditional_response(request, etag=etag)
+
+
+def _decorated(response: HttpResponse, etag: str, outcome: str) -> HttpResponse:
+    """``response`` with the headers of a cached representation (a 304 keeps them too)."""
+    response["ETag"] = etag
+    response["X-Cache"] = outcome
+    response["Cache-Control"] = CACHE_CONTROL
+    if response.has_header("Vary"):
+        patch_vary_headers(response, VARY)
+    else:
+        response["Vary"] = _VARY_VALUE
+    return response

@@ -80,3 +80,36 @@ def test_warm_hits_are_throttled_like_any_read(cache_backend, machines, reader, 
     assert refused.status_code == 429
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert "throttled" in refused.json()["detail"]
+
+
+@pytest.fixture
+def by_token_and_session(machines, reader):
+    session = APIClient()
+    session.force_login(reader)
+    return {"early read": token_client(reader), "DRF's path": session}
+
+
+@pytest.mark.parametrize("path", ["early read", "DRF's path"])
+@pytest.mark.parametrize(
+    ("header", "value", "status"),
+    [
+        ("HTTP_IF_NONE_MATCH", "{etag}", 304),
+        ("HTTP_IF_NONE_MATCH", "W/{etag}", 304),  # weak comparison
+        ("HTTP_IF_NONE_MATCH", '"other", {etag}', 304),  # a list
+        ("HTTP_IF_NONE_MATCH", "*", 304),
+        ("HTTP_IF_NONE_MATCH", '"other"', 200),
+        ("HTTP_IF_MATCH", "{etag}", 200),
+        ("HTTP_IF_MATCH", '"other"', 412),  # RFC 9110: the precondition failed
+    ],
+)
+def test_conditional_requests_follow_rfc_9110(
+    cache_backend, by_token_and_session, path, header, value, status
+):
+    client = by_token_and_session[path]
+    etag = client.get(LIST, HTTP_ACCEPT="application/json")["ETag"]
+    response = client.get(LIST, HTTP_ACCEPT="application/json", **{header: value.format(etag=etag)})
+    assert response.status_code == status
+    assert response["ETag"] == etag
+    assert response["X-Cache"] == "HIT"
+    if status == 304:
+        assert response.content == b""
