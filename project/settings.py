@@ -178,7 +178,7 @@ CACHE_WARM_SCHEME = os.environ.get("CACHE_WARM_SCHEME", "https" if PRODUCTION el
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "performance.cache.backends.InstrumentedRedisCache",
+            "BACKEND": "performance.cache.redis.InstrumentedRedisCache",
             "LOCATION": REDIS_URL,
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
@@ -192,7 +192,7 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "performance.cache.backends.InstrumentedLocMemCache",
+            "BACKEND": "performance.cache.locmem.InstrumentedLocMemCache",
             "LOCATION": "workstation-inventory",
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,

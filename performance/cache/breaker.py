@@ -28,6 +28,11 @@ from django.conf import settings
 logger = logging.getLogger("performance.cache.breaker")
 
 CircuitBreakerError = pybreaker.CircuitBreakerError
+_local = threading.local()
+
+
+class CacheUnavailable(Exception):
+    """The cache could not be reached (or refused): the caller falls back as if it missed."""
 
 
 class _Listener(pybreaker.CircuitBreakerListener):
@@ -59,7 +64,11 @@ class _Breaker(pybreaker.CircuitBreaker):
 
 
 class Guard:
-    """A pybreaker ``CircuitBreaker`` plus what the console and the outbox need to know."""
+    """A pybreaker ``CircuitBreaker`` plus what the console and the outbox need to know, and
+    the one place that decides what a cache call's error means (``run``)."""
+
+    #: Seconds a call waits for another thread's replay of missed invalidations.
+    replay_wait = 0.5
 
     def __init__(
         self,
@@ -68,7 +77,13 @@ class Guard:
         fail_max: int,
         reset_timeout: float,
         exclude: Callable[[BaseException], bool],
+        is_outage: Callable[[BaseException], bool] = lambda exc: False,
+        replay: Callable[[], bool] | None = None,
     ) -> None:
+        #: Errors that mean the cache is not answering (or refuses): the call fails open.
+        self.is_outage = is_outage
+        #: Applies the invalidations missed while the cache was away; True when all went.
+        self.replay = replay
         self.opened = 0
         self.last_change: float | None = None
         self.needs_replay = False
@@ -86,6 +101,51 @@ class Guard:
             exclude=[exclude],
             name=name,
         )
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        """Run one cache call: through the breaker, after replaying what an outage left behind;
+        an outage (or a refusal) raises ``CacheUnavailable``, any other error propagates."""
+        if self.needs_replay and not getattr(_local, "replaying", False):
+            if not self.closed:
+                # Fail at once, without the query a replay costs: its bumps cannot go through
+                # until the trial call (made in the background) has closed the breaker.
+                self.try_in_background()
+                raise CacheUnavailable("circuit breaker open")
+            self._replay_missed()
+        try:
+            return self.call(fn)
+        except CircuitBreakerError as exc:
+            raise CacheUnavailable("circuit breaker open") from exc
+        except Exception as exc:
+            if self.is_outage(exc):
+                logger.debug("cache unavailable: %s", type(exc).__name__)
+                raise CacheUnavailable(str(exc)) from exc
+            raise
+
+    def _replay_missed(self) -> None:
+        """After an outage, apply the invalidations left behind before using the cache again.
+
+        Until that succeeds, this process treats the cache as unavailable, so nothing written
+        while it was unreachable can be hidden by an entry stored before.
+        """
+        # Another thread may be replaying: wait for it briefly rather than fail, so that a
+        # write's own bump, made meanwhile, is not missed in its turn.
+        if not self.replay_lock.acquire(timeout=self.replay_wait):
+            raise CacheUnavailable("replaying missed invalidations")
+        if not self.needs_replay:  # the other thread has replayed them
+            self.replay_lock.release()
+            return
+        _local.replaying = True
+        try:
+            # The bumps go through the breaker: while it is open they fail at once; once its
+            # reset timeout has passed, the first one is the trial call.
+            if self.replay is not None and self.replay():
+                self.needs_replay = False
+            else:
+                raise CacheUnavailable("missed invalidations not yet replayed")
+        finally:
+            _local.replaying = False
+            self.replay_lock.release()
 
     @property
     def closed(self) -> bool:
@@ -139,15 +199,23 @@ class Guard:
 def make_guard(
     name: str,
     *,
+    trips: Callable[[BaseException], bool],
     is_outage: Callable[[BaseException], bool],
     probe: Callable[[], Any] | None = None,
+    replay: Callable[[], bool] | None = None,
 ) -> Guard:
-    """A guard for one Redis location, from the settings (one per process: ``state``)."""
+    """A guard for one Redis location, from the settings (one per process: ``state``).
+
+    ``trips``: the errors that count towards opening the breaker (the cache does not answer);
+    ``is_outage``: those that fail the call open (``trips``, and refusals of a cache that
+    answers)."""
     guard = Guard(
         name,
         fail_max=getattr(settings, "CACHE_BREAKER_FAIL_MAX", 3),
         reset_timeout=getattr(settings, "CACHE_BREAKER_RESET_TIMEOUT", 5.0),
-        exclude=lambda exc: not is_outage(exc),
+        exclude=lambda exc: not trips(exc),
+        is_outage=is_outage,
+        replay=replay,
     )
     guard.probe = probe
     return guard

@@ -10,25 +10,34 @@
 - ``server_info``: the figures of ``INFO`` the console shows.
 
 It also decides which errors mean "the cache is not answering" (``is_outage``), the policy the
-backend's circuit breaker applies. The backend (``backends.InstrumentedRedisCache``) stays a thin
-facade that counts, guards and delegates.
+backend's circuit breaker applies. The backend, ``InstrumentedRedisCache``, stays a thin facade
+that counts (``backends``), guards (``breaker``) and delegates to the client.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django_redis.cache import RedisCache
 from django_redis.client import DefaultClient
 from django_redis.client.default import glob_escape
 from django_redis.exceptions import ConnectionInterrupted
 from redis import exceptions as redis_errors
 from redis.commands.core import Script
 
-from .rates import RateCheck, Verdict
+from .backends import InstrumentedCacheMixin, count_found, internal_key
+from .breaker import make_guard
+from .hot import HotEntries
+from .keys import RATE_NAMESPACE
+from .rates import ALLOWED, RateCheck, Verdict
+from .state import CacheState, state_for
 
 _INCR_EXISTING = Script(
     None,
@@ -316,3 +325,199 @@ def redact(location: Any) -> str:
             netloc += f":{parts.port}"
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts)
+
+
+#: The client classes the Redis backend runs on: its own (what it needs beyond Django's API).
+REDIS_CLIENT = "performance.cache.redis.InventoryRedisClient"
+_STOCK_CLIENTS = {"", "django_redis.client.DefaultClient", REDIS_CLIENT}
+
+
+class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
+    """django-redis, counted; counters are flushed to Redis so they add up across the fleet.
+
+    Every call goes through the process's circuit breaker; after an outage, the invalidations
+    the cache missed are replayed before anything is read from it again.
+    """
+
+    stats_scope = "fleet"
+    #: Seconds between two flushes of this process's counters.
+    flush_interval = 1.0
+    durable_invalidation = True
+
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        options = dict(params.get("OPTIONS", {}))
+        if options.get("CLIENT_CLASS", "") not in _STOCK_CLIENTS:
+            raise ImproperlyConfigured(
+                f"The Redis cache runs on its own client ({REDIS_CLIENT}); "
+                f"CLIENT_CLASS {options['CLIENT_CLASS']!r} is not supported."
+            )
+        options["CLIENT_CLASS"] = REDIS_CLIENT
+        super().__init__(server, {**params, "OPTIONS": options})
+        if not self.key_prefix:
+            raise ValueError("The Redis cache needs a KEY_PREFIX: it scopes clear and patterns.")
+        self._location = server
+        self.state = state_for("redis", server, self.key_prefix, self._new_state)
+        # Django makes a backend per thread: the trial call may use any of them.
+        self.state.guard.probe = self._ping
+
+    def _new_state(self) -> CacheState:
+        from .outbox import replay_all
+
+        return CacheState(
+            copies=HotEntries(getattr(settings, "CACHE_HOT_BYTES", 0), self.default_timeout),
+            guard=make_guard(
+                f"{self._location}|{self.key_prefix}",
+                trips=is_unreachable,
+                is_outage=is_outage,
+                probe=self._ping,
+                replay=replay_all,
+            ),
+            last_flush=time.monotonic(),
+        )
+
+    @property
+    def guard(self) -> Any:
+        return self.state.guard
+
+    def _ping(self) -> Any:
+        return self.client.redis().ping()
+
+    def _call_backend(self, fn: Callable[[], Any]) -> Any:
+        return self.guard.run(fn)
+
+    def invalidation_missed(self) -> None:
+        """An invalidation could not reach the cache: read nothing from it until replayed."""
+        self.guard.needs_replay = True
+
+    def breaker_state(self) -> dict[str, Any] | None:
+        return self.guard.state()
+
+    # Reads and rates in one round trip -------------------------------------------------------
+
+    def read(
+        self,
+        keys: Sequence[str],
+        *,
+        rates: Sequence[RateCheck] = (),
+        rates_if: tuple[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], list[Verdict] | None]:
+        if not rates:
+            return self.get_many(keys), None
+        outcome = self._run_many(
+            [*keys, *(check.key for check in rates)],
+            lambda: self.client.read(keys, rates, rates_if),
+            fallback=({}, [ALLOWED] * len(rates)),
+            count=lambda key, result: count_found(key, result[0]) if key in keys else None,
+        )
+        return outcome
+
+    def rate_hits(self, checks: Sequence[RateCheck]) -> list[Verdict]:
+        _, verdicts = self.read((), rates=checks)
+        return verdicts or []  # an unreachable cache answers every rate ALLOWED
+
+    # Shared statistics -----------------------------------------------------------------------
+
+    @property
+    def _stats_key(self) -> str:
+        return f"{self.key_prefix}#stats"
+
+    def _minute_key(self, minute: int) -> str:
+        return f"{self.key_prefix}#stats:m:{minute}"
+
+    def _after_operation(self) -> None:
+        if time.monotonic() - self.state.last_flush >= self.flush_interval:
+            self.flush_stats()
+
+    def flush_stats(self) -> None:
+        state = self.state
+        if not state.flush_lock.acquire(blocking=False):
+            return  # another thread of this process is flushing
+        try:
+            state.last_flush = time.monotonic()
+            pending, minutes = self.recorder.drain()
+            if not pending and not minutes:
+                return
+            try:
+                self.client.publish(self._stats_key, self._minute_key, pending, minutes)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.recorder.restore(pending, minutes)
+        finally:
+            state.flush_lock.release()
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        self.flush_stats()
+        snapshot = {
+            "per_namespace": {},
+            "history": {},
+            "evictions": None,
+            "reset_at": self.recorder.reset_at,
+        }
+        now_minute = int(self.recorder.clock() // 60)
+        minutes = list(range(now_minute - 59, now_minute + 1))
+        try:
+            per_ns, history, reset_at = self.client.counters(
+                self._stats_key, self._minute_key, minutes
+            )
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            snapshot["unavailable"] = True
+            return snapshot
+        snapshot.update(per_namespace=per_ns, history=history)
+        if reset_at is not None:
+            snapshot["reset_at"] = reset_at
+        return snapshot
+
+    def reset_stats(self) -> None:
+        self.recorder.reset()
+        self.client.reset_counters(self._stats_key, self.recorder.reset_at)
+
+    # Keys of this service only ---------------------------------------------------------------
+
+    def logical_keys(self, pattern: str = "*") -> Iterator[str]:
+        prefix = self.client.logical_prefix()
+        for raw in self.client.scan(self.client.glob_prefix() + pattern):
+            key = raw.decode() if isinstance(raw, bytes) else raw
+            yield key[len(prefix) :]
+
+    def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
+        """Delete this service's keys whose logical name matches ``pattern`` (SCAN + UNLINK)."""
+        prefix = self.client.logical_prefix().encode()
+
+        def internal(raw: bytes) -> bool:
+            key = raw if isinstance(raw, bytes) else str(raw).encode()
+            return internal_key(key[len(prefix) :].decode(errors="replace"), pattern)
+
+        return self.client.unlink_matching(
+            self.client.glob_prefix() + pattern, dry_run=dry_run, skip=internal
+        )
+
+    def clear(self) -> None:
+        """Remove this service's keys, every version, but the clients' request rates; never
+        ``FLUSHDB`` a shared Redis."""
+        from django_redis.client.default import glob_escape
+
+        rates = f":{RATE_NAMESPACE}:".encode()
+
+        def rate(raw: bytes) -> bool:
+            return rates in raw
+
+        self._run(
+            "default",
+            lambda: self.client.unlink_matching(
+                f"{glob_escape(self.key_prefix)}:*", dry_run=False, skip=rate
+            ),
+            fallback=None,
+        )
+
+    def server_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"backend": "redis", "location": redact(self._location)}
+        try:
+            info.update(self.client.server_info())
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            info["unavailable"] = True
+        return info

@@ -158,7 +158,9 @@ class CachedResponseMixin:
         throttles = self.get_throttles()
         namespace_generation = generation_key(self.cache_namespace)
         keys = [_AUTH_GENERATION, namespace_generation]
-        copies = cache.hot if cache.hot.enabled else None
+        copies = cache.state.copies
+        if copies is not None and not copies.enabled:
+            copies = None
         if copies is not None:
             keys.append(_PURGE_GENERATION)
 

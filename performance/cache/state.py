@@ -24,7 +24,7 @@ class CacheState:
     recorder: StatsRecorder = field(default_factory=StatsRecorder)
     tokens: TokenMemo = field(default_factory=TokenMemo)
     #: Copies of entries for warm hits: only where they save a round trip (Redis).
-    copies: HotEntries = field(default_factory=lambda: HotEntries(0, None))
+    copies: HotEntries | None = None
     #: Request rates, where the backend keeps them in process memory (locmem).
     rates: RateStore | None = None
     #: The circuit breaker, where the backend can be unreachable (Redis).

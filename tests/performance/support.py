@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 from performance import cache as perf_cache
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-LOCMEM = "performance.cache.backends.InstrumentedLocMemCache"
-REDIS = "performance.cache.backends.InstrumentedRedisCache"
+LOCMEM = "performance.cache.locmem.InstrumentedLocMemCache"
+REDIS = "performance.cache.redis.InstrumentedRedisCache"
 
 LIST = "/api/workstations/"
 SUMMARY = "/api/workstations/summary/"

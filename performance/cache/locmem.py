@@ -1,0 +1,192 @@
+"""The local-memory backend: Django's ``LocMemCache``, counted, for the embedded shape.
+
+One process owns it, so its figures are the truth, and its entries are in the process already:
+no copies of them are kept (``hot``). Request rates are kept beside it (``rates``), not in it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import pickle
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.core.cache.backends.base import (
+    DEFAULT_TIMEOUT,
+    CacheKeyWarning,
+    memcache_key_warnings,
+)
+from django.core.cache.backends.locmem import LocMemCache
+
+from .backends import InstrumentedCacheMixin, internal_key
+from .rates import RateStore
+from .state import CacheState, state_for
+
+
+class _Frozen:
+    """A value stored as it is: immutable all the way down, so nobody can change it in place."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_SCALARS = frozenset({bytes, str, int, float, bool, type(None)})
+
+
+def _is_frozen(value: Any, depth: int = 0) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    return kind is tuple and depth < 3 and all(_is_frozen(item, depth + 1) for item in value)
+
+
+class _LocMemStore(LocMemCache):
+    """Django's local-memory cache, storing immutable values (a response's bytes, ETag and
+    content type; a generation) as they are instead of pickling them.
+
+    Django pickles every value so that a caller cannot change what is cached by changing what
+    it got back; a value that cannot change needs no such copy. A warm hit then reads the
+    entry without unpickling 50 rows' worth of bytes, and memory holds one copy of each body.
+    Keys that passed Django's check once are remembered (the read path asks for the same keys
+    on every request).
+    """
+
+    state: CacheState
+
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        super().__init__(name, params)
+        # Per instance: the made key depends on this instance's key function and version.
+        self._made_keys: dict[tuple[str, int], str] = {}
+
+    def _encode(self, value: Any) -> Any:
+        return _Frozen(value) if _is_frozen(value) else pickle.dumps(value, self.pickle_protocol)
+
+    @staticmethod
+    def _decode(stored: Any) -> Any:
+        return stored.value if type(stored) is _Frozen else pickle.loads(stored)
+
+    def _made_key(self, key: str, version: int | None) -> str:
+        """``make_and_validate_key``, remembering keys that passed without a warning."""
+        made_keys = self._made_keys
+        version = self.version if version is None else version
+        made = made_keys.get((key, version))
+        if made is None:
+            made = self.make_key(key, version=version)
+            warned = False
+            for warning in memcache_key_warnings(made):
+                warnings.warn(warning, CacheKeyWarning, stacklevel=4)
+                warned = True
+            if not warned:
+                if len(made_keys) >= 1024:
+                    made_keys.clear()
+                made_keys[(key, version)] = made
+        return made
+
+    def add(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+        stored = self._encode(value)
+        with self._lock:
+            if self._has_expired(key):
+                self._set(key, stored, timeout)
+                return True
+            return False
+
+    def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        key = self._made_key(key, version)
+        with self._lock:
+            if self._has_expired(key):
+                self._delete(key)
+                return default
+            stored = self._cache[key]
+            self._cache.move_to_end(key, last=False)
+        return self._decode(stored)
+
+    def get_many(self, keys: Iterable[str], version: int | None = None) -> dict:
+        """One lock for the batch, rather than a ``get`` per key (``BaseCache.get_many``)."""
+        internal = {key: self._made_key(key, version) for key in keys}
+        found = {}
+        with self._lock:
+            for key, made in internal.items():
+                if self._has_expired(made):
+                    self._delete(made)
+                    continue
+                found[key] = self._cache[made]
+                self._cache.move_to_end(made, last=False)
+        return {key: self._decode(stored) for key, stored in found.items()}
+
+    def set(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
+    ) -> None:
+        key = self.make_and_validate_key(key, version=version)
+        stored = self._encode(value)
+        with self._lock:
+            self._set(key, stored, timeout)
+
+    def incr(self, key: str, delta: int = 1, version: int | None = None) -> Any:
+        key = self.make_and_validate_key(key, version=version)
+        with self._lock:
+            if self._has_expired(key):
+                self._delete(key)
+                raise ValueError(f"Key '{key}' not found")
+            new_value = self._decode(self._cache[key]) + delta
+            self._cache[key] = self._encode(new_value)
+            self._cache.move_to_end(key, last=False)
+        return new_value
+
+
+class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
+    """Django's local-memory cache, counted. One process owns it, so its figures are the truth.
+
+    Bounded by ``MAX_ENTRIES``; when full, the least recently used entries go first, and every
+    entry that goes is counted as an eviction. Request rates are kept beside it (``rates``), not
+    in it: filling the cache must not evict a client's history. No copies of entries: they are
+    in this process already.
+    """
+
+    stats_scope = "process"
+
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        super().__init__(name, params)
+        self._name = name
+        self.state = state_for(
+            "locmem", name, self.key_prefix, lambda: CacheState(rates=RateStore())
+        )
+
+    def _cull(self) -> None:
+        before = len(self._cache)
+        super()._cull()
+        self.recorder.record_evictions(before - len(self._cache))
+
+    def _internal_prefix(self) -> str:
+        return self.make_key("", version=self.version)
+
+    def logical_keys(self, pattern: str = "*") -> Iterator[str]:
+        prefix = self._internal_prefix()
+        with self._lock:
+            keys = [k for k in self._cache if k.startswith(prefix) and not self._has_expired(k)]
+        for key in keys:
+            logical = key[len(prefix) :]
+            if fnmatch.fnmatchcase(logical, pattern) and not internal_key(logical, pattern):
+                yield logical
+
+    def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
+        keys = list(self.logical_keys(pattern))
+        if not dry_run and keys:
+            super().delete_many(keys)
+        return len(keys)
+
+    def server_info(self) -> dict[str, Any]:
+        with self._lock:
+            entries = len(self._cache)
+        return {
+            "backend": "locmem",
+            "location": self._name,
+            "entries": entries,
+            "max_entries": self._max_entries,
+            "evictions": self.recorder.evictions,
+        }
