@@ -16,7 +16,20 @@ def has_manage_permission(request: HttpRequest) -> bool:
     return request.user.has_perm(MANAGE_PERMISSION)
 
 
-class CacheActionAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """An admin whose rows nobody adds, edits or deletes by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CacheActionAdmin(ReadOnlyAdmin):
     """Every action on the cache, searchable; written by the actions only, never by hand."""
 
     list_display = [
@@ -34,16 +47,6 @@ class CacheActionAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["target", "message", "user__username", "remote_addr"]
     date_hierarchy = "created_at"
-
-    # An audit trail is written by the actions only: nobody adds, edits or deletes its rows.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Who may act on the cache may read what was done to it.

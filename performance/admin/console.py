@@ -15,7 +15,7 @@ import os
 from collections import defaultdict
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -26,14 +26,14 @@ from django.views.decorators.http import require_POST
 from performance import cache, charts, services, system
 from performance.models import CacheAction
 
-from .audit import has_manage_permission
+from .audit import ReadOnlyAdmin, has_manage_permission
 from .forms import ACTION_FORMS, CacheActionForm
 
 #: How many audit rows the console shows (the changelist has them all).
 RECENT_ACTIONS = 10
 
 
-class CacheConsoleAdmin(admin.ModelAdmin):
+class CacheConsoleAdmin(ReadOnlyAdmin):
     """The console is this admin's changelist; its actions are POSTs to ``<action>/``."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -42,15 +42,6 @@ class CacheConsoleAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.admin_site.has_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         """The console and its actions, instead of a model's add, change and delete pages."""
