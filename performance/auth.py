@@ -7,8 +7,9 @@ or deleted, group or permission membership changed — bumps that generation
 takes effect on the very next request.
 
 The cache's early read (``cache.responses``) uses this class's own parsing of the header
-(``token_of``), then hands back what it found (``settle``), so DRF's path, if it follows for the
-same request, neither parses nor looks up again.
+(``token_of``), then hands back what it found (``settle``): who the token is, or that the cache
+does not know under the generation it read. DRF's path, if it follows for the same request,
+neither parses nor looks up again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from rest_framework import exceptions
+from django.utils.functional import SimpleLazyObject
 from rest_framework.authentication import TokenAuthentication
 
 from . import cache
@@ -44,7 +45,8 @@ def _parser(keyword: str) -> _TokenOf:
 class CachedTokenAuthentication(TokenAuthentication):
     """DRF's ``TokenAuthentication``, with the database lookup cached."""
 
-    _settled: tuple[str, Any] | None = None
+    #: What the early read found for this request: (token, user or None, generation or None).
+    _settled: tuple[str, Any, int | None] | None = None
 
     def token_of(self, request: Any) -> str | None:
         """The token the request carries, read exactly as DRF reads it (``None`` without one);
@@ -52,28 +54,41 @@ class CachedTokenAuthentication(TokenAuthentication):
         found = _parser(self.keyword).authenticate(request)
         return None if found is None else found[1]
 
-    def settle(self, request: Any, user: Any, key: str) -> None:
-        """What the cache found for ``key`` in this request: ``authenticate`` answers it."""
-        self._settled = (key, user)
+    def settle(self, key: str, *, user: Any = None, generation: int | None = None) -> None:
+        """What the cache knows of ``key`` in this request: the user it names, or nothing
+        under ``generation`` (the lookup missed)."""
+        self._settled = (key, user, generation)
+
+    def auth_of(self, key: str, user: Any) -> Any:
+        """``request.auth`` as DRF's authentication sets it: the token, made when first used."""
+        return SimpleLazyObject(lambda: self._token(key, user))
 
     def authenticate(self, request: Any) -> tuple[Any, Any] | None:
-        if self._settled is not None and self.token_of(request) == self._settled[0]:
-            key, user = self._settled
-            return user, self.get_model()(key=key, user=user)
+        settled = self._settled
+        if settled is not None and settled[1] is not None and self.token_of(request) == settled[0]:
+            return settled[1], self._token(settled[0], settled[1])
         return super().authenticate(request)
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         backend = cache.backend()
-        generation = cache.get_generation(AUTH_NAMESPACE)
-        user = tokens.lookup(backend, key, generation)
-        if user is None:
-            user, token = super().authenticate_credentials(key)
-            # Only the user is stored (the key names it by hash): the token never sits in the
-            # cache. Only active users get this far; a deactivation bumps the generation.
-            tokens.remember(
-                backend, key, generation, user, cache.api.jittered(backend.default_timeout)
-            )
-            return user, token
-        if not user.is_active:  # pragma: no cover - a deactivation invalidates the entry
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        return user, self.get_model()(key=key, user=user)
+        settled = self._settled
+        if settled is not None and settled[0] == key and settled[2] is not None:
+            generation, user = settled[2], None  # the early read looked, and missed
+        else:
+            generation = cache.get_generation(AUTH_NAMESPACE)
+            user = tokens.lookup(backend, key, generation)
+        if user is not None:
+            return user, self._token(key, user)
+        user, token = super().authenticate_credentials(key)
+        # Only the user is stored (the key names it by hash): the token never sits in the
+        # cache. Only active users get this far; a deactivation bumps the generation.
+        tokens.remember(backend, key, generation, user, cache.api.jittered(backend.default_timeout))
+        return user, token
+
+    def _token(self, key: str, user: Any) -> Any:
+        """The token object of ``key``, its user attached one way only: the user is shared by
+        nobody else's request, but a reverse cache would carry the raw key along with it."""
+        model = self.get_model()
+        token = model(key=key, user_id=user.pk)
+        model._meta.get_field("user").set_cached_value(token, user)
+        return token

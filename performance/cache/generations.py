@@ -60,7 +60,11 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
         cache.delete(key)
         value = None
     if value is None:
-        cache.add(key, _seed(namespace), timeout=None)
+        if not cache.add(key, _seed(namespace), timeout=None) and cache.get(key) is None:
+            # The key is there but cannot be read (something else wrote it): start again.
+            logger.warning("the generation of %r cannot be read: starting a new one", namespace)
+            cache.delete(key)
+            cache.add(key, _seed(namespace), timeout=None)
         value = cache.get(key)
         if value is None:
             return _seed(namespace)

@@ -16,6 +16,7 @@ that counts (``backends``), guards (``breaker``) and delegates to the client.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 import uuid
@@ -38,6 +39,8 @@ from .hot import HotEntries
 from .keys import RATE_NAMESPACE
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState, state_for
+
+logger = logging.getLogger(__name__)
 
 _INCR_EXISTING = Script(
     None,
@@ -66,7 +69,7 @@ for i = 1, m do
   local kind = redis.call('TYPE', key)['ok']
   if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', key) end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  redis.call('ZREMRANGEBYSCORE', key, '(' .. (now + window), '+inf')
+  redis.call('ZREMRANGEBYSCORE', key, string.format('(%.17g', now + window), '+inf')
   local count, allowed = redis.call('ZCARD', key), 0
   if count < limit then
     redis.call('ZADD', key, now, ARGV[base + 4])
@@ -108,6 +111,31 @@ class InventoryRedisClient(DefaultClient):
     def redis(self) -> Any:
         """The connection to the primary: everything read-your-writes depends on is read there."""
         return self.get_client(write=True)
+
+    # A value this service cannot read is a missing one -----------------------------------------
+
+    def decode(self, value: bytes | int | str) -> Any:
+        try:
+            return super().decode(value)
+        except Exception:  # not written by this service: the serializer or compressor refused it
+            logger.warning("a cache value could not be read: treated as missing")
+            return _UNREADABLE
+
+    def get(
+        self, key: str, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        try:
+            value = super().get(key, default, version, client)
+        except ConnectionInterrupted as exc:
+            if not _wrong_type(exc.__cause__):
+                raise
+            logger.warning("cache key %s holds a value of another type: treated as missing", key)
+            return default
+        return default if value is _UNREADABLE else value
+
+    def get_many(self, keys: Any, version: int | None = None, client: Any = None) -> dict:
+        found = super().get_many(keys, version, client)
+        return {key: value for key, value in found.items() if value is not _UNREADABLE}
 
     # One round trip each ---------------------------------------------------------------------
 
@@ -151,8 +179,6 @@ class InventoryRedisClient(DefaultClient):
         """The values of ``keys`` (those present) and, unless ``rates_if`` names one of them
         whose value is not the one given, the verdicts of ``rates``: one round trip."""
         client = self.redis()
-        if not rates:
-            return self.get_many(keys, client=client), None
         made = [self.make_key(key) for key in keys]
         condition, expected = 0, ""
         if rates_if is not None:
@@ -166,10 +192,20 @@ class InventoryRedisClient(DefaultClient):
                 args=args,
                 client=client,
             )
+        except redis_errors.ResponseError as exc:
+            if not is_outage(exc):
+                raise
+            # A Redis that answers but refuses writes (a read-only replica after a failover, a
+            # full one): the values still read; no rate can be counted, so every request passes.
+            values = self.get_many(keys, client=client)
+            if rates_if is not None and values.get(rates_if[0]) != rates_if[1]:
+                return values, None
+            return values, [ALLOWED] * len(rates)
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
         found = zip(keys, raw, strict=True)
         values = {key: self.decode(value) for key, value in found if value is not None}
+        values = {key: value for key, value in values.items() if value is not _UNREADABLE}
         if not verdicts:
             return values, None
         return values, [
@@ -266,6 +302,13 @@ class InventoryRedisClient(DefaultClient):
         info = {key: server.get(key) for key in INFO_FIELDS}
         info["db_keys"] = redis.dbsize()
         return info
+
+
+_UNREADABLE = object()
+
+
+def _wrong_type(exc: BaseException | None) -> bool:
+    return isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("WRONGTYPE")
 
 
 def _text(value: bytes | str) -> str:
@@ -497,8 +540,6 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     def clear(self) -> None:
         """Remove this service's keys, every version, but the clients' request rates; never
         ``FLUSHDB`` a shared Redis."""
-        from django_redis.client.default import glob_escape
-
         rates = f":{RATE_NAMESPACE}:".encode()
 
         def rate(raw: bytes) -> bool:

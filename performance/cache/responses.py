@@ -3,12 +3,16 @@
 DRF views cache through ``CachedResponseMixin`` (docs/design.md, "A cached GET"):
 
 1. **Early, for warm hits.** Before DRF's dispatch, ``read_early`` asks DRF's own objects what
-   ``APIView.initial`` would ask them, in its order: the content negotiator (which renderer and
-   media type; remembered per view class, since it depends on nothing but the headers), the
-   view's first authenticator (its own parsing of the ``Authorization`` header), the permission
-   objects, the throttles. The token lookup, the generations and the throttles' counters come
-   from the cache, the rates in the same round trip as the generations (``rates``). Anything a
-   step cannot settle without SQL or a renderer ends the early read, and DRF's dispatch answers.
+   ``APIView.initial`` would ask them, in its order, with what they read set up as DRF sets it
+   (``action``, ``format_kwarg``, the accepted renderer, ``user`` and ``auth``): the content
+   negotiator (which renderer and media type; remembered, since it depends on nothing but the
+   view's renderers and negotiator and the request's format and ``Accept``), the view's first
+   authenticator (its own parsing of the ``Authorization`` header), the permission objects, the
+   throttles. The token lookup, the generations and the throttles' counters come from the cache,
+   the rates in the same round trip as the generations (``rates``). Anything a step cannot
+   settle without SQL or a renderer — or a refusal the object raises itself — ends the early
+   read, and DRF's dispatch answers. A detail route whose permissions decide per object
+   (``has_object_permission``) is never answered from the cache: DRF asks them of the object.
 2. **What the early read settled is not asked again.** The view keeps its authenticators and
    throttles for the whole request (``get_authenticators``, ``get_throttles``): a throttle that
    counted the request, or refused it, answers the same when DRF asks; the generation read
@@ -31,9 +35,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from rest_framework.exceptions import APIException
+from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,10 +59,10 @@ _AUTH_GENERATION = generation_key(AUTH_NAMESPACE)
 _PURGE_GENERATION = generation_key(PURGE_NAMESPACE)
 #: Bytes a copy costs besides its strings: the objects that hold them.
 _COPY_OVERHEAD = 1024
-#: Distinct (format, Accept) pairs remembered per view class; clients choose them.
-_MAX_NEGOTIATIONS = 256
-_negotiations: dict[tuple, str | None] = {}
-_default_headers: dict[tuple, tuple[tuple[str, str], ...]] = {}
+#: Negotiations remembered, in all (clients choose their Accept headers).
+_MAX_NEGOTIATIONS = 4096
+_negotiations: dict[tuple, tuple[type, str] | None] = {}
+_headers_by_route: dict[tuple, tuple[tuple[str, str], ...]] = {}
 
 
 def _counted(checks: Sequence[RateCheck | None] | None) -> list[RateCheck]:
@@ -129,24 +135,32 @@ class CachedResponseMixin:
         if request.method not in _SAFE or not self.cache_namespace:
             return None
         action_map = getattr(self, "action_map", None) or {}
-        if action_map.get("get") not in self.cache_fast_actions:
-            return None
+        if action_map.get("get") not in self.cache_fast_actions or self.versioning_class:
+            return None  # (a versioning scheme may refuse the request: DRF asks it)
+        # What DRF's initialize_request and initial() set before asking anything.
+        self.action = action_map.get(request.method.lower())
         self.format_kwarg = self.get_format_suffix(**kwargs)
-        media_type = self._negotiated_media_type(request)
-        if media_type is None:
+        if self._asks_object_permissions():
+            return None
+        negotiated = self._negotiated(request)
+        if negotiated is None:
             return None
         authenticators = self.get_authenticators()
-        token_of = getattr(authenticators[0], "token_of", None) if authenticators else None
-        if token_of is None:
+        authenticator = authenticators[0] if authenticators else None
+        if getattr(authenticator, "token_of", None) is None:
             return None
         drf_request = Request(
             request,
             authenticators=authenticators,
             parser_context={"view": self, "args": args, "kwargs": kwargs},
         )
+        renderer_class, media_type = negotiated
+        drf_request.accepted_renderer = renderer_class()
+        drf_request.accepted_media_type = media_type
+        drf_request.version, drf_request.versioning_scheme = None, None
         self.request = drf_request
         try:
-            token = token_of(drf_request)
+            token = authenticator.token_of(drf_request)
         except APIException:
             return None  # DRF refuses the header with its own answer
         if token is None:
@@ -170,10 +184,7 @@ class CachedResponseMixin:
         seen = cache.state.tokens.latest(token)
         checks: list[RateCheck | None] | None = None
         if seen is not None:
-            drf_request.user = seen[1]
-            if not self._permitted(drf_request):
-                return None
-            checks = self._rate_checks(drf_request, throttles)
+            checks = self._asked(drf_request, authenticator, token, seen[1], throttles)
             if checks is None:
                 return None
         values, verdicts = cache.read(
@@ -182,29 +193,35 @@ class CachedResponseMixin:
             rates_if=(_AUTH_GENERATION, seen[0]) if seen is not None else None,
         )
         auth_generation = values.get(_AUTH_GENERATION)
+        user = None
+        if seen is not None and seen[0] == auth_generation:
+            # Confirmed, and the rates counted with the generations: settled at once, so that
+            # DRF's path, whatever sends the request there now, counts nothing again.
+            user = seen[1]
+            if verdicts is None:
+                counted = _counted(checks)
+                verdicts = cache.rate_hits(counted) if counted else []
+            authenticator.settle(token, user=user)
+            passed = self._settle_throttles(throttles, checks, verdicts)
         generation = values.get(namespace_generation)
         if not isinstance(auth_generation, int) or not isinstance(generation, int):
             return None  # missing (or not a generation): DRF's path seeds them
         self._early = EarlyRead(generation)
-
-        if seen is not None and seen[0] == auth_generation:
-            user = seen[1]  # confirmed: the rates were counted with the generations
-        else:
+        if user is None:
             user = tokens.lookup(cache, token, auth_generation)
             if user is None:
-                return None  # not cached: the authenticator asks the database
-            drf_request.user = user
-            if not self._permitted(drf_request):
+                # Not cached: the authenticator asks the database, under this generation.
+                authenticator.settle(token, generation=auth_generation)
                 return None
-            checks = self._rate_checks(drf_request, throttles)
+            checks = self._asked(drf_request, authenticator, token, user, throttles)
             if checks is None:
                 return None
-            verdicts = None
-        if verdicts is None:
             counted = _counted(checks)
-            verdicts = cache.rate_hits(counted) if counted else []
-        authenticators[0].settle(drf_request, user, token)
-        if not self._settle_throttles(throttles, checks, verdicts):
+            authenticator.settle(token, user=user)
+            passed = self._settle_throttles(
+                throttles, checks, cache.rate_hits(counted) if counted else []
+            )
+        if not passed:
             return None  # DRF's path answers 429 from the settled throttles
 
         user_id = user.pk if self.cache_per_user else None
@@ -243,13 +260,22 @@ class CachedResponseMixin:
             copies.put(signature, (key, entry), epoch, size + sum(len(part) for part in entry))
         return self._early_response(drf_request, entry)
 
-    def _negotiated_media_type(self, request: HttpRequest) -> str | None:
-        """The media type DRF's content negotiation picks for ``request``, when its renderer's
-        responses are cached; ``None`` otherwise (or when DRF refuses the request)."""
+    def _negotiated(self, request: HttpRequest) -> tuple[type, str] | None:
+        """The renderer and media type DRF's content negotiation picks for ``request``, when its
+        responses are cached; ``None`` otherwise (or when DRF refuses the request). Remembered:
+        they depend on nothing but the view's renderers and negotiator and the request's format
+        and ``Accept``."""
         query = request.META.get("QUERY_STRING", "")
         # Without "format" (even percent-encoded) in the raw query, there is no format parameter.
         fmt = request.GET.get("format") if ("format" in query or "%" in query) else None
-        memo = (type(self), self.format_kwarg, fmt, request.META.get("HTTP_ACCEPT"))
+        memo = (
+            type(self),
+            tuple(self.renderer_classes),
+            self.content_negotiation_class,
+            self.format_kwarg,
+            fmt,
+            request.META.get("HTTP_ACCEPT"),
+        )
         try:
             return _negotiations[memo]
         except KeyError:
@@ -257,19 +283,38 @@ class CachedResponseMixin:
         try:
             renderer, media_type = self.perform_content_negotiation(Request(request))
         except (APIException, Http404):
-            media_type = None
+            negotiated = None
         else:
-            media_type = media_type if cacheable_renderer(renderer) else None
-        if len(_negotiations) < _MAX_NEGOTIATIONS * 16:
-            _negotiations[memo] = media_type
-        return media_type
+            negotiated = (type(renderer), media_type) if cacheable_renderer(renderer) else None
+        if len(_negotiations) < _MAX_NEGOTIATIONS:
+            _negotiations[memo] = negotiated
+        return negotiated
 
-    def _permitted(self, request: Request) -> bool:
-        """DRF's ``check_permissions``, asked of the same objects, without raising."""
-        for permission in self.get_permissions():
-            if not permission.has_permission(request, self):
-                return False
-        return True
+    def _asked(
+        self, request: Request, authenticator: Any, token: str, user: Any, throttles: Sequence
+    ) -> list[RateCheck | None] | None:
+        """With ``user`` as the request's: the permission objects asked, then what each throttle
+        would count; ``None`` when DRF's path must answer (refused, or a throttle that cannot
+        say before it is asked)."""
+        request.user, request.auth = user, authenticator.auth_of(token, user)
+        try:
+            for permission in self.get_permissions():
+                if not permission.has_permission(request, self):
+                    return None
+            return self._rate_checks(request, throttles)
+        except (APIException, Http404, PermissionDenied):
+            return None  # a refusal raised by the object itself: DRF's handler answers it
+
+    def _asks_object_permissions(self) -> bool:
+        """A detail route whose permission objects decide per object (``has_object_permission``):
+        DRF asks them of the object it loads, so a cached body may not answer for them."""
+        lookup = getattr(self, "lookup_url_kwarg", None) or getattr(self, "lookup_field", None)
+        if lookup is None or lookup not in self.kwargs:
+            return False
+        return any(
+            type(permission).has_object_permission is not BasePermission.has_object_permission
+            for permission in self.get_permissions()
+        )
 
     def _rate_checks(self, request: Request, throttles: Sequence) -> list[RateCheck | None] | None:
         """What each throttle would count (``None`` for one that counts nothing here); ``None``
@@ -306,14 +351,14 @@ class CachedResponseMixin:
         """DRF's ``default_response_headers`` but ``Vary`` (``_decorate`` sets it), computed
         once per view class and route: they depend on nothing else."""
         memo = (type(self), tuple((getattr(self, "action_map", None) or {}).items()))
-        headers = _default_headers.get(memo)
+        headers = _headers_by_route.get(memo)
         if headers is None:
             headers = tuple(
                 (name, value)
                 for name, value in self.default_response_headers.items()
                 if name != "Vary"
             )
-            _default_headers[memo] = headers
+            _headers_by_route[memo] = headers
         return headers
 
     # DRF's path -------------------------------------------------------------------------------
@@ -331,6 +376,7 @@ class CachedResponseMixin:
             request.method not in _SAFE
             or not self.cache_namespace
             or not cacheable_renderer(getattr(request, "accepted_renderer", None))
+            or self._asks_object_permissions()
         ):
             return compute()
         cache = backend()

@@ -25,7 +25,6 @@ from .keys import token_digest, token_key
 class TokenEntry(NamedTuple):
     """What the cache keeps for a token."""
 
-    user_id: int
     is_active: bool
     user_pickle: bytes
     #: Seconds since the epoch when the entry expires in the cache.
@@ -39,7 +38,7 @@ class TokenEntry(NamedTuple):
         clean._state = copy.copy(user._state)
         clean._state.fields_cache = {}
         expires = time.time() + timeout if timeout is not None else float("inf")
-        return cls(user.pk, user.is_active, pickle.dumps(clean, pickle.HIGHEST_PROTOCOL), expires)
+        return cls(user.is_active, pickle.dumps(clean, pickle.HIGHEST_PROTOCOL), expires)
 
     def user(self) -> Any:
         return pickle.loads(self.user_pickle)
@@ -47,7 +46,8 @@ class TokenEntry(NamedTuple):
 
 class TokenMemo:
     """The users this process decoded, by token digest: the latest generation each was seen
-    under, bounded in number (least recently used first out)."""
+    under, bounded in number (least recently stored first out). Each caller gets a copy of the
+    user of its own (``fresh``): what one request sets on its user, no other request sees."""
 
     def __init__(self, max_tokens: int = 10_000) -> None:
         self.max_tokens = max_tokens
@@ -64,18 +64,22 @@ class TokenMemo:
     def latest(self, token: str) -> tuple[int, Any] | None:
         """The generation the token was last seen under and its user (not yet confirmed: the
         generation may have moved on since)."""
-        item = self._items.get(token_digest(token))
+        key = token_digest(token)
+        item = self._items.get(key)
         if item is None:
             return None
         generation, user, expires_at = item
         if time.time() >= expires_at:
-            self._discard(token_digest(token))
+            self._discard(key)
             return None
-        return generation, user
+        return generation, fresh(user)
 
     def put(self, token: str, generation: int, user: Any, expires_at: float) -> None:
         key = token_digest(token)
         with self._lock:
+            known = self._items.get(key)
+            if known is not None and known[0] > generation:
+                return  # a slower request's older lookup: the newer one stays
             self._items[key] = (generation, user, expires_at)
             self._items.move_to_end(key)
             while len(self._items) > self.max_tokens:
@@ -93,6 +97,16 @@ class TokenMemo:
             self._items.pop(key, None)
 
 
+def fresh(user: Any) -> Any:
+    """A copy of a remembered user for one request: the same field values, its own instance
+    state (no related object cached on it)."""
+    copy_ = object.__new__(type(user))
+    copy_.__dict__.update(user.__dict__)
+    copy_._state = copy.copy(user._state)
+    copy_._state.fields_cache = {}
+    return copy_
+
+
 def lookup(cache: Any, token: str, generation: int) -> Any:
     """The active user ``token`` names under ``generation``, from this process's memo or from
     the cache; ``None`` when the cache does not know (the caller asks the database)."""
@@ -108,6 +122,7 @@ def lookup(cache: Any, token: str, generation: int) -> Any:
     user = entry.user()
     if memo is not None:
         memo.put(token, generation, user, entry.expires_at)
+        return fresh(user)
     return user
 
 
