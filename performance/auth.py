@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from django.utils.functional import SimpleLazyObject
 from rest_framework.authentication import TokenAuthentication
 
 from . import cache
@@ -58,10 +57,6 @@ class CachedTokenAuthentication(TokenAuthentication):
         """What the cache knows of ``key`` in this request: the user it names, or nothing
         under ``generation`` (the lookup missed)."""
         self._settled = (key, user, generation)
-
-    def auth_of(self, key: str, user: Any) -> Any:
-        """``request.auth`` as DRF's authentication sets it: the token, made when first used."""
-        return SimpleLazyObject(lambda: self._token(key, user))
 
     def authenticate(self, request: Any) -> tuple[Any, Any] | None:
         settled = self._settled

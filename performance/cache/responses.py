@@ -4,7 +4,7 @@ DRF views cache through ``CachedResponseMixin`` (docs/design.md, "A cached GET")
 
 1. **Early, for warm hits.** Before DRF's dispatch, ``read_early`` asks DRF's own objects what
    ``APIView.initial`` would ask them, in its order, with what they read set up as DRF sets it
-   (``action``, ``format_kwarg``, the accepted renderer, ``user`` and ``auth``): the content
+   (``action``, ``format_kwarg``, the accepted renderer, ``user``): the content
    negotiator (which renderer and media type; remembered, since it depends on nothing but the
    view's renderers and negotiator and the request's format and ``Accept``), the view's first
    authenticator (its own parsing of the ``Authorization`` header), the permission objects, the
@@ -184,7 +184,7 @@ class CachedResponseMixin:
         seen = cache.state.tokens.latest(token)
         checks: list[RateCheck | None] | None = None
         if seen is not None:
-            checks = self._asked(drf_request, authenticator, token, seen[1], throttles)
+            checks = self._asked(drf_request, seen[1], throttles)
             if checks is None:
                 return None
         values, verdicts = cache.read(
@@ -213,7 +213,7 @@ class CachedResponseMixin:
                 # Not cached: the authenticator asks the database, under this generation.
                 authenticator.settle(token, generation=auth_generation)
                 return None
-            checks = self._asked(drf_request, authenticator, token, user, throttles)
+            checks = self._asked(drf_request, user, throttles)
             if checks is None:
                 return None
             counted = _counted(checks)
@@ -291,12 +291,13 @@ class CachedResponseMixin:
         return negotiated
 
     def _asked(
-        self, request: Request, authenticator: Any, token: str, user: Any, throttles: Sequence
+        self, request: Request, user: Any, throttles: Sequence
     ) -> list[RateCheck | None] | None:
         """With ``user`` as the request's: the permission objects asked, then what each throttle
         would count; ``None`` when DRF's path must answer (refused, or a throttle that cannot
         say before it is asked)."""
-        request.user, request.auth = user, authenticator.auth_of(token, user)
+        # request.auth, if an object asks for it, DRF makes as it does: by authenticating.
+        request.user = user
         try:
             for permission in self.get_permissions():
                 if not permission.has_permission(request, self):

@@ -19,6 +19,8 @@ import time
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
+from django.db.models.base import ModelState
+
 from .keys import token_digest, token_key
 
 
@@ -102,8 +104,8 @@ def fresh(user: Any) -> Any:
     state (no related object cached on it)."""
     copy_ = object.__new__(type(user))
     copy_.__dict__.update(user.__dict__)
-    copy_._state = copy.copy(user._state)
-    copy_._state.fields_cache = {}
+    state = copy_._state = ModelState()
+    state.db, state.adding = user._state.db, user._state.adding
     return copy_
 
 
