@@ -140,7 +140,8 @@ class CachedResponseMixin:
         # What DRF's initialize_request and initial() set before asking anything.
         self.action = action_map.get(request.method.lower())
         self.format_kwarg = self.get_format_suffix(**kwargs)
-        if self._asks_object_permissions():
+        permissions = self.get_permissions()
+        if self._asks_object_permissions(permissions):
             return None
         negotiated = self._negotiated(request)
         if negotiated is None:
@@ -184,7 +185,7 @@ class CachedResponseMixin:
         seen = cache.state.tokens.latest(token)
         checks: list[RateCheck | None] | None = None
         if seen is not None:
-            checks = self._asked(drf_request, seen[1], throttles)
+            checks = self._asked(drf_request, seen[1], permissions, throttles)
             if checks is None:
                 return None
         values, verdicts = cache.read(
@@ -213,7 +214,7 @@ class CachedResponseMixin:
                 # Not cached: the authenticator asks the database, under this generation.
                 authenticator.settle(token, generation=auth_generation)
                 return None
-            checks = self._asked(drf_request, user, throttles)
+            checks = self._asked(drf_request, user, permissions, throttles)
             if checks is None:
                 return None
             counted = _counted(checks)
@@ -291,7 +292,7 @@ class CachedResponseMixin:
         return negotiated
 
     def _asked(
-        self, request: Request, user: Any, throttles: Sequence
+        self, request: Request, user: Any, permissions: Sequence, throttles: Sequence
     ) -> list[RateCheck | None] | None:
         """With ``user`` as the request's: the permission objects asked, then what each throttle
         would count; ``None`` when DRF's path must answer (refused, or a throttle that cannot
@@ -299,14 +300,14 @@ class CachedResponseMixin:
         # request.auth, if an object asks for it, DRF makes as it does: by authenticating.
         request.user = user
         try:
-            for permission in self.get_permissions():
+            for permission in permissions:
                 if not permission.has_permission(request, self):
                     return None
             return self._rate_checks(request, throttles)
         except (APIException, Http404, PermissionDenied):
             return None  # a refusal raised by the object itself: DRF's handler answers it
 
-    def _asks_object_permissions(self) -> bool:
+    def _asks_object_permissions(self, permissions: Sequence | None = None) -> bool:
         """A detail route whose permission objects decide per object (``has_object_permission``):
         DRF asks them of the object it loads, so a cached body may not answer for them."""
         lookup = getattr(self, "lookup_url_kwarg", None) or getattr(self, "lookup_field", None)
@@ -314,7 +315,7 @@ class CachedResponseMixin:
             return False
         return any(
             type(permission).has_object_permission is not BasePermission.has_object_permission
-            for permission in self.get_permissions()
+            for permission in (self.get_permissions() if permissions is None else permissions)
         )
 
     def _rate_checks(self, request: Request, throttles: Sequence) -> list[RateCheck | None] | None:

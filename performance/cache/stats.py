@@ -26,8 +26,9 @@ _HITS, _MISSES = _INDEX["hits"], _INDEX["misses"]
 class StatsRecorder:
     """Thread-safe counters per namespace, with a pending part not yet flushed elsewhere.
 
-    Every cache operation records here, so the counters are lists indexed like ``FIELDS``,
-    added to under one lock per operation: a few additions, no dictionaries made per call.
+    Every cache operation records here, so an operation adds its row (ordered like ``FIELDS``)
+    to one list, under one lock: the pending counts. What was drained (published to Redis) is
+    kept apart; the process's totals are the two added up when asked for.
     """
 
     #: Seconds since the epoch; tests replace it to set the clock.
@@ -35,10 +36,10 @@ class StatsRecorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._totals: dict[str, list[int]] = {}
         self._pending: dict[str, list[int]] = {}
-        self._minutes: dict[int, list[int]] = {}
+        self._drained: dict[str, list[int]] = {}
         self._pending_minutes: dict[int, list[int]] = {}
+        self._drained_minutes: dict[int, list[int]] = {}
         self.evictions = 0
         self.reset_at = self.clock()
 
@@ -57,33 +58,27 @@ class StatsRecorder:
 
     def add_rows(self, rows: Iterable[tuple[str, list[int]]]) -> None:
         """Add counter rows (ordered like ``FIELDS``), each to its namespace."""
-        minute = int(self.clock() // 60)
         hits = misses = 0
         with self._lock:
-            totals, pending = self._totals, self._pending
+            pending = self._pending
             for namespace, row in rows:
-                total = totals.get(namespace)
-                if total is None:
-                    total = totals[namespace] = [0] * len(FIELDS)
                 waiting = pending.get(namespace)
                 if waiting is None:
-                    waiting = pending[namespace] = [0] * len(FIELDS)
-                for n, value in enumerate(row):
-                    if value:
-                        total[n] += value
-                        waiting[n] += value
+                    pending[namespace] = list(row)
+                else:
+                    for n, value in enumerate(row):
+                        if value:
+                            waiting[n] += value
                 hits += row[_HITS]
                 misses += row[_MISSES]
             if hits or misses:
-                for buckets in (self._minutes, self._pending_minutes):
-                    bucket = buckets.get(minute)
-                    if bucket is None:
-                        bucket = buckets[minute] = [0, 0]
-                    bucket[0] += hits
-                    bucket[1] += misses
-                if len(self._minutes) > HISTORY_MINUTES + 5:
-                    for old in sorted(self._minutes)[: -HISTORY_MINUTES - 1]:
-                        del self._minutes[old]
+                minute = int(self.clock() // 60)
+                bucket = self._pending_minutes.get(minute)
+                if bucket is None:  # a new minute: the oldest ones go
+                    bucket = self._pending_minutes[minute] = [0, 0]
+                    self._forget_old_minutes()
+                bucket[0] += hits
+                bucket[1] += misses
 
     def record_evictions(self, count: int) -> None:
         with self._lock:
@@ -92,17 +87,44 @@ class StatsRecorder:
     def totals(self) -> dict[str, dict[str, int]]:
         """Everything this process counted since the last reset."""
         with self._lock:
-            return {ns: dict(zip(FIELDS, row, strict=True)) for ns, row in self._totals.items()}
+            names = {*self._pending, *self._drained}
+            zero = [0] * len(FIELDS)
+            return {
+                ns: {
+                    name: a + b
+                    for name, a, b in zip(
+                        FIELDS,
+                        self._pending.get(ns, zero),
+                        self._drained.get(ns, zero),
+                        strict=True,
+                    )
+                }
+                for ns in names
+            }
 
     def history(self) -> dict[int, dict[str, int]]:
+        """Hits and misses per minute, for the last ``HISTORY_MINUTES``."""
         with self._lock:
-            return {m: {"hits": b[0], "misses": b[1]} for m, b in self._minutes.items()}
+            self._forget_old_minutes()
+            minutes = {*self._pending_minutes, *self._drained_minutes}
+            return {
+                m: {
+                    "hits": self._pending_minutes.get(m, (0, 0))[0]
+                    + self._drained_minutes.get(m, (0, 0))[0],
+                    "misses": self._pending_minutes.get(m, (0, 0))[1]
+                    + self._drained_minutes.get(m, (0, 0))[1],
+                }
+                for m in minutes
+            }
 
     def drain(self) -> tuple[dict[str, Counter[str]], dict[int, Counter[str]]]:
         """Take what was counted since the last drain (for flushing to a shared store)."""
         with self._lock:
             pending, minutes = self._pending, self._pending_minutes
             self._pending, self._pending_minutes = {}, {}
+            _add_into(self._drained, pending)
+            _add_into(self._drained_minutes, minutes)
+            self._forget_old_minutes()
         return (
             {ns: _counter(zip(FIELDS, row, strict=True)) for ns, row in pending.items()},
             {m: _counter((("hits", b[0]), ("misses", b[1]))) for m, b in minutes.items()},
@@ -111,25 +133,45 @@ class StatsRecorder:
     def restore(
         self, pending: Mapping[str, Mapping[str, int]], minutes: Mapping[int, Mapping[str, int]]
     ) -> None:
-        """Put back a drain whose flush failed, so nothing counted is lost."""
+        """Put back a drain whose flush failed, so nothing counted is lost (nor counted twice)."""
         with self._lock:
             for ns, counter in pending.items():
-                row = self._pending.setdefault(ns, [0] * len(FIELDS))
+                waiting = self._pending.setdefault(ns, [0] * len(FIELDS))
+                drained = self._drained.setdefault(ns, [0] * len(FIELDS))
                 for name, value in counter.items():
-                    row[_INDEX[name]] += value
+                    waiting[_INDEX[name]] += value
+                    drained[_INDEX[name]] -= value
             for minute, counter in minutes.items():
-                bucket = self._pending_minutes.setdefault(minute, [0, 0])
-                bucket[0] += counter.get("hits", 0)
-                bucket[1] += counter.get("misses", 0)
+                waiting = self._pending_minutes.setdefault(minute, [0, 0])
+                drained = self._drained_minutes.setdefault(minute, [0, 0])
+                for n, name in enumerate(("hits", "misses")):
+                    waiting[n] += counter.get(name, 0)
+                    drained[n] -= counter.get(name, 0)
 
     def reset(self) -> None:
         with self._lock:
-            self._totals.clear()
             self._pending.clear()
-            self._minutes.clear()
+            self._drained.clear()
             self._pending_minutes.clear()
+            self._drained_minutes.clear()
             self.evictions = 0
             self.reset_at = self.clock()
+
+    def _forget_old_minutes(self) -> None:
+        for buckets in (self._pending_minutes, self._drained_minutes):
+            if len(buckets) > HISTORY_MINUTES + 5:
+                for old in sorted(buckets)[: -HISTORY_MINUTES - 1]:
+                    del buckets[old]
+
+
+def _add_into(target: dict, source: Mapping) -> None:
+    for key, row in source.items():
+        into = target.get(key)
+        if into is None:
+            target[key] = list(row)
+        else:
+            for n, value in enumerate(row):
+                into[n] += value
 
 
 def _counter(pairs: Iterable[tuple[str, int]]) -> Counter[str]:
