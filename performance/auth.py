@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
 from . import cache
@@ -41,6 +42,14 @@ def _parser(keyword: str) -> _TokenOf:
     return parser
 
 
+#: DRF's reading of an ``Authorization`` header depends on nothing but the header and the
+#: keyword: each reading is remembered (bounded, since clients choose their headers), a header
+#: DRF refuses as ``_REFUSED``, so that it is read again and DRF raises its own error.
+_MAX_READINGS = 4096
+_readings: dict[tuple[str, Any], Any] = {}
+_REFUSED = object()
+
+
 class CachedTokenAuthentication(TokenAuthentication):
     """DRF's ``TokenAuthentication``, with the database lookup cached."""
 
@@ -50,8 +59,17 @@ class CachedTokenAuthentication(TokenAuthentication):
     def token_of(self, request: Any) -> str | None:
         """The token the request carries, read exactly as DRF reads it (``None`` without one);
         raises ``AuthenticationFailed`` for a header DRF refuses."""
-        found = _parser(self.keyword).authenticate(request)
-        return None if found is None else found[1]
+        memo = (self.keyword, request.META.get("HTTP_AUTHORIZATION"))
+        token = _readings.get(memo, _REFUSED)
+        if token is _REFUSED:
+            try:
+                found = _parser(self.keyword).authenticate(request)
+            except exceptions.AuthenticationFailed:
+                _remember(memo, _REFUSED)
+                raise
+            token = None if found is None else found[1]
+            _remember(memo, token)
+        return token
 
     def settle(self, key: str, *, user: Any = None, generation: int | None = None) -> None:
         """What the cache knows of ``key`` in this request: the user it names, or nothing
@@ -87,3 +105,9 @@ class CachedTokenAuthentication(TokenAuthentication):
         token = model(key=key, user_id=user.pk)
         model._meta.get_field("user").set_cached_value(token, user)
         return token
+
+
+def _remember(memo: tuple[str, Any], reading: Any) -> None:
+    if len(_readings) >= _MAX_READINGS:
+        _readings.clear()
+    _readings[memo] = reading
