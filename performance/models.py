@@ -1,4 +1,4 @@
-"""The audit trail of what staff did to the cache, and the outbox of invalidations."""
+"""The audit trail of what staff did to the cache, and the versions of what it caches."""
 
 from __future__ import annotations
 
@@ -64,20 +64,23 @@ class Cache(CacheAction):
         default_permissions = ()
 
 
-class PendingInvalidation(models.Model):
-    """A namespace invalidation recorded with the write that caused it (a transactional outbox).
+class NamespaceVersion(models.Model):
+    """How many committed changes have touched the tables a cached namespace depends on.
 
-    The row commits in the same transaction as the write. On commit the generation is bumped and
-    the row deleted; if the cache could not be reached (or the process died in between), the row
-    stays and is replayed by the periodic sweep, by a process whose breaker recovers, or by
-    ``manage.py cache_replay``.
+    Database triggers (``performance.cache.changes``) count every insert, update and delete of
+    those tables in the same transaction as the change, whoever makes it: the service, the admin,
+    a shell, ``QuerySet.update()``, raw SQL, another application. Each server process compares
+    these versions with the ones its cache last applied and bumps the generations that are
+    behind (docs/design.md, "A write").
     """
 
-    namespace = models.CharField(max_length=100)
-    created_at = models.DateTimeField(auto_now_add=True)
+    namespace = models.CharField(max_length=100, primary_key=True)
+    version = models.BigIntegerField(default=0)
+    #: PostgreSQL: the transaction that counted last, so a transaction counts once per namespace.
+    xact = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
-        ordering = ["id"]
+        verbose_name = "namespace version"
 
     def __str__(self) -> str:
-        return f"invalidate {self.namespace}"
+        return f"{self.namespace} at {self.version}"

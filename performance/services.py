@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from . import cache
@@ -95,6 +96,28 @@ def cache_invalidate_namespace(*, actor: Actor, namespace: str) -> int | None:
         ),
     )
     return generation
+
+
+def sweep_bound() -> float:
+    """Seconds within which every server process applies a change counted in the database."""
+    return 2 * float(getattr(settings, "CACHE_SWEEP_INTERVAL", 0.5))
+
+
+def cache_invalidate_namespace_through_database(*, actor: Actor, namespace: str) -> None:
+    """Count a change of ``namespace`` in the database, as its triggers count writes: every
+    server process bumps its generation with its next sweep. For a process that cannot reach
+    the servers' cache (a command, when the cache lives in the server's memory)."""
+    namespace = cache.validate_namespace(namespace)
+    cache.changes.count(namespace)
+    _record(
+        actor,
+        CacheAction.Kind.INVALIDATE_NAMESPACE,
+        target=namespace,
+        message=(
+            f"Recorded in the database for namespace {namespace!r}: the server processes apply "
+            f"it within {sweep_bound():g} s."
+        ),
+    )
 
 
 def cache_warm(*, actor: Actor) -> dict[str, int]:

@@ -39,13 +39,13 @@ if workers > 1 and not _redis:
 
 
 def post_worker_init(worker):
-    """Start the invalidation sweeper; warm the cache in the background if asked."""
+    """Start the sweep that applies every committed change to the cache (every worker, both
+    shapes); warm the cache in the background if asked."""
     from django.conf import settings
 
-    from performance.cache import backend, outbox
+    from performance.cache import sync
 
-    if getattr(backend(), "durable_invalidation", False):
-        outbox.start_sweeper(getattr(settings, "CACHE_SWEEP_INTERVAL", 1.0))
+    sync.start_sweeper(getattr(settings, "CACHE_SWEEP_INTERVAL", 0.5))
 
     if getattr(settings, "CACHE_WARM_ON_START", False):
         import threading

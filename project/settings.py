@@ -168,7 +168,7 @@ CACHE_TTL_JITTER = 0.1
 CACHE_BREAKER_FAIL_MAX = env_int("CACHE_BREAKER_FAIL_MAX", 3)
 CACHE_BREAKER_RESET_TIMEOUT = float(os.environ.get("CACHE_BREAKER_RESET_TIMEOUT", "5"))
 #: Seconds between two sweeps of invalidations that could not reach the cache.
-CACHE_SWEEP_INTERVAL = float(os.environ.get("CACHE_SWEEP_INTERVAL", "1"))
+CACHE_SWEEP_INTERVAL = float(os.environ.get("CACHE_SWEEP_INTERVAL", "0.5"))
 #: Warm the common responses in the background when a server process starts.
 CACHE_WARM_ON_START = env_bool("CACHE_WARM_ON_START", False)
 #: Hosts (as clients send them in Host) and scheme the warmer fills responses for.

@@ -16,26 +16,24 @@ Everything else in the service calls these functions; ruff's banned-api rule kee
 
 from __future__ import annotations
 
+from . import changes, sync
 from .api import (
     InvalidPattern,
-    UnknownNamespace,
     backend,
     cached,
     clear,
     invalidate,
     invalidate_on_commit,
     invalidate_pattern,
-    namespaces,
     rate_hits,
-    register_namespace,
     remember,
     reset_stats,
     stats,
-    validate_namespace,
     validate_pattern,
     warm,
 )
 from .generations import bump_generation, get_generation
+from .namespaces import UnknownNamespace, namespaces, register_namespace, validate_namespace
 
 __all__ = [
     "InvalidPattern",
@@ -43,6 +41,7 @@ __all__ = [
     "backend",
     "bump_generation",
     "cached",
+    "changes",
     "clear",
     "get_generation",
     "invalidate",
@@ -54,6 +53,7 @@ __all__ = [
     "remember",
     "reset_stats",
     "stats",
+    "sync",
     "validate_namespace",
     "validate_pattern",
     "warm",

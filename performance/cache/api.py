@@ -9,16 +9,18 @@ import random
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import transaction
 
+from . import sync
 from .backends import InstrumentedCacheMixin
-from .generations import bump_generation, get_generation
+from .generations import bump_generation, bump_generations, get_generation
 from .keys import PURGE_NAMESPACE, namespace_of, value_key
+from .namespaces import (
+    _registry,
+)
 from .rates import RateCheck, Verdict
 from .stats import summarise
 
@@ -35,38 +37,6 @@ class InvalidPattern(ValueError):
     """An invalidation pattern that is empty, too broad, too long or malformed."""
 
 
-class UnknownNamespace(ValueError):
-    """A namespace no part of the service registered."""
-
-
-@dataclass
-class Namespace:
-    name: str
-    description: str = ""
-    warmers: list[Callable[[], int]] = field(default_factory=list)
-
-
-_registry: dict[str, Namespace] = {}
-
-
-def register_namespace(
-    name: str, *, description: str = "", warmer: Callable[[], int] | None = None
-) -> None:
-    """Declare a namespace of cached entries (and, optionally, how to warm it)."""
-    if not name or ":" in name or name.startswith("_"):
-        raise ValueError(f"Invalid namespace name {name!r}.")
-    entry = _registry.setdefault(name, Namespace(name, description))
-    if description:
-        entry.description = description
-    if warmer is not None and warmer not in entry.warmers:
-        entry.warmers.append(warmer)
-
-
-def namespaces() -> dict[str, str]:
-    """Registered namespaces and what they hold."""
-    return {name: ns.description for name, ns in sorted(_registry.items())}
-
-
 def backend() -> Any:
     return caches["default"]
 
@@ -78,36 +48,20 @@ def default_timeout() -> int | None:
 # Invalidation ------------------------------------------------------------------------------
 
 
-def validate_namespace(namespace: str) -> str:
-    namespace = (namespace or "").strip()
-    if namespace not in _registry:
-        known = ", ".join(sorted(_registry)) or "none"
-        raise UnknownNamespace(f"Unknown namespace {namespace!r}; known namespaces: {known}.")
-    return namespace
-
-
 def invalidate(*names: str) -> dict[str, int | None]:
     """Bump the generation of each namespace now: O(1) whatever the number of cached keys."""
-    bumped = {}
-    for namespace in dict.fromkeys(names):
-        bumped[namespace] = bump_generation(namespace)
-        if bumped[namespace] is None:
+    bumped = bump_generations(dict.fromkeys(names))
+    for namespace, generation in bumped.items():
+        if generation is None:
             logger.warning("could not invalidate namespace %s: cache unavailable", namespace)
     return bumped
 
 
 def invalidate_on_commit(*names: str) -> None:
-    """Invalidate ``names`` once the current transaction commits (at once if there is none).
-
-    With a shared cache (Redis) the invalidation is also recorded in the database with the
-    write, so that a bump the cache misses (outage, killed process) is replayed later.
-    """
-    if getattr(backend(), "durable_invalidation", False):
-        from .outbox import invalidate_on_commit as durable
-
-        durable(names)
-    else:
-        transaction.on_commit(lambda: invalidate(*names))
+    """Invalidate ``names`` once the current transaction commits (at once if there is none),
+    recording the database's versions of them (``sync``): the sweeps of every process apply a
+    bump the cache missed."""
+    sync.invalidate_on_commit(names)
 
 
 def validate_pattern(pattern: str) -> str:

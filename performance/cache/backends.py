@@ -22,7 +22,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from .breaker import CacheUnavailable
 from .hot import HotEntries
-from .keys import RATE_NAMESPACE, namespace_of
+from .keys import RATE_NAMESPACE, generation_key, namespace_of
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState
 from .stats import FIELDS, StatsRecorder
@@ -39,9 +39,9 @@ class InstrumentedCacheMixin:
     stats_scope = "process"
     state: CacheState
 
-    #: Whether invalidations must survive a cache outage (see ``performance.cache.outbox``).
-    #: Local memory dies with its process, so nothing can outlive a missed invalidation there.
-    durable_invalidation = False
+    #: Whether the cache lives in this process only (local memory): another process (a shell,
+    #: a command) cannot reach the server's, and says so instead of acting on its own.
+    process_local = False
 
     @property
     def recorder(self) -> StatsRecorder:
@@ -267,6 +267,23 @@ class InstrumentedCacheMixin:
         return self._run(
             RATE_NAMESPACE, lambda: rates.hit(list(checks)), fallback=[ALLOWED] * len(checks)
         )
+
+    # Generations ------------------------------------------------------------------------------
+
+    def advance_generations(self, steps: Sequence[Any], now: int) -> list[int] | None:
+        """``generations.advance`` in one atomic step for all ``steps`` (``None``: the cache
+        could not be reached). ``now``: this process's clock in microseconds, for backends
+        without a clock of their own."""
+        keys = [generation_key(step.namespace) for step in steps]
+        return self._run_many(
+            keys,
+            lambda: self._advance(steps, now),
+            fallback=None,
+            count=lambda key, results: _SETS,
+        )
+
+    def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
+        raise NotImplementedError  # pragma: no cover - each backend has its own
 
     # Service-level operations ----------------------------------------------------------------
 

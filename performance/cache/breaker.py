@@ -5,8 +5,8 @@ State lives in this process's memory (``state``), never in the Redis it guards. 
 read is a miss, a write is skipped); after ``CACHE_BREAKER_RESET_TIMEOUT`` seconds one trial call
 decides between closed and open again.
 
-Opening also marks that invalidations may have been missed: until the durable invalidations are
-replayed (``performance.cache.outbox``), this process reads nothing from the cache.
+Opening also marks that invalidations may have been missed: until the database's versions have
+been applied again (``performance.cache.sync``), this process reads nothing from the cache.
 
 Two departures from pybreaker's own ``call``: the guarded calls run concurrently (pybreaker holds
 its lock for the whole call, so every thread would wait for the one Redis call in flight,
@@ -64,7 +64,7 @@ class _Breaker(pybreaker.CircuitBreaker):
 
 
 class Guard:
-    """A pybreaker ``CircuitBreaker`` plus what the console and the outbox need to know, and
+    """A pybreaker ``CircuitBreaker`` plus what the console and the sweep need to know, and
     the one place that decides what a cache call's error means (``run``)."""
 
     #: Seconds a call waits for another thread's replay of missed invalidations.

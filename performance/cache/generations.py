@@ -4,9 +4,19 @@ Every cached entry's key embeds its namespace's generation, read *before* the da
 A write bumps the generation, which makes every older key unreachable at once, without scanning;
 a slow reader that raced a write stores its body under the dead generation, where nobody looks.
 
-Generations never repeat: a missing generation (evicted, flushed, Redis restarted empty) is
-seeded from the clock in microseconds, which is larger than any value the previous counter
-reached unless it was bumped more than once per microsecond since its own seed.
+Generations never repeat and never go back (docs/design.md, "Invariants", 3), whatever the cache
+does:
+
+- a bump moves a generation to ``max(current + 1, now in microseconds)`` — the clock of the
+  cache server on Redis — so a counter that went back (a failover to a replica that missed
+  writes, a restore from an older snapshot) jumps past every value it handed out before, instead
+  of handing them out again;
+- a missing generation (evicted, flushed, Redis restarted empty) is seeded from the clock too;
+- each process remembers the highest generation it has seen of each namespace; one read lower
+  than that means the cache went back in time, and is replaced before anything is served under it.
+
+Beside each generation the cache keeps the database version it took in (``applied_key``, see
+``changes`` and ``sync``): a bump after a write records the version the write committed.
 """
 
 from __future__ import annotations
@@ -14,7 +24,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from django.core.cache import caches
 
@@ -22,14 +33,40 @@ from .keys import GENERATION_NAMESPACE, generation_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GENERATION_NAMESPACE", "bump_generation", "generation_key", "get_generation"]
+__all__ = [
+    "GENERATION_NAMESPACE",
+    "Step",
+    "advance",
+    "bump_generation",
+    "generation_key",
+    "get_generation",
+    "went_back",
+]
 
 #: Seconds since the epoch as a float; tests replace it to set the clock.
 clock: Callable[[], float] = time.time
 
+#: What ``advance`` does to one namespace.
+WRITE, SYNC, RESET = "write", "sync", "reset"
+#: ``advance``'s answer for a namespace whose generation it left as it was.
+UNCHANGED = 0
+#: ``advance``'s answer (``SYNC``) for a namespace the cache has applied a *newer* database
+#: version of than the one given: a reader that raced another, or a database that went back.
+AHEAD = -1
 
-# The highest generation this process has seen, per namespace: a seed never goes below it, so
-# a clock that stands still or steps back cannot hand out a generation this process used.
+
+class Step(NamedTuple):
+    """One namespace for ``advance``: the database version to record (``None``: none known),
+    what to do, and the lowest generation acceptable (above what this process has seen)."""
+
+    namespace: str
+    version: int | None
+    mode: str = WRITE
+    floor: int = 0
+
+
+# The highest generation this process has seen, per namespace: a seed or a bump never goes
+# below it, and a generation read below it means the cache went back in time.
 _highest: dict[str, int] = {}
 _highest_lock = threading.Lock()
 
@@ -41,16 +78,44 @@ def _seen(namespace: str, value: int) -> int:
     return value
 
 
+def went_back(read: Mapping[str, Any], names: Mapping[str, str]) -> bool:
+    """Whether any generation just read (``read``: key -> value; ``names``: key -> namespace) is
+    below the highest this process has seen; the others are noted as seen. The read path's
+    check, made on every request: dictionary lookups, no lock (a lost update only lowers the
+    mark, which is the safe direction)."""
+    highest = _highest
+    for key, namespace in names.items():
+        value = read.get(key)
+        if type(value) is not int:
+            continue
+        known = highest.get(namespace, 0)
+        if value < known:
+            return True
+        if value > known:
+            highest[namespace] = value
+    return False
+
+
+def now_us() -> int:
+    return int(clock() * 1_000_000)
+
+
 def _seed(namespace: str = "") -> int:
     with _highest_lock:
-        return max(int(clock() * 1_000_000), _highest.get(namespace, 0) + 1)
+        return max(now_us(), _highest.get(namespace, 0) + 1)
+
+
+def floor(namespace: str) -> int:
+    """The lowest generation this process may accept for ``namespace`` (0: none seen yet)."""
+    return _highest.get(namespace, 0)
 
 
 def get_generation(namespace: str, *, alias: str = "default") -> int:
     """The namespace's current generation, seeding it from the clock when missing.
 
     When the cache cannot store it (an outage), a fresh clock value is returned: every request
-    then misses, which is slow but never stale.
+    then misses, which is slow but never stale. A generation below one this process has seen
+    (the cache went back in time) is replaced by a new one first.
     """
     cache = caches[alias]
     key = generation_key(namespace)
@@ -59,9 +124,21 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
         logger.warning("the generation of %r is not a number: starting a new one", namespace)
         cache.delete(key)
         value = None
+    if value is not None and value < floor(namespace):
+        logger.warning(
+            "the cache's generation of %r went back (%d, this process has seen %d): a failover "
+            "or a restore; starting a new one",
+            namespace,
+            value,
+            floor(namespace),
+        )
+        bumped = bump_generation(namespace, alias=alias)
+        return bumped if bumped is not None else _seed(namespace)
     if value is None:
-        if not cache.add(key, _seed(namespace), timeout=None) and cache.get(key) is None:
-            # The key is there but cannot be read (something else wrote it): start again.
+        added = cache.add(key, _seed(namespace), timeout=None)
+        if not added and cache.get(key) is None and cache.has_key(key):
+            # The key is there but cannot be read (something else wrote it): start again. (An
+            # unreachable or refusing cache answers neither: nothing more is asked of it.)
             logger.warning("the generation of %r cannot be read: starting a new one", namespace)
             cache.delete(key)
             cache.add(key, _seed(namespace), timeout=None)
@@ -71,43 +148,103 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
     return _seen(namespace, int(value))
 
 
-def bump_generation(namespace: str, *, alias: str = "default") -> int | None:
-    """Make every entry of ``namespace`` unreachable.
+def advance(steps: Sequence[Step], *, alias: str = "default") -> list[int] | None:
+    """Move generations on, atomically for each namespace: ``WRITE`` always bumps (a write just
+    committed) and records at least ``version``; ``SYNC`` bumps only when the recorded version
+    differs from ``version`` (answering ``AHEAD`` when it is newer) and records it; ``RESET``
+    bumps and records ``version`` whatever was recorded.
 
-    Returns the new generation, or ``None`` when the cache could not be reached (the caller keeps
-    the invalidation to replay it).
+    Returns, per step, the new generation or ``UNCHANGED`` / ``AHEAD``; ``None`` when the cache
+    could not be reached (nothing is known to have changed).
     """
     cache = caches[alias]
-    key = generation_key(namespace)
-    try:
-        value = cache.incr(key)
-    except ValueError:
-        # Missing: seed it. The seed is already newer than anything stored before.
-        seed = _seed(namespace)
-        if cache.add(key, seed, timeout=None):
-            return _seen(namespace, seed)
-        try:
-            value = cache.incr(key)
-        except (ValueError, TypeError):
-            value = None
-    except Exception:
-        # Not a number (written there by hand), or a backend error that is not an outage. The
-        # write this follows has committed and must not fail now: forget the generation, which
-        # invalidates as well, and let the caller keep the bump to replay.
-        logger.exception("could not bump the generation of %r", namespace)
-        value = None
-    if value is None:
-        _forget(cache, key)
+    steps = [step._replace(floor=max(step.floor, floor(step.namespace))) for step in steps]
+    move = getattr(cache, "advance_generations", None)
+    results = _advance_plainly(cache, steps) if move is None else move(steps, now_us())
+    if results is None:
         return None
-    return _seen(namespace, int(value))
+    for step, result in zip(steps, results, strict=True):
+        if result > 0:
+            _seen(step.namespace, result)
+    return results
 
 
-def _forget(cache: object, key: str) -> None:
+def bump_generation(
+    namespace: str, *, alias: str = "default", version: int | None = None
+) -> int | None:
+    """Make every entry of ``namespace`` unreachable (recording ``version`` of the database).
+
+    Returns the new generation, or ``None`` when the cache could not be reached (a sweep applies
+    the change later: the database still holds its version).
+    """
+    results = bump_generations({namespace: version}, alias=alias)
+    return results[namespace]
+
+
+def bump_generations(
+    versions: Mapping[str, int | None], *, alias: str = "default"
+) -> dict[str, int | None]:
+    """``bump_generation`` for several namespaces, in one call to the cache."""
+    names = list(versions)
+    try:
+        results = advance([Step(name, versions[name]) for name in names], alias=alias)
+    except Exception:
+        # A backend error that is not an outage. The write this follows has committed and must
+        # not fail now: forget the generations, which invalidates as well.
+        logger.exception("could not bump the generations of %s", ", ".join(names))
+        results = None
+    if results is None:
+        cache = caches[alias]
+        for name in names:
+            _forget(cache, generation_key(name))
+        return dict.fromkeys(names)
+    return dict(zip(names, results, strict=True))
+
+
+def _forget(cache: Any, key: str) -> None:
     """A bump that did not go through: at least make the old generation unreachable.
 
     A Redis that is full with ``noeviction`` refuses writes (the bump) but still accepts a
     delete, which frees memory. With the generation key gone, every process seeds a new one
     from the clock (or, while nothing can be stored, computes every request afresh), so none
-    serves an entry stored before this write. The caller still replays the bump later.
+    serves an entry stored before this write. The sweep still applies the change later.
     """
     cache.delete(key)
+
+
+def taken_in(recorded: Any, version: int | None) -> int | None:
+    """For a ``SYNC`` step: ``UNCHANGED`` when the cache has taken in ``version`` already,
+    ``AHEAD`` when it has taken in a newer one, ``None`` when the step must bump. Nothing
+    recorded counts as version 0, the version of a namespace nothing has changed yet."""
+    recorded = recorded if type(recorded) is int else 0
+    version = version or 0
+    if recorded == version:
+        return UNCHANGED
+    return AHEAD if recorded > version else None
+
+
+def _advance_plainly(cache: Any, steps: Iterable[Step]) -> list[int] | None:
+    """``advance`` on a cache of Django's own (tests, other configurations): not atomic, which
+    is all such a cache offers."""
+    from .keys import applied_key
+
+    results = []
+    for step in steps:
+        key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
+        recorded = cache.get(recorded_key)
+        if step.mode == SYNC:
+            taken = taken_in(recorded, step.version)
+            if taken is not None:
+                results.append(taken)
+                continue
+        current = cache.get(key)
+        current = current if isinstance(current, int) else 0
+        value = max(current + 1, now_us(), step.floor + 1)
+        cache.set(key, value, timeout=None)
+        if step.version is not None:
+            if step.mode == WRITE and isinstance(recorded, int):
+                cache.set(recorded_key, max(recorded, step.version), timeout=None)
+            else:
+                cache.set(recorded_key, step.version, timeout=None)
+        results.append(value)
+    return results

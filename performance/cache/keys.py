@@ -46,6 +46,12 @@ def generation_key(namespace: str) -> str:
     return f"{GENERATION_NAMESPACE}:{namespace}"
 
 
+def applied_key(namespace: str) -> str:
+    """The database version (``changes``) the namespace's generation last took in: kept beside
+    the generation, so a cache that loses one (a failover, a restore) loses the other too."""
+    return f"{GENERATION_NAMESPACE}:{namespace}:applied"
+
+
 def response_key(
     namespace: str,
     generation: int,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import pickle
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.core.cache.backends.base import (
@@ -20,6 +20,8 @@ from django.core.cache.backends.base import (
 from django.core.cache.backends.locmem import LocMemCache
 
 from .backends import InstrumentedCacheMixin, internal_key
+from .generations import SYNC, WRITE, taken_in
+from .keys import applied_key, generation_key
 from .rates import RateStore
 from .state import CacheState, state_for
 
@@ -149,6 +151,7 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
     """
 
     stats_scope = "process"
+    process_local = True
 
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         super().__init__(name, params)
@@ -156,6 +159,31 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         self.state = state_for(
             "locmem", name, self.key_prefix, lambda: CacheState(rates=RateStore())
         )
+
+    def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
+        """``generations.advance``: one process owns this cache, so its lock makes each step
+        atomic (the store's own methods, below the counting)."""
+        results = []
+        with self.state.generation_lock:
+            for step in steps:
+                key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
+                recorded = _LocMemStore.get(self, recorded_key)
+                if step.mode == SYNC:
+                    taken = taken_in(recorded, step.version)
+                    if taken is not None:
+                        results.append(taken)
+                        continue
+                current = _LocMemStore.get(self, key)
+                current = current if type(current) is int else 0
+                value = max(current + 1, now, step.floor + 1)
+                _LocMemStore.set(self, key, value, timeout=None)
+                if step.version is not None:
+                    if step.mode == WRITE and isinstance(recorded, int):
+                        _LocMemStore.set(self, recorded_key, max(recorded, step.version), None)
+                    else:
+                        _LocMemStore.set(self, recorded_key, step.version, timeout=None)
+                results.append(value)
+        return results
 
     def _cull(self) -> None:
         before = len(self._cache)

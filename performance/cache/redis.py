@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -31,12 +33,13 @@ from django_redis.client import DefaultClient
 from django_redis.client.default import glob_escape
 from django_redis.exceptions import ConnectionInterrupted
 from redis import exceptions as redis_errors
+from redis._parsers.helpers import parse_info
 from redis.commands.core import Script
 
 from .backends import InstrumentedCacheMixin, count_found, internal_key
-from .breaker import make_guard
+from .breaker import CacheUnavailable, make_guard
 from .hot import HotEntries
-from .keys import RATE_NAMESPACE
+from .keys import RATE_NAMESPACE, applied_key, generation_key
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState, state_for
 
@@ -83,6 +86,42 @@ return {values, verdicts}
 """,
 )
 
+# KEYS: for each step of ``generations.advance``, its generation key then its applied key.
+# ARGV: for each step, its mode, the database version ('' for none) and the lowest generation
+# the process accepts. A generation moves to max(current + 1, this server's clock in
+# microseconds, floor + 1): a counter that went back jumps past every value it gave out.
+_ADVANCE = Script(
+    None,
+    b"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local gen_key, applied_key = KEYS[2 * i - 1], KEYS[2 * i]
+  local mode, version, floor = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local recorded = redis.pcall('GET', applied_key)
+  recorded = (type(recorded) == 'string' and tonumber(recorded)) or 0
+  local result = nil
+  if mode == 'sync' then
+    local wanted = version or 0
+    if recorded == wanted then result = 0 elseif recorded > wanted then result = -1 end
+  end
+  if result == nil then
+    local current = redis.pcall('GET', gen_key)
+    current = (type(current) == 'string' and tonumber(current)) or 0
+    local new = math.max(current + 1, now, floor + 1)
+    redis.call('SET', gen_key, string.format('%.0f', new))
+    if version and not (mode == 'write' and recorded > version) then
+      redis.call('SET', applied_key, string.format('%.0f', version))
+    end
+    result = new
+  end
+  out[i] = result
+end
+return out
+""",
+)
+
 #: Fields of ``INFO`` the console shows.
 INFO_FIELDS = (
     "redis_version",
@@ -111,6 +150,25 @@ class InventoryRedisClient(DefaultClient):
     def redis(self) -> Any:
         """The connection to the primary: everything read-your-writes depends on is read there."""
         return self.get_client(write=True)
+
+    def connect(self, index: int = 0) -> Any:
+        """django-redis's connection, with the primary's new connections fenced: each asks who
+        the server is, so a failover or a restart is noticed before anything is read from it
+        (``fence``)."""
+        client = super().connect(index)
+        state = getattr(self._backend, "state", None)
+        if index == 0 and state is not None:
+            fence(client.connection_pool).watch(state)
+        return client
+
+    def identity(self) -> tuple[str, str]:
+        """Who the primary is: its ``run_id`` (new at each start) and ``master_replid`` (new when
+        a replica is promoted, or a primary restarts)."""
+        pipe = self.redis().pipeline(transaction=False)
+        pipe.info("server")
+        pipe.info("replication")
+        server, replication = pipe.execute()
+        return str(server.get("run_id", "")), str(replication.get("master_replid", ""))
 
     # A value this service cannot read is a missing one -----------------------------------------
 
@@ -169,6 +227,22 @@ class InventoryRedisClient(DefaultClient):
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return value
+
+    def advance(self, steps: Sequence[Any]) -> list[int]:
+        """``generations.advance``, atomically on the primary (one script)."""
+        keys: list[str] = []
+        args: list[Any] = []
+        for step in steps:
+            keys += [
+                self.make_key(generation_key(step.namespace)),
+                self.make_key(applied_key(step.namespace)),
+            ]
+            args += [step.mode, "" if step.version is None else step.version, step.floor]
+        client = self.redis()
+        try:
+            return [int(value) for value in _ADVANCE(keys=keys, args=args, client=client)]
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
 
     def read(
         self,
@@ -307,6 +381,84 @@ class InventoryRedisClient(DefaultClient):
 _UNREADABLE = object()
 
 
+class Fence:
+    """Installed on the primary's connection pool: every new connection asks the server who it
+    is (``INFO``) before it is used. When the answer changed since a process last asked — a
+    failover behind a managed endpoint, a replica promoted, a restart, maybe from an older
+    snapshot — the server may hold older generations than the ones this process served under,
+    so the connection refuses the call it was made for (which falls back to the database, as in
+    an outage) and the process re-seeds every generation and applies the database's versions
+    before it reads from the cache again (``sync``). The states are held weakly: a cache made
+    again (tests, settings changes) lets go of its old one."""
+
+    def __init__(self) -> None:
+        self.states: weakref.WeakSet[CacheState] = weakref.WeakSet()
+        #: The server's identity as the pool's last new connection saw it.
+        self.identity: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def watch(self, state: CacheState) -> None:
+        with self._lock:
+            # A cache made again (settings changed) reuses the pool's open connections: it
+            # knows the server the pool knows.
+            if state.identity is None:
+                state.identity = self.identity
+            self.states.add(state)
+
+    def __call__(self, connection: Any) -> None:
+        connection.on_connect()
+        try:
+            identity = _identity_over(connection)
+        except redis_errors.ResponseError:
+            return  # INFO refused (renamed away on some managed servers): nothing to compare
+        with self._lock:
+            self.identity = identity
+            changed = [state for state in self.states if noticed(state, identity)]
+        if changed:
+            raise redis_errors.ConnectionError(
+                "the Redis server changed (a failover or a restart): re-seeding the generations"
+            )
+
+
+def noticed(state: CacheState, identity: tuple[str, str]) -> bool:
+    """Record ``identity`` as the server's; True when it differs from the one known before, in
+    which case the process re-seeds its generations before reading again."""
+    known, state.identity = state.identity, identity
+    if known is None or known == identity:
+        return False
+    logger.warning(
+        "the Redis server is not the one this process knew (run_id %s, replication id %s): "
+        "re-seeding every generation",
+        identity[0][:8],
+        identity[1][:8],
+    )
+    state.reseed = True
+    if state.guard is not None:
+        state.guard.needs_replay = True
+    return True
+
+
+def _identity_over(connection: Any) -> tuple[str, str]:
+    connection.send_command("INFO", "server")
+    server = parse_info(connection.read_response())
+    connection.send_command("INFO", "replication")
+    replication = parse_info(connection.read_response())
+    return str(server.get("run_id", "")), str(replication.get("master_replid", ""))
+
+
+def fence(pool: Any) -> Fence:
+    """The pool's fence, installed on its first use."""
+    with _fences_lock:
+        installed = pool.connection_kwargs.get("redis_connect_func")
+        if isinstance(installed, Fence):
+            return installed
+        made = pool.connection_kwargs["redis_connect_func"] = Fence()
+        return made
+
+
+_fences_lock = threading.Lock()
+
+
 def _wrong_type(exc: BaseException | None) -> bool:
     return isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("WRONGTYPE")
 
@@ -385,7 +537,6 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     stats_scope = "fleet"
     #: Seconds between two flushes of this process's counters.
     flush_interval = 1.0
-    durable_invalidation = True
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         options = dict(params.get("OPTIONS", {}))
@@ -404,7 +555,7 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         self.state.guard.probe = self._ping
 
     def _new_state(self) -> CacheState:
-        from .outbox import replay_all
+        from .sync import sync
 
         return CacheState(
             copies=HotEntries(getattr(settings, "CACHE_HOT_BYTES", 0), self.default_timeout),
@@ -413,7 +564,7 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
                 trips=is_unreachable,
                 is_outage=is_outage,
                 probe=self._ping,
-                replay=replay_all,
+                replay=sync,
             ),
             last_flush=time.monotonic(),
         )
@@ -427,6 +578,18 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def _call_backend(self, fn: Callable[[], Any]) -> Any:
         return self.guard.run(fn)
+
+    def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
+        return self.client.advance(steps)
+
+    def server_changed(self) -> bool:
+        """Ask the primary who it is (the sweep does, in every process); True when it is not
+        the server this process knew, which then re-seeds its generations (``sync``)."""
+        try:
+            identity = self._call_backend(self.client.identity)
+        except CacheUnavailable:
+            return False
+        return noticed(self.state, identity)
 
     def invalidation_missed(self) -> None:
         """An invalidation could not reach the cache: read nothing from it until replayed."""

@@ -47,7 +47,7 @@ from rest_framework.response import Response
 from . import tokens
 from .api import backend, default_timeout, jittered
 from .backends import InstrumentedCacheMixin
-from .generations import get_generation
+from .generations import get_generation, went_back
 from .keys import AUTH_NAMESPACE, PURGE_NAMESPACE, generation_key, lock_key, response_key
 from .rates import RateCheck, Verdict
 
@@ -63,6 +63,7 @@ _COPY_OVERHEAD = 1024
 _MAX_NEGOTIATIONS = 4096
 _negotiations: dict[tuple, tuple[type, str] | None] = {}
 _headers_by_route: dict[tuple, tuple[tuple[str, str], ...]] = {}
+_generation_names: dict[str, dict[str, str]] = {}
 
 
 def _counted(checks: Sequence[RateCheck | None] | None) -> list[RateCheck]:
@@ -193,6 +194,12 @@ class CachedResponseMixin:
             rates=_counted(checks),
             rates_if=(_AUTH_GENERATION, seen[0]) if seen is not None else None,
         )
+        if went_back(values, self._generation_names()):
+            # The cache went back in time (a failover, a restore): DRF's path reads the
+            # generations again, which replaces them, before anything is served.
+            if verdicts is not None:
+                self._settle_throttles(throttles, checks, verdicts)
+            return None
         auth_generation = values.get(_AUTH_GENERATION)
         user = None
         if seen is not None and seen[0] == auth_generation:
@@ -260,6 +267,17 @@ class CachedResponseMixin:
             size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
             copies.put(signature, (key, entry), epoch, size + sum(len(part) for part in entry))
         return self._early_response(drf_request, entry)
+
+    def _generation_names(self) -> dict[str, str]:
+        """The generation keys a warm read reads, and their namespaces."""
+        names = _generation_names.get(self.cache_namespace)
+        if names is None:
+            names = _generation_names[self.cache_namespace] = {
+                _AUTH_GENERATION: AUTH_NAMESPACE,
+                generation_key(self.cache_namespace): self.cache_namespace,
+                _PURGE_GENERATION: PURGE_NAMESPACE,
+            }
+        return names
 
     def _negotiated(self, request: HttpRequest) -> tuple[type, str] | None:
         """The renderer and media type DRF's content negotiation picks for ``request``, when its

@@ -19,7 +19,7 @@ from .stats import StatsRecorder
 from .tokens import TokenMemo
 
 
-@dataclass
+@dataclass(eq=False)
 class CacheState:
     recorder: StatsRecorder = field(default_factory=StatsRecorder)
     tokens: TokenMemo = field(default_factory=TokenMemo)
@@ -32,6 +32,12 @@ class CacheState:
     #: When this process last published its counters (Redis).
     last_flush: float = 0.0
     flush_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Makes each step of ``generations.advance`` atomic where the process owns the cache.
+    generation_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Redis: who the server was when this process last looked (``run_id``, ``master_replid``),
+    #: and whether it has changed since every generation was last re-seeded (``sync``).
+    identity: tuple[str, str] | None = None
+    reseed: bool = False
 
 
 _states: dict[tuple[str, str, str], CacheState] = {}

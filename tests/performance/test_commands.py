@@ -40,7 +40,19 @@ def inventory(db):
 
 
 @pytest.fixture
-def filled(cache_backend, reader_client, inventory) -> dict[str, list[str]]:
+def filled(redis_cache, reader_client, inventory) -> dict[str, list[str]]:
+    """Entries in a cache the commands share with the servers (Redis): there they act."""
+    return fill(reader_client)
+
+
+@pytest.fixture
+def filled_locally(locmem_cache, reader_client, inventory) -> dict[str, list[str]]:
+    """Entries in this process's local memory, standing for the server's: a command's process
+    has a local-memory cache of its own, which is not the server's."""
+    return fill(reader_client)
+
+
+def fill(reader_client) -> dict[str, list[str]]:
     for path in (LIST, f"{LIST}?ordering=-hostname", LOCATIONS):
         assert get(reader_client, path).headers["X-Cache"] == "MISS"
     keys = {"workstations": entries("workstations"), "locations": entries("locations")}
@@ -57,7 +69,7 @@ def no_tty(monkeypatch):
 # cache_stats ---------------------------------------------------------------------------------
 
 
-def test_cache_stats_prints_namespaces_and_scope(filled, cache_backend, reader_client):
+def test_cache_stats_prints_namespaces_and_scope(filled, reader_client):
     get(reader_client, LIST)  # a hit
 
     out, _ = run("cache_stats")
@@ -65,10 +77,7 @@ def test_cache_stats_prints_namespaces_and_scope(filled, cache_backend, reader_c
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert lines["workstations"][1:3] == ["1", "2"]  # hits, misses
     assert lines["locations"][1:3] == ["0", "1"]
-    if cache_backend.stats_scope == "fleet":
-        assert "fleet-wide" in out
-    else:
-        assert "this process only" in out
+    assert "fleet-wide" in out
 
 
 def test_cache_stats_json_is_parseable(filled):
@@ -78,7 +87,7 @@ def test_cache_stats_json_is_parseable(filled):
     assert {"workstations", "locations"} <= set(stats["namespaces"])
     assert stats["namespaces"]["workstations"]["misses"] == 2
     assert stats["namespaces"]["workstations"]["keys"] == 2
-    assert stats["scope"] in {"process", "fleet"}
+    assert stats["scope"] == "fleet"
 
 
 # cache_clear ---------------------------------------------------------------------------------
@@ -222,7 +231,7 @@ def test_manage_py_exits_non_zero_on_a_bad_pattern(tmp_path):
 
 
 def test_cache_warm_fills_entries_for_each_host_and_audits(
-    cache_backend, settings, inventory, reader_client
+    redis_cache, settings, inventory, reader_client
 ):
     hosts = ["inventory.example.com", "localhost:8000"]
     settings.CACHE_WARM_HOSTS = hosts
@@ -247,3 +256,62 @@ def test_cache_warm_fills_entries_for_each_host_and_audits(
         None,
         10,
     )
+
+
+# The embedded shape: the cache lives in the server's memory ---------------------------------
+
+EMBEDDED_ACTIONS = [
+    (["cache_clear", "--yes"], "clear the cache"),
+    (["cache_warm"], "warm the cache"),
+    (["cache_stats"], "read the server's cache statistics"),
+    (["cache_invalidate", "workstations:*"], "invalidate by pattern"),
+    (["cache_invalidate", "workstations:*", "--dry-run"], "invalidate by pattern"),
+    (["cache_replay"], "apply changes to the cache"),
+]
+
+
+@pytest.mark.parametrize(("args", "what"), EMBEDDED_ACTIONS, ids=lambda v: " ".join(v))
+def test_with_the_cache_in_the_servers_memory_a_command_refuses_and_says_where(
+    filled_locally, args, what
+):
+    """A command's process has a local-memory cache of its own: acting on it and printing
+    success would change nothing on the server, so the command refuses, says where to act,
+    and records nothing."""
+    generation = perf_cache.get_generation("workstations")
+
+    with pytest.raises(CommandError) as refused:
+        run(*args)
+
+    assert f"Cannot {what}" in str(refused.value)
+    assert "/admin/performance/cache/" in str(refused.value)
+    assert "/api/performance/" in str(refused.value)
+    assert entries("workstations") == filled_locally["workstations"]
+    assert perf_cache.get_generation("workstations") == generation
+    assert not CacheAction.objects.exists()
+
+
+def test_with_the_cache_in_the_servers_memory_a_namespace_invalidation_goes_through_the_database(
+    locmem_cache, inventory, reader_client
+):
+    """The database is shared with the server: the invalidation is counted there, and the
+    server's sweep applies it like any other change."""
+    assert perf_cache.sync.sync()  # the server has applied every change made so far
+    fill(reader_client)
+    before = perf_cache.changes.versions(["workstations"])["workstations"]
+
+    out, _ = run("cache_invalidate", "--namespace", "workstations")
+
+    assert "Recorded the invalidation of namespace 'workstations' in the database" in out
+    assert perf_cache.changes.versions(["workstations"])["workstations"] == before + 1
+    action = CacheAction.objects.get()
+    assert (action.kind, action.target, action.succeeded) == (
+        "invalidate_namespace",
+        "workstations",
+        True,
+    )
+    assert "Recorded in the database" in action.message
+    # Nothing is served differently until the server's sweep runs, which then applies it.
+    assert get(reader_client, LIST).headers["X-Cache"] == "HIT"
+    assert perf_cache.sync.sync()
+    assert get(reader_client, LIST).headers["X-Cache"] == "MISS"
+    assert get(reader_client, LOCATIONS).headers["X-Cache"] == "HIT"

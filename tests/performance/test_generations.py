@@ -45,15 +45,54 @@ def test_a_missing_generation_is_seeded_from_the_clock(cache_backend, clock):
 
 def test_bump_moves_the_generation_forward(cache_backend, clock):
     first = perf_cache.get_generation("things")
-    assert perf_cache.bump_generation("things") == first + 1
-    assert perf_cache.bump_generation("things") == first + 2
-    assert perf_cache.get_generation("things") == first + 2
+    second = perf_cache.bump_generation("things")
+    third = perf_cache.bump_generation("things")
+    assert first < second < third
+    assert perf_cache.get_generation("things") == third
     assert perf_cache.get_generation("other") == first  # namespaces are independent
 
 
 def test_bumping_a_missing_generation_seeds_it_past_the_clock(cache_backend, clock):
-    assert perf_cache.bump_generation("things") == int(T0 * 1_000_000)
-    assert perf_cache.get_generation("things") == int(T0 * 1_000_000)
+    bumped = perf_cache.bump_generation("things")
+    assert bumped >= int(T0 * 1_000_000)
+    assert perf_cache.get_generation("things") == bumped
+
+
+def server_clock_us(cache_backend) -> int:
+    """The clock a bump reads: the Redis server's, or this process's (locmem)."""
+    if cache_backend.process_local:
+        return int(generations.clock() * 1_000_000)
+    seconds, micros = cache_backend.client.redis().time()
+    return seconds * 1_000_000 + micros
+
+
+def test_a_counter_that_went_back_jumps_past_every_value_it_gave_out(cache_backend, clock):
+    """A failover to a replica that missed writes, or a restore from an older snapshot, leaves
+    an older counter behind: the next bump is at least the clock, never the old value + 1
+    (which the lost counter had already handed out)."""
+    handed_out = [perf_cache.bump_generation("things") for _ in range(3)]
+    cache_backend.set(generations.generation_key("things"), handed_out[0], timeout=None)
+    generations._highest.clear()  # another process, which never saw the lost values
+    clock.now += 0.001  # the failover took its time
+
+    before = server_clock_us(cache_backend)
+    bumped = perf_cache.bump_generation("things")
+
+    assert bumped >= before
+    assert bumped > max(handed_out)
+
+
+def test_a_generation_read_below_what_this_process_saw_is_replaced(cache_backend, clock, caplog):
+    """The same, seen by a process that had read the newer value: it replaces the generation
+    before serving anything under it."""
+    newest = perf_cache.bump_generation("things")
+    cache_backend.set(generations.generation_key("things"), newest - 5, timeout=None)
+
+    current = perf_cache.get_generation("things")
+
+    assert current > newest
+    assert perf_cache.get_generation("things") == current
+    assert "went back" in caplog.text
 
 
 @pytest.mark.parametrize("lose_it", ["delete", "clear"])

@@ -145,7 +145,7 @@ def test_a_reader_that_raced_a_write_never_stores_under_the_live_generation(
     racing = get(api)
     assert racing.headers["X-Cache"] == "MISS"
     assert racing.json()["results"][0]["notes"] == "original"  # it read before the write
-    assert perf_cache.get_generation("workstations") == raced[0] + 1
+    assert perf_cache.get_generation("workstations") > raced[0]
 
     after = get(api)
     assert after.headers["X-Cache"] == "MISS"
@@ -165,7 +165,7 @@ def test_a_write_bumps_the_generation_and_deletes_nothing(cache_backend, api, wo
 
     services.workstation_update(workstation=workstation, data={"notes": "changed"})
 
-    assert perf_cache.get_generation("workstations") == generation + 1
+    assert perf_cache.get_generation("workstations") > generation
     assert perf_cache.stats()["namespaces"]["workstations"]["keys"] == keys_before == 4
     assert namespace_stats("workstations")["deletes"] == 0
     assert fresh(api, LIST).json()["results"][0]["notes"] == "changed"

@@ -23,6 +23,7 @@ class Command(CacheCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.refuse_without_the_servers_cache("clear the cache")
         if not options["yes"]:
             if not options["interactive"] or not self.stdin_isatty():
                 raise CommandError("Refusing to clear without confirmation: pass --yes.")

@@ -30,6 +30,20 @@ class Command(CacheCommand):
             if namespace is not None:
                 if options["dry_run"]:
                     raise CommandError("--dry-run applies to patterns only.")
+                if getattr(cache.backend(), "process_local", False):
+                    # The server's cache is out of reach, but the database is not: the change
+                    # is counted there, and every server process applies it with its sweep.
+                    services.cache_invalidate_namespace_through_database(
+                        actor=self.actor(), namespace=namespace
+                    )
+                    self.stdout.write(
+                        self.style.SUCCESS(
+                            f"Recorded the invalidation of namespace {namespace!r} in the "
+                            "database: every server process applies it within "
+                            f"{services.sweep_bound():g} s."
+                        )
+                    )
+                    return
                 generation = services.cache_invalidate_namespace(
                     actor=self.actor(), namespace=namespace
                 )
@@ -41,6 +55,8 @@ class Command(CacheCommand):
                     )
                 )
                 return
+            cache.validate_pattern(pattern)  # bad input is said first, wherever the cache is
+            self.refuse_without_the_servers_cache("invalidate by pattern")
             count = services.cache_invalidate_pattern(
                 actor=self.actor(), pattern=pattern, dry_run=options["dry_run"]
             )

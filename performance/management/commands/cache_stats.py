@@ -21,6 +21,7 @@ class Command(CacheCommand):
         parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.refuse_without_the_servers_cache("read the server's cache statistics")
         stats = cache.stats()
         if options["json"]:
             self.stdout.write(json.dumps(stats, indent=2, default=str))

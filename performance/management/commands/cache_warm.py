@@ -11,6 +11,7 @@ class Command(CacheCommand):
     help = "Fill the cache with the most requested responses (first list pages, summary)."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.refuse_without_the_servers_cache("warm the cache")
         filled = services.cache_warm(actor=self.actor())
         for namespace, count in sorted(filled.items()):
             if options["verbosity"] >= 1:

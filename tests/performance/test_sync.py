@@ -1,9 +1,10 @@
-"""Durable invalidations (``performance.cache.outbox``): no invalidation missed in an outage
-survives it.
+"""No invalidation missed in an outage survives it (``performance.cache.sync``): the database
+counts every change (``changes``), and what the cache has not taken in is applied by the sweep,
+by a process before it reads again, or by ``cache_replay``.
 
 In-process, with the Django test client, against a private ``redis-server`` (the ones that pause
-it) or none at all (locmem). The writes commit for real (``transactional_db``): the outbox rows
-and their replay live in the database.
+it) or none at all (locmem). The writes commit for real (``transactional_db``): the versions
+live in the database.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from performance.cache import outbox, state
+from performance.cache import state, sync
 from performance.cache.generations import generation_key
-from performance.models import PendingInvalidation
 from tests.conftest import require_service
 from tests.factories import WorkstationFactory
 from workstations import services
@@ -38,7 +38,7 @@ RESET_TIMEOUT = 0.3
 def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     if not REDIS_SERVER:
         require_service("redis-server", "the binary is not on PATH")
-    server = RedisServer(Path(tmp_path_factory.mktemp("outbox-redis")))
+    server = RedisServer(Path(tmp_path_factory.mktemp("sync-redis")))
     try:
         yield server
     finally:
@@ -48,7 +48,7 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
 @pytest.fixture
 def redis_cache(settings, private_redis: RedisServer) -> Iterator[RedisServer]:
     """The production configuration on the private server, with a fresh breaker."""
-    prefix = unique("wsinv-outbox")
+    prefix = unique("wsinv-sync")
     settings.CACHES = {
         "default": {
             "BACKEND": REDIS,
@@ -95,6 +95,15 @@ def _guard() -> Any:
     return backend().guard
 
 
+def _behind() -> set[str]:
+    return set(sync.behind())
+
+
+def _missed_bump(versions: dict) -> dict:
+    """A bump that could not reach the cache."""
+    return dict.fromkeys(versions)
+
+
 def _replay_command() -> str:
     out = StringIO()
     call_command("cache_replay", stdout=out)
@@ -110,20 +119,17 @@ def test_a_bump_that_misses_the_cache_is_replayed(
     assert _list(client) == ("HIT", ["old"])
 
     with monkeypatch.context() as patch:
-        patch.setattr(outbox, "bump_generation", lambda namespace: None)  # unreachable
+        patch.setattr(sync, "bump_generations", _missed_bump)  # unreachable
         _patch(client, workstation.pk, "new")
-    assert set(PendingInvalidation.objects.values_list("namespace", flat=True)) == {
-        "workstations",
-        "locations",
-    }
     # This process knows it missed the bump and reads nothing from the cache until replayed;
     # another process does not know: the old list is what it finds under the live generation.
     assert _guard().needs_replay
     _guard().needs_replay = False
+    assert {"workstations", "locations"} <= _behind()
     assert _list(client) == ("HIT", ["old"])
 
-    assert "Replayed 2 pending invalidation(s); 0 left." in _replay_command()
-    assert PendingInvalidation.objects.count() == 0
+    assert "Namespaces that were behind: locations, workstations." in _replay_command()
+    assert _behind() == set()
     assert _list(client) == ("MISS", ["new"])
 
 
@@ -134,11 +140,11 @@ def test_the_process_that_missed_a_bump_replays_before_reading(
     workstation = WorkstationFactory(notes="old")
     _list(client)
     with monkeypatch.context() as patch:
-        patch.setattr(outbox, "bump_generation", lambda namespace: None)
+        patch.setattr(sync, "bump_generations", _missed_bump)
         _patch(client, workstation.pk, "new")
-    assert PendingInvalidation.objects.exists()
+    assert _guard().needs_replay
     assert _list(client) == ("MISS", ["new"])
-    assert not PendingInvalidation.objects.exists()
+    assert _behind() == set()
     assert not _guard().needs_replay
 
 
@@ -150,15 +156,15 @@ def test_a_worker_killed_between_commit_and_bump_is_swept(
     _list(client)
     with monkeypatch.context() as patch:
         # As if the process died once the write had committed, before its on_commit bump.
-        patch.setattr(outbox, "_apply", lambda ids_by_namespace: (0, 0))
+        patch.setattr(sync, "after_commit", lambda names: {})
         _patch(client, workstation.pk, "new")
-    assert PendingInvalidation.objects.count() == 2
+    assert {"workstations", "locations"} <= _behind()
     assert _list(client) == ("HIT", ["old"])  # the stale entry the sweeper must remove
 
-    sweeper = outbox.Sweeper(interval=0.05)
+    sweeper = sync.Sweeper(interval=0.05)
     sweeper.start()
     try:
-        assert wait_for(lambda: not PendingInvalidation.objects.exists(), timeout=5)
+        assert wait_for(lambda: not _behind(), timeout=5)
     finally:
         sweeper.stop()
         sweeper.join(timeout=5)
@@ -182,9 +188,9 @@ def test_an_opened_breaker_reads_nothing_until_the_missed_bumps_are_replayed(
         # Reads time out, then the breaker opens; every answer comes from the database.
         assert wait_for(lambda: _list(client) == ("MISS", ["old"]) and not _guard().closed, 10)
         assert _guard().needs_replay
-        # Written while the breaker is open: the bump fails at once, the row stays.
+        # Written while the breaker is open: the bump fails at once; the database has counted
+        # the change, which the cache has not taken in.
         _patch(client, workstation.pk, "new")
-        assert PendingInvalidation.objects.count() == 2
     finally:
         redis_cache.resume()
 
@@ -194,11 +200,10 @@ def test_an_opened_breaker_reads_nothing_until_the_missed_bumps_are_replayed(
     assert wait_for(lambda: seen.append(_list(client)) or seen[-1] == ("HIT", ["new"]), 10), (
         seen[-3:],
         _guard().state(),
-        PendingInvalidation.objects.count(),
     )
     assert all(notes == ["new"] for _, notes in seen), seen
     assert ("MISS", ["new"]) in seen  # the first answer from the cache was recomputed
-    assert not PendingInvalidation.objects.exists()
+    assert _behind() == set()
     assert not _guard().needs_replay
     raw.close()
 
@@ -209,15 +214,24 @@ def _prefix() -> str:
     return backend().key_prefix
 
 
-def test_a_write_with_locmem_leaves_no_outbox_row_and_runs_no_outbox_query(
-    settings, transactional_db
+@pytest.mark.parametrize("kind", ["locmem", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_write_costs_one_query_for_its_versions_and_leaves_nothing_behind(
+    kind, request, settings, transactional_db
 ) -> None:
-    settings.CACHES = locmem_config()
+    """The database counts the change itself (triggers); after commit, one query reads the
+    versions the bump records — and the cache then has nothing left to take in."""
+    if kind == "redis":
+        request.getfixturevalue("redis_cache")
+    else:
+        settings.CACHES = locmem_config()
     workstation = WorkstationFactory(notes="old")
+    assert sync.sync()
     with CaptureQueriesContext(connection) as queries:
         services.workstation_update(workstation=workstation, data={"notes": "new"})
-    assert not PendingInvalidation.objects.exists()
-    assert not [q for q in queries.captured_queries if "pendinginvalidation" in q["sql"].lower()]
+    versions = [q for q in queries.captured_queries if "namespaceversion" in q["sql"].lower()]
+    assert len(versions) == 1
+    assert versions[0]["sql"].lstrip().upper().startswith("SELECT")
+    assert _behind() == set()
 
 
 def test_redis_errors_that_mean_an_outage_are_outages() -> None:
@@ -320,4 +334,49 @@ def test_a_generation_overwritten_by_hand_heals_and_no_write_fails_for_it(
     _patch(client, workstation.pk, "new")  # answers 200: the write has committed
     assert _list(client) == ("MISS", ["new"])
     assert _list(client) == ("HIT", ["new"])
-    assert not PendingInvalidation.objects.exists()
+
+
+# A Redis that goes back in time ------------------------------------------------------------
+
+
+def _snapshot(server: RedisServer) -> dict[bytes, tuple[bytes, int]]:
+    """Every key as Redis would restore it from a snapshot taken now."""
+    with server.client() as raw:
+        return {key: (raw.dump(key), raw.pttl(key)) for key in raw.scan_iter(count=1000)}
+
+
+def _restore(server: RedisServer, keys: dict[bytes, tuple[bytes, int]]) -> None:
+    with server.client() as raw:
+        for key, (dumped, ttl) in keys.items():
+            raw.restore(key, max(ttl, 0), dumped, replace=True)
+
+
+@pytest.mark.redis
+def test_a_redis_restarted_from_an_older_snapshot_serves_nothing_older_than_the_last_write(
+    redis_cache: RedisServer, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server comes back holding an older generation, with the entry stored under it: a
+    process that never saw the newer generation (another worker) must not serve that entry.
+    Its next connection asks who the server is, sees a new one, refuses that call (the database
+    answers) and re-seeds every generation before it reads from the cache again."""
+    from performance.cache import generations
+
+    workstation = WorkstationFactory(notes="old")
+    assert _list(client) == ("MISS", ["old"])
+    assert _list(client) == ("HIT", ["old"])
+    older = _snapshot(redis_cache)
+
+    _patch(client, workstation.pk, "new")
+    assert _list(client) == ("MISS", ["new"])
+
+    redis_cache.kill()
+    redis_cache.restart()
+    _restore(redis_cache, older)
+    # Another worker: it never read the generation the write made.
+    monkeypatch.setattr(generations, "_highest", {})
+
+    served = [_list(client) for _ in range(3)]
+
+    assert [notes for _, notes in served] == [["new"]] * 3, served
+    assert served[-1][0] == "HIT"  # and the cache serves again, under a new generation
+    assert not _guard().needs_replay

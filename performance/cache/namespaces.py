@@ -1,0 +1,61 @@
+"""The namespaces of cached entries: what each holds, how to warm it, which tables it shows.
+
+Each part of the service registers its namespaces (``register_namespace``, from its app's
+``ready``); the cache layer knows nothing else of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import Model
+
+from . import changes
+
+
+class UnknownNamespace(ValueError):
+    """A namespace no part of the service registered."""
+
+
+@dataclass
+class Namespace:
+    name: str
+    description: str = ""
+    warmers: list[Callable[[], int]] = field(default_factory=list)
+
+
+_registry: dict[str, Namespace] = {}
+
+
+def register_namespace(
+    name: str,
+    *,
+    description: str = "",
+    warmer: Callable[[], int] | None = None,
+    tables: Iterable[type[Model]] = (),
+) -> None:
+    """Declare a namespace of cached entries: optionally how to warm it, and the models whose
+    tables its responses show — any committed change to them, by any path, invalidates it
+    (``changes``: counted by database triggers, applied by ``sync``)."""
+    if not name or ":" in name or name.startswith("_"):
+        raise ValueError(f"Invalid namespace name {name!r}.")
+    changes.watch(name, tables)
+    entry = _registry.setdefault(name, Namespace(name, description))
+    if description:
+        entry.description = description
+    if warmer is not None and warmer not in entry.warmers:
+        entry.warmers.append(warmer)
+
+
+def namespaces() -> dict[str, str]:
+    """Registered namespaces and what they hold."""
+    return {name: ns.description for name, ns in sorted(_registry.items())}
+
+
+def validate_namespace(namespace: str) -> str:
+    namespace = (namespace or "").strip()
+    if namespace not in _registry:
+        known = ", ".join(sorted(_registry)) or "none"
+        raise UnknownNamespace(f"Unknown namespace {namespace!r}; known namespaces: {known}.")
+    return namespace
