@@ -65,25 +65,33 @@ class Step(NamedTuple):
     floor: int = 0
 
 
-# The highest generation this process has seen, per namespace: a seed or a bump never goes
-# below it, and a generation read below it means the cache went back in time.
-_highest: dict[str, int] = {}
+# The highest generation this process has seen of each namespace, per cache (``state``): a
+# seed or a bump never goes below it, and a generation read below it means the cache went back
+# in time. A cache of Django's own (no state) shares one.
+_highest_of_plain_caches: dict[str, int] = {}
 _highest_lock = threading.Lock()
 
 
-def _seen(namespace: str, value: int) -> int:
+def highest(cache: Any) -> dict[str, int]:
+    """The highest generation this process has seen of each namespace of ``cache``."""
+    state = getattr(cache, "state", None)
+    return state.highest if state is not None else _highest_of_plain_caches
+
+
+def _seen(cache: Any, namespace: str, value: int) -> int:
+    marks = highest(cache)
     with _highest_lock:
-        if value > _highest.get(namespace, 0):
-            _highest[namespace] = value
+        if value > marks.get(namespace, 0):
+            marks[namespace] = value
     return value
 
 
-def went_back(read: Mapping[str, Any], names: Mapping[str, str]) -> bool:
+def went_back(read: Mapping[str, Any], names: Mapping[str, str], marks: dict[str, int]) -> bool:
     """Whether any generation just read (``read``: key -> value; ``names``: key -> namespace) is
-    below the highest this process has seen; the others are noted as seen. The read path's
-    check, made on every request: dictionary lookups, no lock (a lost update only lowers the
-    mark, which is the safe direction)."""
-    highest = _highest
+    below the highest this process has seen (``marks``, from ``highest``); the others are noted
+    as seen. The read path's check, made on every request: dictionary lookups, no lock (a lost
+    update only lowers the mark, which is the safe direction)."""
+    highest = marks
     for key, namespace in names.items():
         value = read.get(key)
         if type(value) is not int:
@@ -100,14 +108,14 @@ def now_us() -> int:
     return int(clock() * 1_000_000)
 
 
-def _seed(namespace: str = "") -> int:
+def _seed(cache: Any, namespace: str) -> int:
     with _highest_lock:
-        return max(now_us(), _highest.get(namespace, 0) + 1)
+        return max(now_us(), highest(cache).get(namespace, 0) + 1)
 
 
-def floor(namespace: str) -> int:
-    """The lowest generation this process may accept for ``namespace`` (0: none seen yet)."""
-    return _highest.get(namespace, 0)
+def floor(cache: Any, namespace: str) -> int:
+    """The highest generation this process has seen of ``namespace`` (0: none yet)."""
+    return highest(cache).get(namespace, 0)
 
 
 def get_generation(namespace: str, *, alias: str = "default") -> int:
@@ -124,28 +132,28 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
         logger.warning("the generation of %r is not a number: starting a new one", namespace)
         cache.delete(key)
         value = None
-    if value is not None and value < floor(namespace):
+    if value is not None and value < floor(cache, namespace):
         logger.warning(
             "the cache's generation of %r went back (%d, this process has seen %d): a failover "
             "or a restore; starting a new one",
             namespace,
             value,
-            floor(namespace),
+            floor(cache, namespace),
         )
         bumped = bump_generation(namespace, alias=alias)
-        return bumped if bumped is not None else _seed(namespace)
+        return bumped if bumped is not None else _seed(cache, namespace)
     if value is None:
-        added = cache.add(key, _seed(namespace), timeout=None)
+        added = cache.add(key, _seed(cache, namespace), timeout=None)
         if not added and cache.get(key) is None and cache.has_key(key):
             # The key is there but cannot be read (something else wrote it): start again. (An
             # unreachable or refusing cache answers neither: nothing more is asked of it.)
             logger.warning("the generation of %r cannot be read: starting a new one", namespace)
             cache.delete(key)
-            cache.add(key, _seed(namespace), timeout=None)
+            cache.add(key, _seed(cache, namespace), timeout=None)
         value = cache.get(key)
         if value is None:
-            return _seed(namespace)
-    return _seen(namespace, int(value))
+            return _seed(cache, namespace)
+    return _seen(cache, namespace, int(value))
 
 
 def advance(steps: Sequence[Step], *, alias: str = "default") -> list[int] | None:
@@ -158,14 +166,14 @@ def advance(steps: Sequence[Step], *, alias: str = "default") -> list[int] | Non
     could not be reached (nothing is known to have changed).
     """
     cache = caches[alias]
-    steps = [step._replace(floor=max(step.floor, floor(step.namespace))) for step in steps]
+    steps = [step._replace(floor=max(step.floor, floor(cache, step.namespace))) for step in steps]
     move = getattr(cache, "advance_generations", None)
     results = _advance_plainly(cache, steps) if move is None else move(steps, now_us())
     if results is None:
         return None
     for step, result in zip(steps, results, strict=True):
         if result > 0:
-            _seen(step.namespace, result)
+            _seen(cache, step.namespace, result)
     return results
 
 

@@ -194,7 +194,7 @@ class CachedResponseMixin:
             rates=_counted(checks),
             rates_if=(_AUTH_GENERATION, seen[0]) if seen is not None else None,
         )
-        if went_back(values, self._generation_names()):
+        if went_back(values, self._generation_names(), cache.state.highest):
             # The cache went back in time (a failover, a restore): DRF's path reads the
             # generations again, which replaces them, before anything is served.
             if verdicts is not None:

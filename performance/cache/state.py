@@ -38,6 +38,8 @@ class CacheState:
     #: and whether it has changed since every generation was last re-seeded (``sync``).
     identity: tuple[str, str] | None = None
     reseed: bool = False
+    #: The highest generation this process has seen of each namespace (``generations``).
+    highest: dict[str, int] = field(default_factory=dict)
 
 
 _states: dict[tuple[str, str, str], CacheState] = {}

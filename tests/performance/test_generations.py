@@ -22,8 +22,8 @@ def clock(monkeypatch):
         now = T0
 
     monkeypatch.setattr(generations, "clock", lambda: Clock.now)
-    # A fresh process: nothing seen yet.
-    monkeypatch.setattr(generations, "_highest", {})
+    # A fresh process: nothing seen yet (the backend fixtures make the cache's state anew).
+    monkeypatch.setattr(generations, "_highest_of_plain_caches", {})
     return Clock
 
 
@@ -72,7 +72,7 @@ def test_a_counter_that_went_back_jumps_past_every_value_it_gave_out(cache_backe
     (which the lost counter had already handed out)."""
     handed_out = [perf_cache.bump_generation("things") for _ in range(3)]
     cache_backend.set(generations.generation_key("things"), handed_out[0], timeout=None)
-    generations._highest.clear()  # another process, which never saw the lost values
+    generations.highest(cache_backend).clear()  # another process, which never saw them
     clock.now += 0.001  # the failover took its time
 
     before = server_clock_us(cache_backend)
