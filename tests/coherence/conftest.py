@@ -136,9 +136,9 @@ class Site:
     def postgresql(self) -> bool:
         return isinstance(self.database, str)
 
-    def start(self, name: str, **extra: str) -> Gunicorn:
+    def start(self, name: str, *, port: int | None = None, **extra: str) -> Gunicorn:
         """A single-worker gunicorn on this site's database (``extra``: its own settings)."""
-        server = Gunicorn(name, {**self.env, **extra}, self.directory)
+        server = Gunicorn(name, {**self.env, **extra}, self.directory, port=port)
         self.servers[name] = server
         return server
 

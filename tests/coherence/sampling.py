@@ -204,6 +204,7 @@ class Scenario:
             f"longest {figures['longest_staleness_s']:.3f} s"
             f"{' (still stale at the end)' if figures['still_stale_at_end'] else ''}, "
             f"{figures['errors']} errors"
+            + ("; refused, with directions" if self.notes.get("refused") else "")
             + (f"; problems: {'; '.join(self.problems)}" if self.problems else "")
         )
         return figures

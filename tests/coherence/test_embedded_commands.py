@@ -16,12 +16,15 @@ from typing import Any
 
 import pytest
 
+from tests.performance.servers import free_port
+
 from .conftest import Site, require_processes
 from .sampling import BOUND, LIST, MARGIN, Probe, Scenario, invalidated, warm, warmed
 
 SUMMARY = "/api/workstations/summary/"
-#: Where a refusal must send the operator: the console's page or the staff API.
-PLACES = ("/admin/performance/cache/", "/api/performance/")
+#: Where a refusal must send the operator: the console's page or the staff API (compared
+#: without case).
+PLACES = ("/admin/performance/cache/", "/api/performance/", "staff API")
 #: Responses ``cache_warm`` fills (workstations/warming.py), one probe each, in this order.
 WARMED = [
     f"{LIST}",
@@ -34,10 +37,12 @@ WARMED = [
 
 def _serve(site: Site) -> Site:
     require_processes()
-    server = site.start("embedded")
+    # The warmer fills responses for the Host headers it is given: the one this server is
+    # reached by, whether the command warms or hands the work to the server.
+    port = free_port()
+    site.env["CACHE_WARM_HOSTS"] = f"127.0.0.1:{port}"
+    site.start("embedded", port=port)
     site.wait_until_ready()
-    # The warmer fills responses for these Host headers: the one this server is reached by.
-    site.env["CACHE_WARM_HOSTS"] = f"127.0.0.1:{server.port}"
     return site
 
 
@@ -78,7 +83,7 @@ def _judge_command(
     scenario.notes["output"] = output[-300:]
     if result.returncode != 0:
         scenario.notes["refused"] = True
-        if not any(place in output for place in PLACES):
+        if not any(place.lower() in output.lower() for place in PLACES):
             scenario.problems.append(
                 f"refused without naming where to do it ({' or '.join(PLACES)}): {output!r}"
             )

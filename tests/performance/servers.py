@@ -333,9 +333,17 @@ def copy_database(template: Path, target: Path) -> Path:
 class Gunicorn:
     """One gunicorn server; ``request`` is safe from several threads (a connection each)."""
 
-    def __init__(self, name: str, env: dict[str, str], logs: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        logs: Path,
+        workers: int = 1,
+        port: int | None = None,
+    ) -> None:
         self.name = name
-        self.port = free_port()
+        #: Chosen by the caller when a setting must name it (the Host the warmer fills for).
+        self.port = free_port() if port is None else port
         self.log = logs / f"gunicorn-{name}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
