@@ -33,6 +33,10 @@ BOUND = 1.0
 PERIOD = 0.02
 #: Seconds sampled past the bound, so that a read late enough to fail is made.
 MARGIN = 0.3
+#: Reads a sampling makes after the bound at least (one per probe, up to this many)...
+LATE_READS = 8
+#: ...waiting for them at most this many seconds past the window.
+LATE_DEADLINE = 15.0
 
 Outcome = Literal["fresh", "stale", "error"]
 #: A probe's judgement of one answer: its outcome and, for the report, why.
@@ -141,28 +145,30 @@ class Scenario:
         self.reads.append(read)
         return read
 
-    def sample(
-        self,
-        probes: list[Probe],
-        *,
-        seconds: float | None = None,
-        until: float | None = None,
-        between: Callable[[], None] | None = None,
-    ) -> list[Read]:
+    def sample(self, probes: list[Probe], *, seconds: float | None = None) -> list[Read]:
         """Ask the probes round-robin, one request every ``PERIOD`` seconds, for ``seconds``
-        (default: the bound plus a margin) after now, or until the monotonic time ``until``."""
+        (default: the bound plus a margin) — and on, however slow the machine, until each of
+        the first ``LATE_READS`` probes has been asked after its bound: a window that closes
+        before the bound proves nothing."""
         assert self.changed_at is not None, "mark the change before sampling"
-        if until is None:
-            until = time.monotonic() + (self.bound + MARGIN if seconds is None else seconds)
+        now = time.monotonic()
+        until = now + (self.bound + MARGIN if seconds is None else seconds)
+        deadline = until + LATE_DEADLINE
+        wanted = min(len(probes), LATE_READS)
         made: list[Read] = []
+        late = 0
         turn = 0
-        while time.monotonic() < until:
-            started = time.monotonic()
+        while now < until or (late < wanted and now < deadline):
             made.append(self.ask(probes[turn % len(probes)]))
+            late += made[-1].after > made[-1].bound
             turn += 1
-            if between is not None:
-                between()
-            time.sleep(max(0.0, PERIOD - (time.monotonic() - started)))
+            time.sleep(max(0.0, PERIOD - (time.monotonic() - now)))
+            now = time.monotonic()
+        if late < wanted:
+            self.problems.append(
+                f"only {late} read(s) after the bound in {deadline - self.changed_at:.1f} s: "
+                "the machine is too slow for this scenario to prove anything"
+            )
         return made
 
     # Figures ---------------------------------------------------------------------------------
@@ -181,6 +187,7 @@ class Scenario:
         )
         return {
             "reads": len(reads),
+            "reads_after_bound": sum(r.after > r.bound for r in reads),
             "stale_reads": len(stale),
             "stale_reads_after_bound": len(late),
             "longest_staleness_s": round(max((r.after for r in stale), default=0.0), 3),
