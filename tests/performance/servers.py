@@ -1,8 +1,10 @@
-"""Real processes for the outage tests: a private redis-server, gunicorn servers, a load driver.
+"""Real processes for the outage and coherence tests: private redis-servers (primary, replica,
+snapshots), gunicorn servers, ``manage.py`` commands, a load driver.
 
 Every process started here is stopped by its owner's ``stop()`` (the fixtures call it in a
 finalizer); every wait has a deadline. The shared Redis on port 6379 is never touched: each
-test runs its own ``redis-server`` on a free port, without persistence, in a temporary directory.
+test runs its own ``redis-server`` on a free port, in a temporary directory, writing a snapshot
+only when the test asks for one (``snapshot``).
 """
 
 from __future__ import annotations
@@ -64,7 +66,11 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
 
 
 class RedisServer:
-    """A private ``redis-server``: kill, restart on the same port, pause, fill to maxmemory."""
+    """A private ``redis-server``: kill, restart on the same port (empty or from a snapshot),
+    pause, fill to maxmemory, replicate another, be cut off from it, be promoted."""
+
+    #: The file ``SAVE`` writes and a start loads, in ``directory``.
+    DUMP = "dump.rdb"
 
     def __init__(self, directory: Path) -> None:
         assert REDIS_SERVER, "redis-server is not on PATH"
@@ -72,6 +78,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.address = ("127.0.0.1", self.port)
         self.process: subprocess.Popen | None = None
         self.stopped = False
         self.start()
@@ -85,12 +92,19 @@ class RedisServer:
                 str(self.port),
                 "--bind",
                 "127.0.0.1",
+                # No automatic snapshot: a file is written only by an explicit SAVE
+                # (``snapshot``), and a start loads one only when a test put it there.
                 "--save",
                 "",
                 "--appendonly",
                 "no",
                 "--dir",
                 str(self.directory),
+                "--dbfilename",
+                self.DUMP,
+                # A replica's first sync starts at once (Redis waits 5 s for more replicas).
+                "--repl-diskless-sync-delay",
+                "0",
                 "--daemonize",
                 "no",
             ],
@@ -131,8 +145,13 @@ class RedisServer:
         self.process.kill()
         self.process.wait(timeout=10)
 
-    def restart(self) -> None:
-        """Start again on the same port, empty (no persistence)."""
+    def restart(self, *, snapshot: Path | None = None) -> None:
+        """Start again on the same port: empty, or with the data of ``snapshot`` (``snapshot``
+        returned it), as a server restored from an older backup would."""
+        dump = self.directory / self.DUMP
+        dump.unlink(missing_ok=True)
+        if snapshot is not None:
+            shutil.copyfile(snapshot, dump)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -183,6 +202,53 @@ class RedisServer:
             if keys:
                 admin.delete(*keys)
 
+    # Snapshots and replication ---------------------------------------------------------------
+
+    def snapshot(self, target: Path) -> Path:
+        """``SAVE`` the data set now and keep a copy of the file at ``target``."""
+        with self.client(timeout=10) as admin:
+            admin.save()
+        shutil.copyfile(self.directory / self.DUMP, target)
+        return target
+
+    def info(self, section: str = "replication") -> dict[str, Any]:
+        with self.client() as admin:
+            return admin.info(section)
+
+    def replicate(self, primary: RedisServer, timeout: float = 10) -> None:
+        """Become a replica of ``primary`` (``REPLICAOF``) and wait until the link is up and
+        every write the primary had made is here."""
+        with self.client() as admin:
+            admin.execute_command("REPLICAOF", "127.0.0.1", primary.port)
+        if not wait_for(lambda: self.info().get("master_link_status") == "up", timeout):
+            raise RuntimeError(f"replica on {self.port} did not connect to {primary.port}")
+        self.wait_synced(primary, timeout)
+
+    def wait_synced(self, primary: RedisServer, timeout: float = 10) -> None:
+        """Wait until this replica has applied everything ``primary`` had written so far."""
+        target = primary.info()["master_repl_offset"]
+        if not wait_for(lambda: self.info().get("slave_repl_offset", -1) >= target, timeout):
+            raise RuntimeError(f"replica on {self.port} did not catch up with {primary.port}")
+
+    def cut_replication(self) -> None:
+        """Stop receiving the primary's writes, keeping the data set as it is.
+
+        ``REPLICAOF`` to a port where nothing listens: the replica drops its link, keeps
+        its data (it is replaced only by a successful sync, which never comes) and keeps
+        answering reads (``replica-serve-stale-data``), as a replica cut off by a partition.
+        """
+        with self.client() as admin:
+            admin.execute_command("REPLICAOF", "127.0.0.1", free_port())
+        if not wait_for(lambda: self.info().get("master_link_status") == "down", 10):
+            raise RuntimeError(f"replica on {self.port} kept its link")
+
+    def promote(self) -> None:
+        """``REPLICAOF NO ONE``: a primary from now on, with the data it has."""
+        with self.client() as admin:
+            admin.execute_command("REPLICAOF", "NO", "ONE")
+        if not wait_for(lambda: self.info().get("role") == "master", 10):
+            raise RuntimeError(f"replica on {self.port} was not promoted")
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -197,7 +263,13 @@ class RedisServer:
 # gunicorn ----------------------------------------------------------------------------------
 
 
-def site_env(database: Path, var_dir: Path, **extra: str) -> dict[str, str]:
+def database_url(database: Path | str) -> str:
+    """A SQLite file's URL, or the URL given (PostgreSQL)."""
+    return database if isinstance(database, str) else f"sqlite:///{database}"
+
+
+def site_env(database: Path | str, var_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server or command on ``database`` (a SQLite file or a URL)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -206,7 +278,7 @@ def site_env(database: Path, var_dir: Path, **extra: str) -> dict[str, str]:
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "project.settings",
-            "DATABASE_URL": f"sqlite:///{database}",
+            "DATABASE_URL": database_url(database),
             "VAR_DIR": str(var_dir),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
@@ -216,23 +288,36 @@ def site_env(database: Path, var_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def migrated_site(directory: Path, count: int) -> dict[str, Any]:
-    """A migrated SQLite file with a superuser token and ``count`` workstations (notes "v0")."""
-    database = directory / "template.sqlite3"
-    env = site_env(database, directory / "var")
-    manage = [sys.executable, "manage.py"]
-    subprocess.run(
-        [*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120
-    )
+def manage(
+    env: dict[str, str], *args: str, timeout: float = 60, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` as an operator would, in a process of its own; output captured."""
     result = subprocess.run(
-        [*manage, "shell", "-c", SEED.replace("COUNT", str(count))],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
-        check=True,
-        timeout=60,
+        timeout=timeout,
         capture_output=True,
         text=True,
+        stdin=subprocess.DEVNULL,
     )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"manage.py {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n"
+            f"{result.stderr}"
+        )
+    return result
+
+
+def migrated_site(
+    directory: Path, count: int, database: Path | str | None = None
+) -> dict[str, Any]:
+    """A migrated database with a superuser token and ``count`` workstations (notes "v0"):
+    a SQLite file in ``directory`` unless ``database`` names another (a file or a URL)."""
+    database = directory / "template.sqlite3" if database is None else database
+    env = site_env(database, directory / "var")
+    manage(env, "migrate", "--noinput", "-v", "0", timeout=120)
+    result = manage(env, "shell", "-c", SEED.replace("COUNT", str(count)))
     seeded = json.loads(result.stdout.strip().splitlines()[-1])
     return {"database": database, **seeded}
 
@@ -248,13 +333,23 @@ def copy_database(template: Path, target: Path) -> Path:
 class Gunicorn:
     """One gunicorn server; ``request`` is safe from several threads (a connection each)."""
 
-    def __init__(self, name: str, env: dict[str, str], logs: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        logs: Path,
+        workers: int = 1,
+        port: int | None = None,
+    ) -> None:
         self.name = name
-        self.port = free_port()
+        #: Chosen by the caller when a setting must name it (the Host the warmer fills for).
+        self.port = free_port() if port is None else port
         self.log = logs / f"gunicorn-{name}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(GUNICORN), "-c", "project/gunicorn.conf.py"],
+                # gunicorn's control socket defaults to one path per user (~/.gunicorn): the
+                # servers of a test, and of tests running side by side, would share it.
+                [str(GUNICORN), "-c", "project/gunicorn.conf.py", "--no-control-socket"],
                 cwd=ROOT,
                 env={**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)},
                 stdout=log,
@@ -332,12 +427,18 @@ class Gunicorn:
             data = content.decode(errors="replace")
         return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask the server to shut down (gracefully), without waiting: several stop together."""
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
+            self._local.connection = None
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.terminate()
+        if self.process.poll() is None:
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
