@@ -220,15 +220,20 @@ def _forget(cache: Any, key: str) -> None:
     cache.delete(key)
 
 
-def taken_in(recorded: Any, version: int | None) -> int | None:
-    """For a ``SYNC`` step: ``UNCHANGED`` when the cache has taken in ``version`` already,
-    ``AHEAD`` when it has taken in a newer one, ``None`` when the step must bump. Nothing
-    recorded counts as version 0, the version of a namespace nothing has changed yet."""
-    recorded = recorded if type(recorded) is int else 0
+def taken_in(recorded: Any, version: int | None, *, generation: Any) -> int | None:
+    """For a ``SYNC`` step: ``UNCHANGED`` when the cache has taken in ``version`` already (or
+    has neither a recorded version nor a generation: nothing is reachable that the version
+    could have changed, and the caller records it), ``AHEAD`` when it has taken in a newer one,
+    ``None`` when the step must bump. Nothing recorded counts as version 0, the version of a
+    namespace nothing has changed yet."""
+    known = type(recorded) is int
+    recorded = recorded if known else 0
     version = version or 0
     if recorded == version:
         return UNCHANGED
-    return AHEAD if recorded > version else None
+    if recorded > version:
+        return AHEAD
+    return UNCHANGED if not known and generation is None else None
 
 
 def _advance_plainly(cache: Any, steps: Iterable[Step]) -> list[int] | None:
@@ -240,12 +245,14 @@ def _advance_plainly(cache: Any, steps: Iterable[Step]) -> list[int] | None:
     for step in steps:
         key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
         recorded = cache.get(recorded_key)
+        current = cache.get(key)
         if step.mode == SYNC:
-            taken = taken_in(recorded, step.version)
+            taken = taken_in(recorded, step.version, generation=current)
             if taken is not None:
+                if recorded is None:
+                    cache.set(recorded_key, step.version or 0, timeout=None)
                 results.append(taken)
                 continue
-        current = cache.get(key)
         current = current if isinstance(current, int) else 0
         value = max(current + 1, now_us(), step.floor + 1)
         cache.set(key, value, timeout=None)

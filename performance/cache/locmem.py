@@ -168,12 +168,14 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
             for step in steps:
                 key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
                 recorded = _LocMemStore.get(self, recorded_key)
+                current = _LocMemStore.get(self, key)
                 if step.mode == SYNC:
-                    taken = taken_in(recorded, step.version)
+                    taken = taken_in(recorded, step.version, generation=current)
                     if taken is not None:
+                        if recorded is None:
+                            _LocMemStore.set(self, recorded_key, step.version or 0, None)
                         results.append(taken)
                         continue
-                current = _LocMemStore.get(self, key)
                 current = current if type(current) is int else 0
                 value = max(current + 1, now, step.floor + 1)
                 _LocMemStore.set(self, key, value, timeout=None)

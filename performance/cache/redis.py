@@ -100,11 +100,17 @@ for i = 1, #KEYS / 2 do
   local gen_key, applied_key = KEYS[2 * i - 1], KEYS[2 * i]
   local mode, version, floor = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
   local recorded = redis.pcall('GET', applied_key)
-  recorded = (type(recorded) == 'string' and tonumber(recorded)) or 0
+  local known = type(recorded) == 'string'
+  recorded = (known and tonumber(recorded)) or 0
   local result = nil
   if mode == 'sync' then
     local wanted = version or 0
-    if recorded == wanted then result = 0 elseif recorded > wanted then result = -1 end
+    if recorded == wanted then result = 0 elseif recorded > wanted then result = -1
+    elseif not known and redis.call('EXISTS', gen_key) == 0 then
+      -- No generation: nothing is reachable that the version could have changed.
+      redis.call('SET', applied_key, string.format('%.0f', wanted))
+      result = 0
+    end
   end
   if result == nil then
     local current = redis.pcall('GET', gen_key)

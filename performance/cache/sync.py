@@ -164,10 +164,16 @@ _sweeper_lock = threading.Lock()
 
 
 def start_sweeper(interval: float) -> Sweeper:
-    """Start this process's sweeper once (every server process: gunicorn's post_worker_init)."""
+    """Start this process's sweeper once (every server process: gunicorn's post_worker_init),
+    after one sweep made at once: a process levels the cache with the database before it serves
+    (a fresh cache records the versions, so the first background sweep has nothing to bump)."""
     global _sweeper
     with _sweeper_lock:
         if _sweeper is None or not _sweeper.is_alive():
+            try:
+                sync()
+            except Exception:
+                logger.exception("the first cache sweep failed; the sweeper tries again")
             _sweeper = Sweeper(interval)
             _sweeper.start()
         return _sweeper

@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from performance.cache import changes, sync
+from performance.cache.keys import applied_key
 from tests.factories import LocationFactory, WorkstationFactory
 from workstations.models import Location, Workstation
 
@@ -217,3 +218,26 @@ def test_a_database_that_went_back_is_taken_as_the_truth(cache_backend, machine,
 
     assert notes(client)[0] == "MISS"
     assert sync.behind() == {}
+
+
+def test_the_first_sweep_of_a_fresh_cache_invalidates_nothing(cache_backend, machine, reader):
+    """A new cache (a first start, a Redis restarted empty) has no generation under which
+    anything could be stale: the sweep records the database's versions without a bump, so a
+    server that warms its cache at start does not lose it to its first sweep."""
+    client = token_client(reader)
+    assert sync.sync()  # at start, before any request: nothing to invalidate, versions recorded
+    assert sync.behind() == {}
+    assert notes(client)[0] == "MISS"
+    assert sync.sync()
+    assert notes(client)[0] == "HIT"
+
+
+def test_a_generation_without_a_recorded_version_is_bumped(cache_backend, machine, reader):
+    """Entries stored before versions were recorded (an upgrade, a lost key) may be older than
+    a change: a generation with no recorded version is bumped by the sweep."""
+    client = token_client(reader)
+    assert notes(client)[0] == "MISS"
+    assert notes(client)[0] == "HIT"
+    cache_backend.delete(applied_key("workstations"))  # recorded by no version of the code
+    assert sync.sync()
+    assert notes(client)[0] == "MISS"
