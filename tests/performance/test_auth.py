@@ -4,13 +4,24 @@ what they may do takes effect on the very next request."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from performance.cache.keys import AUTH_NAMESPACE
 from tests.factories import WorkstationFactory
 
 LIST = "/api/workstations/?page_size=5"
+#: A list whose reads need the ``view_workstation`` permission (``read_path_urls``).
+VIEW_PERMISSION = "/api/view-permission/?page_size=5"
+
+
+def _token_client(user) -> APIClient:
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_ACCEPT="application/json")
+    return client
 
 
 @pytest.fixture
@@ -77,3 +88,83 @@ def test_the_token_itself_is_never_stored_in_the_cache(token_client):
     assert all(token.key not in key for key in keys)
     for key in keys:
         assert token.key not in repr(backend.get(key))
+
+
+# What the cache holds for a token ---------------------------------------------------------------
+
+
+def _auth_entries(redis_cache, redis_client) -> list[bytes]:
+    """The raw bytes of every ``auth`` entry of this test's cache, as Redis holds them."""
+    match = redis_cache.client.glob_prefix() + f"{AUTH_NAMESPACE}:*"
+    return [redis_client.get(key) for key in redis_client.scan_iter(match=match, count=1000)]
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_auth_entries_hold_no_password_hash(redis_cache, redis_client, reader, staff):
+    """Whoever can read the Redis (it may be shared) learns no password hash from it."""
+    WorkstationFactory.create_batch(2)
+    users = [reader, staff]
+    for user in users:
+        client = _token_client(user)
+        assert client.get(LIST).status_code == 200
+        assert client.get(LIST)["X-Cache"] == "HIT"
+    entries = _auth_entries(redis_cache, redis_client)
+    assert len(entries) == len(users)
+    hashes = [get_user_model().objects.get(pk=user.pk).password for user in users]
+    for raw in entries:
+        for hashed in hashes:
+            assert hashed.encode() not in raw
+            assert hashed.rpartition("$")[2].encode() not in raw  # not even its digest
+
+
+@pytest.mark.urls("tests.performance.read_path_urls")
+@pytest.mark.django_db(transaction=True)
+def test_a_warm_hit_asks_model_permissions_without_sql(
+    cache_backend, editor, reader, django_assert_num_queries
+):
+    """The permission set travels with the token's entry: ``has_perm`` on a warm hit runs no
+    SQL, and answers what the database would."""
+    WorkstationFactory.create_batch(2)
+    allowed = _token_client(editor)
+    assert allowed.get(VIEW_PERMISSION)["X-Cache"] == "MISS"
+    with django_assert_num_queries(0):
+        response = allowed.get(VIEW_PERMISSION)
+    assert response.status_code == 200
+    assert response["X-Cache"] == "HIT"
+
+    refused = _token_client(reader)
+    assert refused.get(VIEW_PERMISSION).status_code == 403
+    with django_assert_num_queries(0):
+        assert refused.get(VIEW_PERMISSION).status_code == 403
+
+
+@pytest.mark.urls("tests.performance.read_path_urls")
+@pytest.mark.django_db(transaction=True)
+def test_permissions_granted_through_a_group_are_honoured_warm(
+    cache_backend, reader, django_assert_num_queries
+):
+    WorkstationFactory.create_batch(2)
+    viewers = Group.objects.create(name="viewers")
+    viewers.permissions.add(Permission.objects.get(codename="view_workstation"))
+    reader.groups.add(viewers)
+    client = _token_client(reader)
+    assert client.get(VIEW_PERMISSION).status_code == 200
+    with django_assert_num_queries(0):
+        assert client.get(VIEW_PERMISSION).status_code == 200
+
+    viewers.permissions.clear()
+    assert client.get(VIEW_PERMISSION).status_code == 403
+
+
+@pytest.mark.urls("tests.performance.read_path_urls")
+@pytest.mark.django_db(transaction=True)
+def test_a_deleted_permission_is_refused_on_the_next_request(cache_backend, editor):
+    """The permission set is cached with the token: removing the permission itself (not only a
+    membership) ends it too."""
+    WorkstationFactory.create_batch(2)
+    client = _token_client(editor)
+    assert client.get(VIEW_PERMISSION).status_code == 200
+    assert client.get(VIEW_PERMISSION).status_code == 200
+    Permission.objects.get(codename="view_workstation").delete()
+    assert client.get(VIEW_PERMISSION).status_code == 403
