@@ -3,6 +3,10 @@ what they may do takes effect on the very next request."""
 
 from __future__ import annotations
 
+import io
+import pickletools
+
+import msgpack
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -99,10 +103,29 @@ def _auth_entries(redis_cache, redis_client) -> list[bytes]:
     return [redis_client.get(key) for key in redis_client.scan_iter(match=match, count=1000)]
 
 
+def _reads_as_pickle(raw: bytes) -> bool:
+    """Whether ``raw`` is a pickle's opcode stream, as ``pickletools`` reads one: parsed, with
+    its stack checked, never unpickled."""
+    try:
+        pickletools.dis(raw, out=io.StringIO())
+    except Exception:
+        return False
+    return True
+
+
+def _plain(value) -> bool:
+    if isinstance(value, dict):
+        return all(type(key) is str and _plain(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    return value is None or type(value) in (str, int, float, bool)
+
+
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_auth_entries_hold_no_password_hash(redis_cache, redis_client, reader, staff):
-    """Whoever can read the Redis (it may be shared) learns no password hash from it."""
+def test_auth_entries_hold_no_password_hash_and_no_pickle(redis_cache, redis_client, reader, staff):
+    """Whoever can read the Redis (it may be shared) learns no password hash from it, and
+    whoever can write to it cannot make this service run code by what it reads back."""
     WorkstationFactory.create_batch(2)
     users = [reader, staff]
     for user in users:
@@ -116,6 +139,9 @@ def test_auth_entries_hold_no_password_hash(redis_cache, redis_client, reader, s
         for hashed in hashes:
             assert hashed.encode() not in raw
             assert hashed.rpartition("$")[2].encode() not in raw  # not even its digest
+        assert not raw.startswith(b"\x80")  # PROTO, the first opcode of any pickle since 2
+        assert not _reads_as_pickle(raw)
+        assert _plain(msgpack.unpackb(raw))
 
 
 @pytest.mark.urls("tests.performance.read_path_urls")
