@@ -9,6 +9,11 @@ and a value that runs code when it is read would let whoever can write to it run
 what they may do bumps the ``auth`` generation (``performance.signals``), which makes every
 entry unreachable at once.
 
+Each entry is signed with ``SECRET_KEY``, together with the key it is stored under: whoever can
+write to the Redis can read a staff user's entry there and knows the key of any token (a plain
+hash of it, their own or one made up); an entry that is not this service's, for this key, is a
+miss and the token is looked up in the database.
+
 The user is rebuilt as Django loads a row fetched with ``.only()`` (``Model.from_db``): loaded
 from the database, its other fields deferred. Reading one of those (the password, for
 ``check_password`` or ``has_usable_password``) asks the database instead of answering wrong, and
@@ -23,6 +28,7 @@ the entry it came from (docs/design.md, "Copies in process memory").
 from __future__ import annotations
 
 import functools
+import json
 import math
 import threading
 import time
@@ -33,12 +39,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models.base import ModelState
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .keys import token_digest, token_key
 
 #: What the entry holds besides the user's fields; a change of format makes old entries misses.
 _FORMAT = 1
-_ENTRY_KEYS = frozenset({"format", "fields", "permissions", "db", "expires_at"})
+_ENTRY_KEYS = frozenset({"format", "fields", "permissions", "db", "expires_at", "signature"})
+_SIGNING_SALT = "performance.cache.tokens.TokenEntry"
 #: The attributes ``django.contrib.auth.backends.ModelBackend`` caches a user's permissions in:
 #: present on the rebuilt user, ``has_perm`` asks no SQL.
 PERMISSION_CACHES = ("_user_perm_cache", "_group_perm_cache", "_perm_cache")
@@ -97,20 +105,24 @@ class TokenEntry:
         """``expires_at`` as a number (infinity for an entry that never expires)."""
         return math.inf if self.expires_at is None else self.expires_at
 
-    def plain(self) -> dict[str, Any]:
-        """The entry as the cache stores it: dicts, lists, strings, numbers, booleans."""
-        return {
+    def plain(self, key: str) -> dict[str, Any]:
+        """The entry as the cache stores it under ``key``: dicts, lists, strings, numbers,
+        booleans, signed for that key."""
+        value = {
             "format": _FORMAT,
             "fields": dict(self.fields),
             "permissions": {name: sorted(perms) for name, perms in self.permissions.items()},
             "db": self.db,
             "expires_at": self.expires_at,
         }
+        value["signature"] = _signature(key, value)
+        return value
 
     @classmethod
-    def from_plain(cls, value: Any) -> TokenEntry | None:
-        """The entry ``plain`` stored, or ``None`` for anything else: a value of another format,
-        or that another program wrote, is a miss (the caller asks the database)."""
+    def from_plain(cls, value: Any, key: str) -> TokenEntry | None:
+        """The entry ``plain`` stored under ``key``, or ``None`` for anything else: a value of
+        another format, that another program wrote, or signed for another key, is a miss (the
+        caller asks the database)."""
         if not isinstance(value, dict) or value.keys() != _ENTRY_KEYS:
             return None
         fields, permissions = value["fields"], value["permissions"]
@@ -128,7 +140,11 @@ class TokenEntry:
             )
             or not isinstance(value["db"], str)
             or not (expires_at is None or type(expires_at) in (int, float))
+            or not isinstance(value["signature"], str)
         ):
+            return None
+        unsigned = {name: item for name, item in value.items() if name != "signature"}
+        if not constant_time_compare(value["signature"], _signature(key, unsigned)):
             return None
         return cls(
             fields=fields,
@@ -147,6 +163,13 @@ class TokenEntry:
         for name, perms in self.permissions.items():
             setattr(user, name, perms)
         return user
+
+
+def _signature(key: str, value: dict[str, Any]) -> str:
+    """The HMAC (``SECRET_KEY``) of an entry's plain ``value`` and the ``key`` it is stored
+    under, over a canonical JSON text of both (the value is plain data: JSON holds it)."""
+    text = json.dumps([key, value], sort_keys=True, separators=(",", ":"))
+    return salted_hmac(_SIGNING_SALT, text, algorithm="sha256").hexdigest()
 
 
 class TokenMemo:
@@ -221,7 +244,7 @@ def lookup(cache: Any, token: str, generation: int) -> Any:
     if user is not None:
         cache.count_local_hits((key,))
         return user
-    entry = TokenEntry.from_plain(cache.get(key))
+    entry = TokenEntry.from_plain(cache.get(key), key)
     if entry is None or not entry.is_active:
         return None
     user = entry.user()
@@ -235,7 +258,8 @@ def remember(cache: Any, token: str, generation: int, user: Any, timeout: float 
     """Store who ``token`` is (an active ``user``, just loaded from the database) under
     ``generation``: the plain entry in the cache, the user rebuilt from it in the memo."""
     entry = TokenEntry.of(user, timeout)
-    cache.set(token_key(generation, token), entry.plain(), timeout)
+    key = token_key(generation, token)
+    cache.set(key, entry.plain(key), timeout)
     memo = _memo_of(cache)
     if memo is not None:
         memo.put(token, generation, entry.user(), entry.expiry)

@@ -194,3 +194,33 @@ def test_a_deleted_permission_is_refused_on_the_next_request(cache_backend, edit
     assert client.get(VIEW_PERMISSION).status_code == 200
     Permission.objects.get(codename="view_workstation").delete()
     assert client.get(VIEW_PERMISSION).status_code == 403
+
+
+@pytest.mark.redis
+@pytest.mark.urls("tests.performance.read_path_urls")
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_copied_under_another_tokens_key_grants_nothing(
+    redis_cache, redis_client, reader, staff
+):
+    """Whoever can write to the Redis can read a staff user's entry there, and knows the key of
+    a token of their own (a hash of it) or of one they make up: a copy under that key must not
+    make its bearer the staff user."""
+    from performance.cache.keys import generation_key, token_key
+
+    WorkstationFactory.create_batch(2)
+    reader_token = Token.objects.create(user=reader).key  # (a new token bumps the generation)
+    staff_only = "/api/staff-only/workstations/?page_size=5"
+    assert _token_client(staff).get(staff_only).status_code == 200
+    [raw] = _auth_entries(redis_cache, redis_client)
+    generation = redis_cache.get(generation_key(AUTH_NAMESPACE))
+    made_up = "f" * 40
+    for token in (reader_token, made_up):
+        redis_client.set(redis_cache.client.make_key(token_key(generation, token)), raw, ex=60)
+    redis_cache.state.tokens.clear()
+
+    reader_client = APIClient()
+    reader_client.credentials(HTTP_AUTHORIZATION=f"Token {reader_token}")
+    assert reader_client.get(staff_only).status_code == 403
+    impostor = APIClient()
+    impostor.credentials(HTTP_AUTHORIZATION=f"Token {made_up}")
+    assert impostor.get(staff_only).status_code == 401

@@ -158,7 +158,8 @@ def test_each_request_gets_its_own_user(cache_backend, editor):
 )
 def test_a_value_of_another_shape_is_a_miss(cache_backend, editor, stored):
     """Under a token's key, anything but the entry this service writes (another format, another
-    program's value) is a miss: the caller asks the database."""
+    program's value) is a miss: the caller asks the database. Each value here is signed as this
+    service signs (an older format of its own would be): refused for its shape alone."""
     tokens.remember(cache_backend, TOKEN, GENERATION, _loaded(editor), 300)
     entry = cache_backend.get(token_key(GENERATION, TOKEN))
     if stored == "extra key":
@@ -175,7 +176,36 @@ def test_a_value_of_another_shape_is_a_miss(cache_backend, editor, stored):
         stored = {**entry, "fields": {**entry["fields"], "is_active": False}}
     elif stored == "expiry not a number":
         stored = {**entry, "expires_at": "never"}
+    if isinstance(stored, dict):
+        unsigned = {name: item for name, item in stored.items() if name != "signature"}
+        stored = {
+            **unsigned,
+            "signature": tokens._signature(token_key(GENERATION, TOKEN), unsigned),
+        }
     cache_backend.set(token_key(GENERATION, TOKEN), stored, 300)
+    cache_backend.state.tokens.clear()
+    assert tokens.lookup(cache_backend, TOKEN, GENERATION) is None
+
+
+def test_an_entry_signed_for_another_key_is_a_miss(cache_backend, editor):
+    """The signature covers the key: an entry copied under another token's key, or another
+    generation's, names nobody."""
+    tokens.remember(cache_backend, TOKEN, GENERATION, _loaded(editor), 300)
+    entry = cache_backend.get(token_key(GENERATION, TOKEN))
+    other = "f" * 40
+    cache_backend.set(token_key(GENERATION, other), entry, 300)
+    cache_backend.set(token_key(GENERATION + 1, TOKEN), entry, 300)
+    cache_backend.state.tokens.clear()
+    assert tokens.lookup(cache_backend, other, GENERATION) is None
+    assert tokens.lookup(cache_backend, TOKEN, GENERATION + 1) is None
+    assert tokens.lookup(cache_backend, TOKEN, GENERATION).pk == editor.pk
+
+
+def test_an_entry_signed_without_the_secret_key_is_a_miss(cache_backend, editor, settings):
+    """Forged by someone without ``SECRET_KEY`` (or written before it was rotated)."""
+    settings.SECRET_KEY = "not-the-service-secret-" + "x" * 40
+    tokens.remember(cache_backend, TOKEN, GENERATION, _loaded(editor), 300)
+    settings.SECRET_KEY = "the-service-secret-" + "y" * 40
     cache_backend.state.tokens.clear()
     assert tokens.lookup(cache_backend, TOKEN, GENERATION) is None
 
