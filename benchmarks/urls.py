@@ -6,6 +6,9 @@ from . import views
 urlpatterns = [
     path("bench/ceiling/", views.ceiling),
     path("bench/peer-drf/", views.PlainWorkstationList.as_view()),
-    path("bench/peer-cache-page/", cache_page(300)(views.PlainWorkstationList.as_view())),
+    path(
+        "bench/peer-cache-page/",
+        cache_page(300, cache="peer")(views.PlainWorkstationList.as_view()),
+    ),
     path("", include("project.urls")),
 ]

@@ -93,7 +93,8 @@ class CachedTokenAuthentication(TokenAuthentication):
         if user is not None:
             return user, self._token(key, user)
         user, token = super().authenticate_credentials(key)
-        # Only the user is stored (the key names it by hash): the token never sits in the
+        # What authorisation needs of the user is stored, as plain data (``tokens.TokenEntry``;
+        # the key names it by hash): neither the token nor the password hash sits in the
         # cache. Only active users get this far; a deactivation bumps the generation.
         tokens.remember(backend, key, generation, user, cache.api.jittered(backend.default_timeout))
         return user, token

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from rest_framework.authtoken.models import Token
 
@@ -25,7 +25,9 @@ def _invalidate_auth(sender: Any, **kwargs: Any) -> None:
 
 
 def connect() -> None:
-    for model in (User, Token, Group):
+    # A token's entry holds its user's permission set (``cache.tokens``): a permission deleted
+    # or renamed changes it as surely as a membership does.
+    for model in (User, Token, Group, Permission):
         post_save.connect(_invalidate_auth, sender=model, dispatch_uid=f"auth-save-{model}")
         post_delete.connect(_invalidate_auth, sender=model, dispatch_uid=f"auth-del-{model}")
     for through in (User.groups.through, User.user_permissions.through, Group.permissions.through):

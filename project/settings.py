@@ -175,6 +175,11 @@ CACHE_WARM_ON_START = env_bool("CACHE_WARM_ON_START", False)
 CACHE_WARM_HOSTS = env_list("CACHE_WARM_HOSTS", "127.0.0.1:8000,localhost:8000")
 CACHE_WARM_SCHEME = os.environ.get("CACHE_WARM_SCHEME", "https" if PRODUCTION else "http")
 
+#: Cache values are MessagePack (bytes and plain data), never pickles: the Redis may be shared,
+#: and a pickle would run code when read (docs/design.md, "Invariants", 4). Both shapes alike,
+#: so that a value that works embedded works on Redis.
+CACHE_SERIALIZER = "django_redis.serializers.msgpack.MSGPackSerializer"
+
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -186,6 +191,7 @@ if REDIS_URL:
                 "CLIENT_CLASS": "performance.cache.redis.InventoryRedisClient",
                 "SOCKET_CONNECT_TIMEOUT": float(os.environ.get("REDIS_CONNECT_TIMEOUT", "0.25")),
                 "SOCKET_TIMEOUT": float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.25")),
+                "SERIALIZER": CACHE_SERIALIZER,
             },
         }
     }
@@ -196,7 +202,7 @@ else:
             "LOCATION": "workstation-inventory",
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
-            "OPTIONS": {"MAX_ENTRIES": CACHE_MAX_ENTRIES},
+            "OPTIONS": {"MAX_ENTRIES": CACHE_MAX_ENTRIES, "SERIALIZER": CACHE_SERIALIZER},
         }
     }
 

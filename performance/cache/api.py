@@ -238,6 +238,10 @@ def remember(
     are cached like any other value. ``internal`` values (the cache layer's own, such as list
     counts) are kept under ``_memo``: counted apart from the namespace's responses and left
     alone by patterns that do not name them.
+
+    The value is stored as plain data (``backends.SERIALIZER``: None, booleans, numbers,
+    strings, bytes, lists, dicts with string keys; a tuple comes back as a list): anything else
+    raises when stored, on both backends (docs/design.md, "Invariants", 4).
     """
     cache = backend()
     key = value_key(namespace, get_generation(namespace), parts, internal=internal)
@@ -253,7 +257,7 @@ def cached(namespace: str, *, ttl: int | None = None) -> Callable[[Callable[P, R
     """Cache a function's result under ``namespace``'s generation, keyed by its arguments.
 
     A write that invalidates the namespace makes every cached result unreachable. A result of
-    ``None``, ``0`` or ``[]`` is cached like any other.
+    ``None``, ``0`` or ``[]`` is cached like any other; it must be plain data (``remember``).
     """
 
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:

@@ -27,6 +27,12 @@ from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState
 from .stats import FIELDS, StatsRecorder
 
+#: How both backends store values unless ``OPTIONS["SERIALIZER"]`` says otherwise: MessagePack,
+#: plain data only (None, booleans, numbers, strings, bytes, lists, dicts with string keys),
+#: which nothing executes when it is read (docs/design.md, "Invariants", 4). JSON would do as
+#: much but cannot carry a response's body as bytes. Django's own contract suite configures
+#: django-redis's pickle serializer, for the arbitrary objects it stores.
+SERIALIZER = "django_redis.serializers.msgpack.MSGPackSerializer"
 _MISSING = object()
 _NO_COPIES = HotEntries(0, None)
 _nesting = threading.local()

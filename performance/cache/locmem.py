@@ -7,7 +7,6 @@ no copies of them are kept (``hot``). Request rates are kept beside it (``rates`
 from __future__ import annotations
 
 import fnmatch
-import pickle
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -18,8 +17,10 @@ from django.core.cache.backends.base import (
     memcache_key_warnings,
 )
 from django.core.cache.backends.locmem import LocMemCache
+from django.utils.module_loading import import_string
+from django_redis.serializers.pickle import PickleSerializer
 
-from .backends import InstrumentedCacheMixin, internal_key
+from .backends import SERIALIZER, InstrumentedCacheMixin, internal_key
 from .generations import SYNC, WRITE, taken_in
 from .keys import applied_key, generation_key
 from .rates import RateStore
@@ -45,15 +46,26 @@ def _is_frozen(value: Any, depth: int = 0) -> bool:
     return kind is tuple and depth < 3 and all(_is_frozen(item, depth + 1) for item in value)
 
 
-class _LocMemStore(LocMemCache):
-    """Django's local-memory cache, storing immutable values (a response's bytes, ETag and
-    content type; a generation) as they are instead of pickling them.
+def _as_lists(value: tuple) -> list:
+    """A frozen tuple as MessagePack or JSON give it back: lists all the way down."""
+    return [_as_lists(item) if type(item) is tuple else item for item in value]
 
-    Django pickles every value so that a caller cannot change what is cached by changing what
-    it got back; a value that cannot change needs no such copy. A warm hit then reads the
-    entry without unpickling 50 rows' worth of bytes, and memory holds one copy of each body.
-    Keys that passed Django's check once are remembered (the read path asks for the same keys
-    on every request).
+
+class _LocMemStore(LocMemCache):
+    """Django's local-memory cache, storing values through the Redis backend's serializer
+    (``OPTIONS["SERIALIZER"]``, ``backends.SERIALIZER`` by default) instead of pickling them.
+
+    Nobody but this process can write here, so pickles would be safe; but the embedded shape is
+    where development and most tests run, and a value that works here must work on Redis. So a
+    value the serializer cannot store, or could not read back (MessagePack: a dict whose keys
+    are not strings), fails at ``set``, loudly, as it would on Redis (where one that cannot be
+    read back is a miss on every read); and a tuple comes back as a list, as from Redis.
+
+    Immutable values (a response's bytes, ETag and content type; a generation) are kept as they
+    are once the serializer has accepted them: nobody can change them in place, so they need no
+    copy. A warm hit then reads the entry without decoding 50 rows' worth of bytes, and memory
+    holds one copy of each body. Keys that passed Django's check once are remembered (the read
+    path asks for the same keys on every request).
     """
 
     state: CacheState
@@ -62,13 +74,25 @@ class _LocMemStore(LocMemCache):
         super().__init__(name, params)
         # Per instance: the made key depends on this instance's key function and version.
         self._made_keys: dict[tuple[str, int], str] = {}
+        options = params.get("OPTIONS", {})
+        self._serializer = import_string(options.get("SERIALIZER", SERIALIZER))(options=options)
+        # Only pickle gives a tuple back as a tuple.
+        self._tuples_as_lists = not isinstance(self._serializer, PickleSerializer)
 
     def _encode(self, value: Any) -> Any:
-        return _Frozen(value) if _is_frozen(value) else pickle.dumps(value, self.pickle_protocol)
+        if type(value) is int:
+            return _Frozen(value)  # django-redis stores ints as they are, not serialized
+        stored = self._serializer.dumps(value)
+        if _is_frozen(value):
+            return _Frozen(value)
+        self._serializer.loads(stored)  # what could not be read back fails now, not as a miss
+        return stored
 
-    @staticmethod
-    def _decode(stored: Any) -> Any:
-        return stored.value if type(stored) is _Frozen else pickle.loads(stored)
+    def _decode(self, stored: Any) -> Any:
+        if type(stored) is not _Frozen:
+            return self._serializer.loads(stored)
+        value = stored.value
+        return _as_lists(value) if type(value) is tuple and self._tuples_as_lists else value
 
     def _made_key(self, key: str, version: int | None) -> str:
         """``make_and_validate_key``, remembering keys that passed without a warning."""

@@ -36,7 +36,7 @@ from redis import exceptions as redis_errors
 from redis._parsers.helpers import parse_info
 from redis.commands.core import Script
 
-from .backends import InstrumentedCacheMixin, count_found, internal_key
+from .backends import SERIALIZER, InstrumentedCacheMixin, count_found, internal_key
 from .breaker import CacheUnavailable, make_guard
 from .hot import HotEntries
 from .keys import RATE_NAMESPACE, applied_key, generation_key
@@ -552,6 +552,8 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
                 f"CLIENT_CLASS {options['CLIENT_CLASS']!r} is not supported."
             )
         options["CLIENT_CLASS"] = REDIS_CLIENT
+        # Plain data unless configured otherwise: django-redis would pickle (see SERIALIZER).
+        options.setdefault("SERIALIZER", SERIALIZER)
         super().__init__(server, {**params, "OPTIONS": options})
         if not self.key_prefix:
             raise ValueError("The Redis cache needs a KEY_PREFIX: it scopes clear and patterns.")

@@ -84,7 +84,7 @@ class EarlyRead:
     generation: int
     key: str | None = None
     #: ``None``: not found under ``key`` (no need to look again).
-    entry: tuple | None = None
+    entry: Sequence | None = None
 
 
 class CachedResponseMixin:
@@ -259,7 +259,7 @@ class CachedResponseMixin:
         key = response_key(
             self.cache_namespace, generation, request, media_type=media_type, user_id=user_id
         )
-        entry = cache.get(key)
+        entry = stored_entry(cache.get(key))
         self._early.key, self._early.entry = key, entry
         if entry is None:
             return None
@@ -360,7 +360,7 @@ class CachedResponseMixin:
             passed = passed and (verdict is None or verdict.allowed)
         return passed
 
-    def _early_response(self, request: Request, entry: tuple) -> HttpResponse:
+    def _early_response(self, request: Request, entry: Sequence) -> HttpResponse:
         response = self._replay(request, entry, "HIT")
         # What DRF's finalize_response adds to every response of this view.
         for name, value in self._default_headers():
@@ -412,7 +412,10 @@ class CachedResponseMixin:
             media_type=request.accepted_media_type,
             user_id=request.user.pk if self.cache_per_user else None,
         )
-        entry = early.entry if early is not None and early.key == key else cache.get(key)
+        if early is not None and early.key == key:
+            entry = early.entry  # looked up already
+        else:
+            entry = stored_entry(cache.get(key))
         if entry is not None:
             return self._replay(request, entry, "HIT")
 
@@ -448,21 +451,39 @@ class CachedResponseMixin:
         deadline = self.monotonic() + self.stampede_wait
         while True:
             if cache.has_key(key):
-                return cache.get(key)
+                return stored_entry(cache.get(key))
             if not cache.has_key(lock):
                 # The holder finished without storing (an error response) or gave up; or the
                 # lock was never taken because the cache refused it (an outage): never sleep then.
-                return cache.get(key)
+                return stored_entry(cache.get(key))
             if self.monotonic() >= deadline:
                 return None
             self.sleep(self.stampede_poll)
 
-    def _replay(self, request: Any, entry: tuple, outcome: str) -> HttpResponse:
+    def _replay(self, request: Any, entry: Sequence, outcome: str) -> HttpResponse:
         body, etag, content_type = entry
         answer = _precondition(request, etag)
         if answer is None:
             answer = HttpResponse(body, content_type=content_type)
         return _decorated(answer, etag, outcome)
+
+
+def stored_entry(value: Any) -> Sequence | None:
+    """``value`` if it is a response as ``cached_response`` stores it — body bytes, ETag,
+    content type — else ``None``: what another program wrote under the key is a miss.
+
+    The serializer gives plain data back, not the tuple that was stored: a list from Redis and
+    locmem alike (``locmem``), whose three parts unpack the same.
+    """
+    if (
+        type(value) in (list, tuple)
+        and len(value) == 3
+        and type(value[0]) is bytes
+        and type(value[1]) is str
+        and type(value[2]) is str
+    ):
+        return value
+    return None
 
 
 def _precondition(request: Any, etag: str) -> HttpResponse | None:

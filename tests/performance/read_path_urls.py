@@ -1,4 +1,5 @@
-"""The project's URLs plus a view whose reads a permission subclass restricts (test_read_path)."""
+"""The project's URLs plus views whose reads permission classes restrict (test_read_path,
+test_auth)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,21 @@ class StaffReadOnly(DjangoModelPermissions):
 
 class StaffWorkstationViewSet(WorkstationViewSet):
     permission_classes = [StaffReadOnly]
+
+
+class ViewPermissionRequired(DjangoModelPermissions):
+    """DjangoModelPermissions that also asks reads for the model's ``view`` permission, a common
+    idiom: a warm hit must ask ``has_perm`` of the user, which needs its permission set."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+class ViewPermissionViewSet(WorkstationViewSet):
+    permission_classes = [ViewPermissionRequired]
 
 
 class PermissionsByAction(WorkstationViewSet):
@@ -92,6 +108,7 @@ urlpatterns = [
         StaffWorkstationViewSet.as_view({"get": "list"}),
         name="staff-only-workstations",
     ),
+    path("api/view-permission/", ViewPermissionViewSet.as_view({"get": "list"})),
     path("api/by-action/", PermissionsByAction.as_view({"get": "list"})),
     path("api/raising/", RaisingViewSet.as_view({"get": "list"})),
     path(

@@ -15,6 +15,10 @@ from performance import cache as perf_cache
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LOCMEM = "performance.cache.locmem.InstrumentedLocMemCache"
 REDIS = "performance.cache.redis.InstrumentedRedisCache"
+#: The serializer of project/settings.py (both shapes).
+MSGPACK = "django_redis.serializers.msgpack.MSGPackSerializer"
+#: For Django's own contract suite only: it stores functions, classes and model instances.
+PICKLE = "django_redis.serializers.pickle.PickleSerializer"
 
 LIST = "/api/workstations/"
 SUMMARY = "/api/workstations/summary/"
@@ -33,7 +37,7 @@ def locmem_config(*, max_entries: int = 10_000) -> dict[str, Any]:
             "LOCATION": unique("test-locmem"),
             "TIMEOUT": 300,
             "KEY_PREFIX": unique("t"),
-            "OPTIONS": {"MAX_ENTRIES": max_entries},
+            "OPTIONS": {"MAX_ENTRIES": max_entries, "SERIALIZER": MSGPACK},
         }
     }
 
@@ -51,6 +55,7 @@ def redis_config(url: str, prefix: str) -> dict[str, Any]:
                 "SOCKET_CONNECT_TIMEOUT": 0.25,
                 # Roomier than production: twenty threads of a stampede test share the CPU.
                 "SOCKET_TIMEOUT": 2.0,
+                "SERIALIZER": MSGPACK,
             },
         }
     }

@@ -5,6 +5,11 @@ distribution for the installed version (see ``django_suite``), so every test Dja
 its built-in backends runs against ours, under the same names. The suite is imported while this
 module is collected — the classes must exist to be subclassed — and the sdist is fetched once and
 cached under ``var/``. Without it: skipped loudly locally, a collection error under CI=true.
+
+Django's tests store arbitrary objects (functions, classes, model instances, sets, datetimes),
+which the production serializer, MessagePack, refuses by design (docs/design.md, "Invariants",
+4): the contract runs with django-redis's pickle serializer on both backends, and
+``test_values`` proves that the production configuration stores plain data.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from django_redis.client.default import glob_escape
 from tests.conftest import IN_CI
 
 from . import django_suite
-from .support import LOCMEM, TEST_REDIS_URL, redis_config, unique
+from .support import LOCMEM, PICKLE, TEST_REDIS_URL, redis_config, unique
 
 try:
     suite = django_suite.load()
@@ -74,9 +79,12 @@ def _locmem_caches(**params: Any) -> dict[str, Any]:
     """Django's aliases (default, prefix, v2, custom_key, cull, zero_cull) on our backend.
 
     They share one LOCATION, as Django's ``LocMemCacheTests`` expects, apart from the rest of the
-    test run's caches.
+    test run's caches, and store through pickle, as Django's tests need (see the module).
     """
-    return suite.caches_setting_for_tests(BACKEND=LOCMEM, LOCATION=LOCMEM_LOCATION, **params)
+    setting = suite.caches_setting_for_tests(BACKEND=LOCMEM, LOCATION=LOCMEM_LOCATION, **params)
+    for alias in setting.values():
+        alias["OPTIONS"] = {**alias.get("OPTIONS", {}), "SERIALIZER": PICKLE}
+    return setting
 
 
 # Django's LRU tests override CACHES with its own LocMemCache: the same, on ours.
@@ -91,8 +99,12 @@ class InstrumentedLocMemCacheTests(suite.LocMemCacheTests):
 
     test_multiple_caches = override_settings(
         CACHES={
-            "default": {"BACKEND": LOCMEM, "LOCATION": unique("django-contract-default")},
-            "other": {"BACKEND": LOCMEM, "LOCATION": unique("django-contract-other")},
+            alias: {
+                "BACKEND": LOCMEM,
+                "LOCATION": unique(f"django-contract-{alias}"),
+                "OPTIONS": {"SERIALIZER": PICKLE},
+            }
+            for alias in ("default", "other")
         }
     )(_original(suite.LocMemCacheTests, "test_multiple_caches"))
     test_lru_get = suite.retry()(
@@ -113,13 +125,14 @@ def _redis_caches() -> dict[str, Any]:
     """Django's aliases on our Redis backend, each alias's keys under this run's prefix.
 
     ``prefix`` gets its own prefix (Django's is fixed per process id, and would outlive the run);
-    ``cull`` and ``zero_cull`` keep the connection options beside their ``MAX_ENTRIES``.
+    ``cull`` and ``zero_cull`` keep the connection options beside their ``MAX_ENTRIES``; every
+    alias stores through pickle, as Django's tests need (see the module).
     """
     base = redis_config(TEST_REDIS_URL, REDIS_PREFIX)["default"]
     setting = suite.caches_setting_for_tests(base=base)
     setting["prefix"]["KEY_PREFIX"] = f"{REDIS_PREFIX}-prefix"
     for params in setting.values():
-        params["OPTIONS"] = {**base["OPTIONS"], **params.get("OPTIONS", {})}
+        params["OPTIONS"] = {**base["OPTIONS"], **params.get("OPTIONS", {}), "SERIALIZER": PICKLE}
     return setting
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 from django.test import Client
+from django_redis.client.default import glob_escape
 from rest_framework.test import APIClient
 
 from tests.conftest import require_service
@@ -286,10 +287,14 @@ def _write_garbage(client: redis.Redis, key: bytes, garbage: str) -> None:
 
 @pytest.mark.redis
 @pytest.mark.parametrize("garbage", ["string", "list", "hash", "words"])
-def test_garbage_history_in_the_cache_is_treated_as_none(on_redis, rates, reader_client, garbage):
+def test_garbage_history_in_the_cache_is_treated_as_none(
+    on_redis, rates, reader_client, garbage, settings
+):
     rates(user="2/min")
     assert read(reader_client).status_code == 200
-    keys = list(on_redis.scan_iter(match=b"*throttle:user:*"))
+    # This test's keys only: other test runs share the Redis database.
+    prefix = glob_escape(settings.CACHES["default"]["KEY_PREFIX"])
+    keys = list(on_redis.scan_iter(match=f"{prefix}:*throttle:user:*"))
     assert len(keys) == 1
     _write_garbage(on_redis, keys[0], garbage)
 
