@@ -12,9 +12,10 @@ Three things end a copy besides a new generation:
 - the *purge epoch*, a generation of its own that ``invalidate_pattern`` and ``clear`` bump
   fleet-wide and every warm read reads with the generations, so that deleting entries by hand
   also deletes them here;
-- its age reaching the cache's default timeout, counted from when the copy was made (the entry
-  it was made from may go sooner: evicted, expired or deleted by hand, which is why a pattern
-  invalidation always bumps the purge epoch, whatever it matched);
+- the expiry of the entry it was made from (an entry says when it expires), and at most the
+  cache's default timeout from when the copy was made (the entry may go sooner still: evicted,
+  or deleted by hand, which is why a pattern invalidation always bumps the purge epoch,
+  whatever it matched);
 - room: the copies are bounded in bytes (``CACHE_HOT_BYTES``), signatures included, oldest
   stored first out.
 """
@@ -55,10 +56,19 @@ class HotEntries:
             return None
         return value
 
-    def put(self, key: Hashable, value: Any, epoch: Any, size: int) -> None:
+    def put(
+        self, key: Hashable, value: Any, epoch: Any, size: int, *, expires_at: float | None = None
+    ) -> None:
+        """Keep a copy of ``value`` until the entry it came from expires (``expires_at``, in
+        seconds since the epoch) or its age reaches ``max_age``, whichever comes first."""
         if not self.enabled or size > self.max_bytes:
             return
-        expires = time.monotonic() + (self.max_age if self.max_age is not None else 1e12)
+        lifetime = self.max_age if self.max_age is not None else 1e12
+        if expires_at is not None:
+            lifetime = min(lifetime, expires_at - time.time())
+            if lifetime <= 0:
+                return
+        expires = time.monotonic() + lifetime
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:

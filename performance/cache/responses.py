@@ -265,7 +265,8 @@ class CachedResponseMixin:
             return None
         if signature is not None:
             size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
-            copies.put(signature, (key, entry), epoch, size + sum(len(part) for part in entry))
+            size += len(entry[0]) + len(entry[1]) + len(entry[2])
+            copies.put(signature, (key, entry), epoch, size, expires_at=entry[3])
         return self._early_response(drf_request, entry)
 
     def _generation_names(self) -> dict[str, str]:
@@ -435,7 +436,10 @@ class CachedResponseMixin:
             etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
             content_type = response["Content-Type"]
             timeout = self.cache_timeout if self.cache_timeout is not None else default_timeout()
-            cache.set(key, (body, etag, content_type), jittered(timeout))
+            ttl = jittered(timeout)
+            # The entry says when it expires, so that no copy of it outlives it (``hot``).
+            expires_at = None if ttl is None else time.time() + ttl
+            cache.set(key, (body, etag, content_type, expires_at), ttl)
         finally:
             if locked:
                 cache.delete(lock)
@@ -461,7 +465,7 @@ class CachedResponseMixin:
             self.sleep(self.stampede_poll)
 
     def _replay(self, request: Any, entry: Sequence, outcome: str) -> HttpResponse:
-        body, etag, content_type = entry
+        body, etag, content_type, _ = entry
         answer = _precondition(request, etag)
         if answer is None:
             answer = HttpResponse(body, content_type=content_type)
@@ -470,17 +474,19 @@ class CachedResponseMixin:
 
 def stored_entry(value: Any) -> Sequence | None:
     """``value`` if it is a response as ``cached_response`` stores it — body bytes, ETag,
-    content type — else ``None``: what another program wrote under the key is a miss.
+    content type, when it expires (seconds since the epoch, ``None`` for never) — else
+    ``None``: what another program wrote under the key is a miss.
 
     The serializer gives plain data back, not the tuple that was stored: a list from Redis and
-    locmem alike (``locmem``), whose three parts unpack the same.
+    locmem alike (``locmem``), whose four parts unpack the same.
     """
     if (
         type(value) in (list, tuple)
-        and len(value) == 3
+        and len(value) == 4
         and type(value[0]) is bytes
         and type(value[1]) is str
         and type(value[2]) is str
+        and (value[3] is None or type(value[3]) is float)
     ):
         return value
     return None

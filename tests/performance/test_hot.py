@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from performance.cache.hot import HotEntries
 
 
@@ -38,3 +40,15 @@ def test_no_bytes_means_no_copies() -> None:
     assert not hot.enabled
     hot.put("workstations:1:abc", b"", epoch=1, size=0)
     assert hot.get("workstations:1:abc", 1) is None
+
+
+def test_a_copy_ends_when_the_entry_it_came_from_expires() -> None:
+    hot = HotEntries(max_bytes=1_000, max_age=60)
+    hot.put("workstations:1:gone", b"body", epoch=1, size=4, expires_at=time.time() - 1)
+    hot.put("workstations:1:soon", b"body", epoch=1, size=4, expires_at=time.time() + 0.05)
+    hot.put("workstations:1:late", b"body", epoch=1, size=4, expires_at=time.time() + 600)
+    assert hot.get("workstations:1:gone", 1) is None  # never kept
+    assert hot.get("workstations:1:soon", 1) == b"body"
+    time.sleep(0.1)
+    assert hot.get("workstations:1:soon", 1) is None
+    assert hot.get("workstations:1:late", 1) == b"body"  # max_age still bounds it (60 s)

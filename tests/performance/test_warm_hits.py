@@ -3,6 +3,8 @@ same people, in one round trip once a process has served the request (``cache.re
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -197,3 +199,29 @@ def test_the_browsable_api_and_other_formats_take_the_drf_path(clients):
     assert html.status_code == 200
     assert "X-Cache" not in html
     assert b"<html" in html.content.lower()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_never_outlives_the_entry_it_was_made_from(
+    settings, redis_url, redis_prefix, clients, editor
+):
+    """docs/design.md, "Invariants", 8: the entry expires in Redis (its TTL); the copy a later
+    warm hit made of it must not go on answering after that."""
+    config = redis_config(redis_url, redis_prefix)
+    config["default"]["TIMEOUT"] = 1
+    settings.CACHES = config
+    settings.CACHE_TTL_JITTER = 0
+    by_token, _ = clients
+    later = APIClient()
+    later.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=editor).key}")
+    assert by_token.get(LIST, HTTP_ACCEPT="application/json")["X-Cache"] == "MISS"
+    time.sleep(0.5)
+    # Another client, whose token is looked up now (so it is still known at the end), makes
+    # this process's copy of the entry.
+    assert later.get(LIST, HTTP_ACCEPT="application/json")["X-Cache"] == "HIT"
+    assert later.get(LIST, HTTP_ACCEPT="application/json")["X-Cache"] == "HIT"
+    assert perf_cache.backend().hot.usage()["entries"] == 1
+    time.sleep(0.7)  # the entry has expired in Redis; a copy timed from when it was made has not
+
+    assert later.get(LIST, HTTP_ACCEPT="application/json")["X-Cache"] == "MISS"
