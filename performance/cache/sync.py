@@ -87,15 +87,21 @@ def sync() -> bool:
     except DatabaseError:
         logger.warning("could not read the database's versions", exc_info=True)
         return False
+    ahead = _level(found)
+    if ahead is None:
+        return False
+    return _settle(ahead) if ahead else True
+
+
+def _level(found: Mapping[str, int]) -> list[str] | None:
+    """Bump every namespace whose recorded version differs from ``found``'s; the names the
+    cache has recorded a newer version of, or ``None`` when the cache could not be reached."""
     if not found:
-        return True
+        return []
     results = advance([Step(name, version, SYNC) for name, version in found.items()])
     if results is None:
-        return False
-    ahead = [name for name, result in zip(found, results, strict=True) if result == AHEAD]
-    if ahead:
-        return _settle(ahead)
-    return True
+        return None
+    return [name for name, result in zip(found, results, strict=True) if result == AHEAD]
 
 
 def _reseed() -> bool:
@@ -111,10 +117,9 @@ def _settle(ahead: list[str]) -> bool:
         again = changes.versions(ahead)
     except DatabaseError:
         return False
-    results = advance([Step(name, version, SYNC) for name, version in again.items()])
-    if results is None:
+    back = _level(again)
+    if back is None:
         return False
-    back = [name for name, result in zip(again, results, strict=True) if result == AHEAD]
     if back:
         logger.warning("the database's versions went back for %s: invalidating", ", ".join(back))
         if advance([Step(name, again[name], RESET) for name in back]) is None:
