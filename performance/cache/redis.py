@@ -1,13 +1,17 @@
-"""What the service asks of Redis beyond Django's cache API, in django-redis's client class.
+"""What the service asks of Redis beyond Django's cache API, in django-redis's client classes.
 
-``InventoryRedisClient`` is the ``CLIENT_CLASS`` of the Redis backend: django-redis's
-``DefaultClient`` plus the operations this service needs in one round trip each —
+The Redis backend runs on one of two clients, chosen from its configuration: django-redis's
+``DefaultClient`` (one server, or a primary and its replicas as a ``LOCATION`` list) or its
+``SentinelClient`` (Sentinel names the primary and the replicas), each with the service's own
+operations (``InventoryClientMixin``), in one round trip each —
 
 - ``incr``: an increment of an existing key in one script, whose refusal fails like any write;
 - ``read``: values (the generations) and request rates, in one script (``rates``);
 - ``scan`` / ``unlink_matching``: this service's keys, in chunks, never ``KEYS``;
 - the statistics every process publishes into a shared hash (``publish``, ``counters``);
-- ``server_info``: the figures of ``INFO`` the console shows.
+- ``server_info``: the figures of ``INFO`` the console shows;
+- where a read goes: what read-your-writes depends on to the primary, entries addressed by a
+  generation to any server (docs/design.md, "Redis deployments").
 
 It also decides which errors mean "the cache is not answering" (``is_outage``), the policy the
 backend's circuit breaker applies. The backend, ``InstrumentedRedisCache``, stays a thin facade
@@ -21,22 +25,27 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache
-from django_redis.client import DefaultClient
+from django_redis.client import DefaultClient, SentinelClient
 from django_redis.client.default import glob_escape
 from django_redis.exceptions import ConnectionInterrupted
+from django_redis.pool import SentinelConnectionFactory
+from django_redis.util import CacheKey
 from redis import exceptions as redis_errors
 from redis.commands.core import Script
 
 from .backends import InstrumentedCacheMixin, count_found, internal_key
 from .breaker import make_guard
 from .hot import HotEntries
-from .keys import RATE_NAMESPACE
+from .keys import RATE_NAMESPACE, namespace_of
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState, state_for
 
@@ -97,13 +106,27 @@ INFO_FIELDS = (
     "keyspace_misses",
     "connected_clients",
     "uptime_in_seconds",
+    "role",
+    "connected_slaves",
 )
 #: Seconds the per-minute statistics are kept.
 HISTORY_TTL = 2 * 3600
 
 
-class InventoryRedisClient(DefaultClient):
-    """django-redis's client, with the service's own operations (see the module)."""
+def read_from_primary(logical_key: str) -> bool:
+    """Whether a read of ``logical_key`` must go to the primary (docs/design.md, "Redis
+    deployments"): the cache layer's own keys (``_``: generations, the purge epoch, locks,
+    memos, health probes) and the request rates. A replica may lag; what these keys say decides
+    which entry a request may serve, so a lagging copy of them could serve a stale one. Every
+    other key embeds the generation read from the primary, so a lagging replica can only miss.
+    """
+    namespace = namespace_of(logical_key)
+    return namespace.startswith("_") or namespace == RATE_NAMESPACE
+
+
+class InventoryClientMixin:
+    """The service's own operations (see the module), on a django-redis client whose
+    ``get_client(write=True)`` is the primary and ``get_client(write=False)`` any server."""
 
     scan_count = 1000
     delete_chunk = 500
@@ -111,6 +134,17 @@ class InventoryRedisClient(DefaultClient):
     def redis(self) -> Any:
         """The connection to the primary: everything read-your-writes depends on is read there."""
         return self.get_client(write=True)
+
+    def reader(self, keys: Iterable[Any]) -> Any:
+        """The connection to read ``keys`` from, in one round trip: the primary when any of
+        them must be read there (``read_from_primary``), else the one django-redis picks
+        (a replica, when there are)."""
+        for key in keys:
+            # A key already made (django-redis's CacheKey) names its logical key at its end.
+            logical = self.reverse_key(str(key)) if isinstance(key, CacheKey) else str(key)
+            if read_from_primary(logical):
+                return self.redis()
+        return self.get_client(write=False)
 
     # A value this service cannot read is a missing one -----------------------------------------
 
@@ -124,6 +158,7 @@ class InventoryRedisClient(DefaultClient):
     def get(
         self, key: str, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
+        client = client or self.reader((key,))
         try:
             value = super().get(key, default, version, client)
         except ConnectionInterrupted as exc:
@@ -134,8 +169,12 @@ class InventoryRedisClient(DefaultClient):
         return default if value is _UNREADABLE else value
 
     def get_many(self, keys: Any, version: int | None = None, client: Any = None) -> dict:
-        found = super().get_many(keys, version, client)
+        keys = list(keys)
+        found = super().get_many(keys, version, client or self.reader(keys))
         return {key: value for key, value in found.items() if value is not _UNREADABLE}
+
+    def has_key(self, key: str, version: int | None = None, client: Any = None) -> bool:
+        return super().has_key(key, version, client or self.reader((key,)))
 
     # One round trip each ---------------------------------------------------------------------
 
@@ -304,6 +343,15 @@ class InventoryRedisClient(DefaultClient):
         return info
 
 
+class InventoryRedisClient(InventoryClientMixin, DefaultClient):
+    """One server, or a primary and its replicas (``LOCATION`` list, the primary first)."""
+
+
+class InventorySentinelClient(InventoryClientMixin, SentinelClient):
+    """The primary and the replicas Sentinel names (``OPTIONS["SENTINELS"]``); django-redis's
+    ``SentinelConnectionFactory`` asks Sentinel again after a failover."""
+
+
 _UNREADABLE = object()
 
 
@@ -357,22 +405,88 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def redact(location: Any) -> str:
-    """A Redis URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
+    """Every Redis URL of ``location`` (a URL, comma-separated URLs, or a list of them: the
+    primary first) with its passwords hidden, in the user part or the query."""
+    urls = location if isinstance(location, list | tuple) else str(location).split(",")
+    return ", ".join(_redact_url(str(url).strip()) for url in urls)
 
-    text = location[0] if isinstance(location, list | tuple) else str(location)
-    parts = urlsplit(text)
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
     if parts.password:
         netloc = f"{parts.username or ''}:***@{parts.hostname}"
         if parts.port:
             netloc += f":{parts.port}"
         parts = parts._replace(netloc=netloc)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "password" for name, _ in query):
+        hidden = [(name, "***" if name == "password" else value) for name, value in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
     return urlunsplit(parts)
 
 
-#: The client classes the Redis backend runs on: its own (what it needs beyond Django's API).
+#: The clients the Redis backend runs on, by the ``CLIENT_CLASS`` values that ask for them.
 REDIS_CLIENT = "performance.cache.redis.InventoryRedisClient"
-_STOCK_CLIENTS = {"", "django_redis.client.DefaultClient", REDIS_CLIENT}
+SENTINEL_CLIENT = "performance.cache.redis.InventorySentinelClient"
+_CLIENTS = {
+    "django_redis.client.DefaultClient": REDIS_CLIENT,
+    "django_redis.client.default.DefaultClient": REDIS_CLIENT,
+    REDIS_CLIENT: REDIS_CLIENT,
+    "django_redis.client.SentinelClient": SENTINEL_CLIENT,
+    "django_redis.client.sentinel.SentinelClient": SENTINEL_CLIENT,
+    SENTINEL_CLIENT: SENTINEL_CLIENT,
+}
+_SUPPORTED = (
+    "django_redis.client.DefaultClient (one server, or a LOCATION list: the primary, then its "
+    "replicas) or django_redis.client.SentinelClient (OPTIONS SENTINELS, with "
+    "django_redis.pool.SentinelConnectionFactory)"
+)
+_REFUSED = {
+    "ShardClient": "it spreads keys over several servers, and a request reads its "
+    "generations, rates and entries together, in one script on one primary",
+    "HerdClient": "it stores values wrapped in its own envelope, which the service's scripts "
+    "cannot read, and cannot increment the generations; the service has its own stampede lock",
+}
+
+
+def client_class(options: Mapping[str, Any]) -> str:
+    """The client the backend runs on for ``options``; ``ImproperlyConfigured`` (naming what is
+    supported) for a configuration it cannot run on, so that start-up fails, not a request."""
+    asked = options.get("CLIENT_CLASS", "django_redis.client.DefaultClient")
+    chosen = _CLIENTS.get(asked)
+    if chosen is None:
+        why = next((why for name, why in _REFUSED.items() if str(asked).endswith(name)), "")
+        raise ImproperlyConfigured(
+            f"The Redis cache's CLIENT_CLASS {asked!r} is not supported"
+            + (f": {why}" if why else "")
+            + f". Use {_SUPPORTED}."
+        )
+    if chosen == SENTINEL_CLIENT:
+        factory = options.get("CONNECTION_FACTORY") or getattr(
+            settings, "DJANGO_REDIS_CONNECTION_FACTORY", ""
+        )
+        if not options.get("SENTINELS"):
+            raise ImproperlyConfigured(
+                "The Redis cache's SentinelClient needs OPTIONS['SENTINELS']: the (host, port) "
+                "of each Sentinel (REDIS_SENTINELS)."
+            )
+        if not factory or not issubclass(import_string(factory), SentinelConnectionFactory):
+            raise ImproperlyConfigured(
+                "The Redis cache's SentinelClient needs OPTIONS['CONNECTION_FACTORY'] = "
+                "'django_redis.pool.SentinelConnectionFactory', which asks Sentinel where the "
+                "primary is."
+            )
+    return chosen
+
+
+def unusable_cache(alias: str = "default") -> str | None:
+    """Why the cache ``alias`` cannot be built from its settings (a client the backend refuses,
+    a missing prefix...), or ``None``. Builds a backend of its own, which connects to nothing."""
+    try:
+        caches.create_connection(alias).close()
+    except ImproperlyConfigured as exc:
+        return str(exc)
+    return None
 
 
 class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
@@ -387,19 +501,26 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     flush_interval = 1.0
     durable_invalidation = True
 
-    def __init__(self, server: str, params: dict[str, Any]) -> None:
-        options = dict(params.get("OPTIONS", {}))
-        if options.get("CLIENT_CLASS", "") not in _STOCK_CLIENTS:
-            raise ImproperlyConfigured(
-                f"The Redis cache runs on its own client ({REDIS_CLIENT}); "
-                f"CLIENT_CLASS {options['CLIENT_CLASS']!r} is not supported."
-            )
-        options["CLIENT_CLASS"] = REDIS_CLIENT
-        super().__init__(server, {**params, "OPTIONS": options})
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
+        options = params.get("OPTIONS", {})
+        chosen = client_class(options)
+        super().__init__(server, params)
+        # Django's options as they are (not a copy): django-redis's client reads them live.
+        self._client_cls = import_string(chosen)
         if not self.key_prefix:
-            raise ValueError("The Redis cache needs a KEY_PREFIX: it scopes clear and patterns.")
-        self._location = server
-        self.state = state_for("redis", server, self.key_prefix, self._new_state)
+            raise ImproperlyConfigured(
+                "The Redis cache needs a KEY_PREFIX: it scopes clear and patterns."
+            )
+        # As django-redis reads LOCATION: a list, or comma-separated URLs; the primary first.
+        servers = server if isinstance(server, list | tuple) else str(server).split(",")
+        sentinels = options.get("SENTINELS") or ()
+        self._location = redact(servers)
+        if sentinels:
+            self._location += " (Sentinel " + ", ".join(f"{h}:{p}" for h, p in sentinels) + ")"
+        # One state per cache in this process, whichever way its servers are written.
+        self.state = state_for(
+            "redis", (tuple(servers), tuple(sentinels)), self.key_prefix, self._new_state
+        )
         # Django makes a backend per thread: the trial call may use any of them.
         self.state.guard.probe = self._ping
 
@@ -554,7 +675,7 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         )
 
     def server_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"backend": "redis", "location": redact(self._location)}
+        info: dict[str, Any] = {"backend": "redis", "location": self._location}
         try:
             info.update(self.client.server_info())
         except Exception as exc:
