@@ -254,12 +254,17 @@ class InventoryClientMixin:
 
     # This service's keys only -------------------------------------------------------------------
 
-    def glob_prefix(self) -> str:
-        """The glob every logical key of this cache's version starts with."""
-        return f"{glob_escape(self._backend.key_prefix)}:{self._backend.version}:"
+    def pattern(self, logical: str, *, every_version: bool = False) -> str:
+        """The glob of the Redis keys whose logical key matches the glob ``logical``: made by
+        the cache's KEY_FUNCTION, prefix and version escaped (django-redis's ``make_pattern``),
+        so it reaches this cache's keys only, however they are laid out."""
+        if every_version:
+            return self._backend.key_func(logical, glob_escape(self._backend.key_prefix), "*")
+        return str(self.make_pattern(logical))
 
-    def logical_prefix(self) -> str:
-        return f"{self._backend.key_prefix}:{self._backend.version}:"
+    def logical(self, raw: bytes | str) -> str:
+        """The logical key of one of this cache's Redis keys (its REVERSE_KEY_FUNCTION)."""
+        return self.reverse_key(_text(raw))
 
     def scan(self, match: str) -> Iterator[bytes]:
         return self.redis().scan_iter(match=match, count=self.scan_count)
@@ -641,35 +646,31 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     # Keys of this service only ---------------------------------------------------------------
 
     def logical_keys(self, pattern: str = "*") -> Iterator[str]:
-        prefix = self.client.logical_prefix()
-        for raw in self.client.scan(self.client.glob_prefix() + pattern):
-            key = raw.decode() if isinstance(raw, bytes) else raw
-            yield key[len(prefix) :]
+        client = self.client
+        for raw in client.scan(client.pattern(pattern)):
+            yield client.logical(raw)
 
     def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
         """Delete this service's keys whose logical name matches ``pattern`` (SCAN + UNLINK)."""
-        prefix = self.client.logical_prefix().encode()
+        client = self.client
 
         def internal(raw: bytes) -> bool:
-            key = raw if isinstance(raw, bytes) else str(raw).encode()
-            return internal_key(key[len(prefix) :].decode(errors="replace"), pattern)
+            return internal_key(client.logical(raw), pattern)
 
-        return self.client.unlink_matching(
-            self.client.glob_prefix() + pattern, dry_run=dry_run, skip=internal
-        )
+        return client.unlink_matching(client.pattern(pattern), dry_run=dry_run, skip=internal)
 
     def clear(self) -> None:
         """Remove this service's keys, every version, but the clients' request rates; never
         ``FLUSHDB`` a shared Redis."""
-        rates = f":{RATE_NAMESPACE}:".encode()
+        client = self.client
 
         def rate(raw: bytes) -> bool:
-            return rates in raw
+            return namespace_of(client.logical(raw)) == RATE_NAMESPACE
 
         self._run(
             "default",
-            lambda: self.client.unlink_matching(
-                f"{glob_escape(self.key_prefix)}:*", dry_run=False, skip=rate
+            lambda: client.unlink_matching(
+                client.pattern("*", every_version=True), dry_run=False, skip=rate
             ),
             fallback=None,
         )
