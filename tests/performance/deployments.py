@@ -15,9 +15,6 @@ import redis
 
 from .servers import REDIS_SERVER, RedisServer, free_port, wait_for
 
-#: The name Sentinel knows the primary by.
-MASTER = "inventory"
-
 
 def info(server: RedisServer, section: str = "replication") -> dict:
     with server.client() as client:
@@ -53,20 +50,26 @@ def synced(primary: RedisServer, replicas: int = 1, timeout_ms: int = 5000) -> N
 
 
 class SentinelServer:
-    """A private ``redis-server --sentinel`` monitoring ``primary`` as ``MASTER`` (quorum 1)."""
+    """A private ``redis-server --sentinel`` monitoring ``primary`` as ``service`` (quorum 1).
+
+    Each one names its primary differently: django-redis keeps its connection pools per process
+    by URL (``redis://<master>/<db>``), so two deployments under one name, one after the other in
+    a test process, would share the first one's pool.
+    """
 
     def __init__(self, directory: Path, primary: RedisServer) -> None:
         assert REDIS_SERVER, "redis-server is not on PATH"
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.service = f"inventory-{self.port}"
         self.address = ("127.0.0.1", self.port)
         config = directory / "sentinel.conf"  # Sentinel rewrites its file: one of its own
         config.write_text(
             f"port {self.port}\n"
             "bind 127.0.0.1\n"
             f"dir {directory}\n"
-            f"sentinel monitor {MASTER} 127.0.0.1 {primary.port} 1\n"
-            f"sentinel down-after-milliseconds {MASTER} 5000\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {primary.port} 1\n"
+            f"sentinel down-after-milliseconds {self.service} 5000\n"
         )
         log = (directory / "sentinel.log").open("ab")
         self.process = subprocess.Popen(
@@ -76,7 +79,7 @@ class SentinelServer:
             start_new_session=True,
         )
         log.close()
-        if not wait_for(lambda: self._master() == ("127.0.0.1", primary.port), timeout=10):
+        if not wait_for(lambda: self.master() == ("127.0.0.1", primary.port), timeout=10):
             self.stop()
             raise RuntimeError(f"sentinel on {self.port} does not know its primary")
 
@@ -85,24 +88,31 @@ class SentinelServer:
             *self.address, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
         )
 
-    def _master(self) -> tuple[str, int] | None:
+    def master(self) -> tuple[str, int] | None:
+        """Where Sentinel says the primary is."""
         if self.process.poll() is not None:
             return None
         try:
             with self.client() as client:
-                found = client.sentinel_get_master_addr_by_name(MASTER)
+                found = client.sentinel_get_master_addr_by_name(self.service)
         except redis.RedisError:
             return None
         return (found[0], int(found[1])) if found else None
 
     def knows_replicas(self, count: int) -> bool:
-        """Sentinel lists ``count`` replicas of the primary, none of them down."""
+        """Sentinel lists ``count`` replicas of the primary, connected, linked to it and not
+        down: replicas it would read from, and promote."""
         try:
             with self.client() as client:
-                replicas = client.sentinel_slaves(MASTER)
+                replicas = client.sentinel_slaves(self.service)
         except redis.RedisError:
             return False
-        healthy = [r for r in replicas if not (r.get("is_sdown") or r.get("is_odown"))]
+        healthy = [
+            r
+            for r in replicas
+            if not (r.get("is_sdown") or r.get("is_odown") or r.get("is_disconnected"))
+            and r.get("master-link-status") == "ok"
+        ]
         return len(healthy) >= count
 
     def stop(self) -> None:
