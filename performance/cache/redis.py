@@ -419,7 +419,8 @@ def redact(location: Any) -> str:
 def _redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}"
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{f'[{host}]' if ':' in host else host}"
         if parts.port:
             netloc += f":{parts.port}"
         parts = parts._replace(netloc=netloc)

@@ -169,6 +169,8 @@ def test_the_location_shown_names_every_server_and_no_password():
         assert secret not in shown
     assert redact(",".join(location)) == shown
     assert "reader:***@replica:6380" in shown
+    assert redact("redis://:s3cret@[::1]:6379/0") == "redis://:***@[::1]:6379/0"
+    assert redact("unix://:s3cret@/run/redis.sock?db=2") == "unix://:***@/run/redis.sock?db=2"
 
 
 # Refused at start -------------------------------------------------------------------------------
