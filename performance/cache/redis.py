@@ -140,9 +140,9 @@ class InventoryClientMixin:
         them must be read there (``read_from_primary``), else the one django-redis picks
         (a replica, when there are)."""
         for key in keys:
-            # A key already made (django-redis's CacheKey) names its logical key at its end.
-            logical = self.reverse_key(str(key)) if isinstance(key, CacheKey) else str(key)
-            if read_from_primary(logical):
+            # A key already made (django-redis's CacheKey): its logical key, if it can be told.
+            logical = self.logical(key) if isinstance(key, CacheKey) else str(key)
+            if logical is None or read_from_primary(logical):
                 return self.redis()
         return self.get_client(write=False)
 
@@ -262,9 +262,24 @@ class InventoryClientMixin:
             return self._backend.key_func(logical, glob_escape(self._backend.key_prefix), "*")
         return str(self.make_pattern(logical))
 
-    def logical(self, raw: bytes | str) -> str:
-        """The logical key of one of this cache's Redis keys (its REVERSE_KEY_FUNCTION)."""
-        return self.reverse_key(_text(raw))
+    def logical(self, raw: bytes | str) -> str | None:
+        """The logical key of one of this cache's Redis keys, of its current version: through
+        its REVERSE_KEY_FUNCTION when one is set, else from where its KEY_FUNCTION puts the key
+        (Django's and most key functions keep it whole); ``None`` when neither can tell."""
+        text = _text(raw)
+        if self._params.get("REVERSE_KEY_FUNCTION"):
+            try:
+                return self.reverse_key(text)
+            except Exception:  # a key the user's function was not written for
+                return None
+        backend = self._backend
+        made = str(backend.key_func("\0", backend.key_prefix, backend.version))
+        head, marked, tail = made.partition("\0")
+        if not marked or len(text) < len(head) + len(tail):
+            return None
+        if not (text.startswith(head) and text.endswith(tail)):
+            return None
+        return text[len(head) : len(text) - len(tail)]
 
     def scan(self, match: str) -> Iterator[bytes]:
         return self.redis().scan_iter(match=match, count=self.scan_count)
@@ -649,14 +664,17 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     def logical_keys(self, pattern: str = "*") -> Iterator[str]:
         client = self.client
         for raw in client.scan(client.pattern(pattern)):
-            yield client.logical(raw)
+            key = client.logical(raw)
+            if key is not None:
+                yield key
 
     def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
         """Delete this service's keys whose logical name matches ``pattern`` (SCAN + UNLINK)."""
         client = self.client
 
         def internal(raw: bytes) -> bool:
-            return internal_key(client.logical(raw), pattern)
+            key = client.logical(raw)
+            return key is not None and internal_key(key, pattern)
 
         return client.unlink_matching(client.pattern(pattern), dry_run=dry_run, skip=internal)
 
@@ -666,7 +684,8 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         client = self.client
 
         def rate(raw: bytes) -> bool:
-            return namespace_of(client.logical(raw)) == RATE_NAMESPACE
+            key = client.logical(raw)  # rates are kept under the current version
+            return key is not None and namespace_of(key) == RATE_NAMESPACE
 
         self._run(
             "default",

@@ -21,12 +21,14 @@ def hashed_reverse(key: str) -> str:
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize("reverse", [True, False], ids=["with-reverse", "without-reverse"])
 def test_clear_and_patterns_follow_a_custom_key_function(
-    settings, redis_url, redis_prefix, redis_client
+    settings, redis_url, redis_prefix, redis_client, reverse
 ):
     config = redis_config(redis_url, redis_prefix)["default"]
     config["KEY_FUNCTION"] = f"{__name__}.hashed_key"
-    config["REVERSE_KEY_FUNCTION"] = f"{__name__}.hashed_reverse"
+    if reverse:  # without one, the logical key is read where the key function puts it
+        config["REVERSE_KEY_FUNCTION"] = f"{__name__}.hashed_reverse"
     settings.CACHES = {"default": config}
     cache = caches["default"]
     for key in ("things:1:a", "things:1:b", "other:1:c", "_gen:things", "throttle:user:7"):
