@@ -79,9 +79,12 @@ class SentinelServer:
             start_new_session=True,
         )
         log.close()
-        if not wait_for(lambda: self.master() == ("127.0.0.1", primary.port), timeout=10):
-            self.stop()
-            raise RuntimeError(f"sentinel on {self.port} does not know its primary")
+        try:
+            if not wait_for(lambda: self.master() == ("127.0.0.1", primary.port), timeout=10):
+                raise RuntimeError(f"sentinel on {self.port} does not know its primary")
+        except BaseException:
+            self.stop()  # whatever went wrong, no process outlives its test
+            raise
 
     def client(self) -> redis.Redis:
         return redis.Redis(
