@@ -8,6 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
+from .cache.redis import unusable_cache
+
 
 @register(Tags.caches)
 def check_cache_shape(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -32,3 +34,21 @@ def check_cache_shape(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             )
         )
     return errors
+
+
+@register(Tags.caches)
+def check_cache_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The default cache can be built from its settings: the Redis backend refuses, when it is
+    built, a client the service cannot run on (docs/design.md, "Redis deployments"). Built here
+    too, so that start-up fails rather than the first request."""
+    problem = unusable_cache("default")
+    if problem is None:
+        return []
+    return [
+        Error(
+            problem,
+            hint="With this project's settings: REDIS_URL (one server, or the primary's URL "
+            "then its replicas') or REDIS_SENTINELS with REDIS_SENTINEL_MASTER.",
+            id="performance.E003",
+        )
+    ]

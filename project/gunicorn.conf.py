@@ -1,7 +1,8 @@
 """gunicorn settings that are right out of the box for both runtime shapes.
 
-Embedded default (no REDIS_URL): the cache lives in process memory, so exactly one worker
-process with several threads. Production (REDIS_URL set): several worker processes sharing Redis.
+Embedded default (no REDIS_URL nor REDIS_SENTINELS): the cache lives in process memory, so
+exactly one worker process with several threads. Production (Redis): several worker processes
+sharing it.
 """
 
 import multiprocessing
@@ -9,7 +10,7 @@ import os
 import shutil
 import tempfile
 
-_redis = bool(os.environ.get("REDIS_URL", "").strip())
+_redis = any(os.environ.get(name, "").strip() for name in ("REDIS_URL", "REDIS_SENTINELS"))
 _default_workers = min(2 * multiprocessing.cpu_count() + 1, 8) if _redis else 1
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
@@ -33,17 +34,28 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 if workers > 1 and not _redis:
     raise SystemExit(
-        "gunicorn: WEB_CONCURRENCY > 1 needs REDIS_URL. The local-memory cache lives inside one "
-        "process; several processes would each serve their own, stale, copy."
+        "gunicorn: WEB_CONCURRENCY > 1 needs Redis (REDIS_URL or REDIS_SENTINELS). The "
+        "local-memory cache lives inside one process; several processes would each serve their "
+        "own, stale, copy."
     )
 
 
 def post_worker_init(worker):
-    """Start the sweep that applies every committed change to the cache (every worker, both
-    shapes); warm the cache in the background if asked."""
+    """Refuse a cache the service cannot run on; start the sweep that applies every committed
+    change to the cache (every worker, both shapes); warm the cache in the background if asked."""
     from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
 
     from performance.cache import sync
+    from performance.checks import check_cache_backend
+
+    # Before the worker serves anything: an error raised here stops gunicorn ("Worker failed
+    # to boot"), instead of a request failing later (docs/design.md, "Redis deployments").
+    errors = check_cache_backend()
+    if errors:
+        for error in errors:
+            worker.log.error("%s: %s %s", error.id, error.msg, error.hint or "")
+        raise ImproperlyConfigured(errors[0].msg)
 
     sync.start_sweeper(getattr(settings, "CACHE_SWEEP_INTERVAL", 0.5))
 

@@ -155,8 +155,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Cache: Redis through django-redis when REDIS_URL is set, otherwise local memory.
+# Cache: Redis through django-redis when REDIS_URL or REDIS_SENTINELS is set, otherwise local
+# memory. REDIS_URL names one server, or a primary and its replicas (comma-separated, the
+# primary first); REDIS_SENTINELS asks Sentinel which server is the primary of
+# REDIS_SENTINEL_MASTER (docs/design.md, "Redis deployments").
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+REDIS_SENTINELS = env_list("REDIS_SENTINELS", "")
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "").strip()
+REDIS_DB = os.environ.get("REDIS_DB", "").strip()
+REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD", "")
 CACHE_TTL = env_int("CACHE_TTL", 300)
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "wsinv").strip() or "wsinv"
 CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 5_000)
@@ -180,15 +187,69 @@ CACHE_WARM_SCHEME = os.environ.get("CACHE_WARM_SCHEME", "https" if PRODUCTION el
 #: so that a value that works embedded works on Redis.
 CACHE_SERIALIZER = "django_redis.serializers.msgpack.MSGPackSerializer"
 
-if REDIS_URL:
+
+def redis_location(
+    url: str, sentinels: list[str], master: str, db: str, password: str
+) -> tuple[str | list[str], dict[str, object]]:
+    """The Redis cache's ``LOCATION`` and the ``OPTIONS`` that choose its client, from the
+    ``REDIS_*`` variables (the README's "Configuration"); what cannot work is refused here."""
+    options: dict[str, object] = {"PASSWORD": password} if password else {}
+    if sentinels:
+        if url:
+            raise ImproperlyConfigured(
+                "Set REDIS_URL or REDIS_SENTINELS, not both: with Sentinel, the servers are "
+                "the ones Sentinel names (REDIS_SENTINEL_MASTER, REDIS_DB, REDIS_PASSWORD)."
+            )
+        if not master:
+            raise ImproperlyConfigured(
+                "REDIS_SENTINELS needs REDIS_SENTINEL_MASTER: the name the Sentinels know the "
+                "primary by (their 'sentinel monitor <name> ...')."
+            )
+        if db and not db.isdigit():
+            raise ImproperlyConfigured(f"REDIS_DB must be a database number, got {db!r}.")
+        options.update(
+            CLIENT_CLASS="performance.cache.redis.InventorySentinelClient",
+            CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
+            SENTINELS=[_sentinel_address(item) for item in sentinels],
+        )
+        return f"redis://{master}/{db or 0}", options
+    if master or db:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINEL_MASTER and REDIS_DB apply with REDIS_SENTINELS only; with "
+            "REDIS_URL, name the database in the URL (redis://host:6379/2)."
+        )
+    urls = [item.strip() for item in url.split(",") if item.strip()]
+    for n, item in enumerate(urls, start=1):
+        scheme, _, rest = item.partition("://")
+        if scheme not in {"redis", "rediss", "unix"} or not rest.strip("/"):
+            # Not echoed: the URL may hold a password.
+            raise ImproperlyConfigured(
+                f"REDIS_URL: item {n} is not a redis://, rediss:// or unix:// URL."
+            )
+    options["CLIENT_CLASS"] = "performance.cache.redis.InventoryRedisClient"
+    # One URL as django-redis's string; several as its list: the primary, then its replicas.
+    return (urls[0] if len(urls) == 1 else urls), options
+
+
+def _sentinel_address(item: str) -> tuple[str, int]:
+    host, sep, port = item.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS: {item!r} is not host:port.")
+    return host.strip("[]"), int(port)
+
+
+if REDIS_URL or REDIS_SENTINELS:
+    _location, _options = redis_location(
+        REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_DB, REDIS_PASSWORD
+    )
     CACHES = {
         "default": {
             "BACKEND": "performance.cache.redis.InstrumentedRedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": _location,
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
             "OPTIONS": {
-                "CLIENT_CLASS": "performance.cache.redis.InventoryRedisClient",
+                **_options,
                 "SOCKET_CONNECT_TIMEOUT": float(os.environ.get("REDIS_CONNECT_TIMEOUT", "0.25")),
                 "SOCKET_TIMEOUT": float(os.environ.get("REDIS_SOCKET_TIMEOUT", "0.25")),
                 "SERIALIZER": CACHE_SERIALIZER,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole suite: on SQLite + locmem (the embedded default), then, when PostgreSQL is
-# reachable (always under CI=true), again on PostgreSQL. Under CI=true a missing service fails.
+# reachable (always under CI=true), again on PostgreSQL; then django-redis's own test suite against
+# its backend and ours (tests/django_redis_suite; whole runs only: arguments select pytest tests).
+# Under CI=true a missing service fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -28,4 +30,9 @@ elif [ "${CI:-}" = "true" ]; then
     exit 1
 else
     echo "!! SKIPPED the PostgreSQL run: no server at $PG_URL (CI=true makes this a failure)" >&2
+fi
+
+if [ "$#" -eq 0 ]; then
+    echo "== django-redis's own test suite, on its backend and on ours"
+    "$BIN/python" -m tests.django_redis_suite
 fi

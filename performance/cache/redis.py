@@ -1,13 +1,17 @@
-"""What the service asks of Redis beyond Django's cache API, in django-redis's client class.
+"""What the service asks of Redis beyond Django's cache API, in django-redis's client classes.
 
-``InventoryRedisClient`` is the ``CLIENT_CLASS`` of the Redis backend: django-redis's
-``DefaultClient`` plus the operations this service needs in one round trip each —
+The Redis backend runs on one of two clients, chosen from its configuration: django-redis's
+``DefaultClient`` (one server, or a primary and its replicas as a ``LOCATION`` list) or its
+``SentinelClient`` (Sentinel names the primary and the replicas), each with the service's own
+operations (``InventoryClientMixin``), in one round trip each —
 
 - ``incr``: an increment of an existing key in one script, whose refusal fails like any write;
 - ``read``: values (the generations) and request rates, in one script (``rates``);
 - ``scan`` / ``unlink_matching``: this service's keys, in chunks, never ``KEYS``;
 - the statistics every process publishes into a shared hash (``publish``, ``counters``);
-- ``server_info``: the figures of ``INFO`` the console shows.
+- ``server_info``: the figures of ``INFO`` the console shows;
+- where a read goes: what read-your-writes depends on to the primary, entries addressed by a
+  generation to any server (docs/design.md, "Redis deployments").
 
 It also decides which errors mean "the cache is not answering" (``is_outage``), the policy the
 backend's circuit breaker applies. The backend, ``InstrumentedRedisCache``, stays a thin facade
@@ -23,15 +27,20 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache
-from django_redis.client import DefaultClient
+from django_redis.client import DefaultClient, SentinelClient
 from django_redis.client.default import glob_escape
 from django_redis.exceptions import ConnectionInterrupted
+from django_redis.pool import SentinelConnectionFactory
+from django_redis.util import CacheKey
 from redis import exceptions as redis_errors
 from redis._parsers.helpers import parse_info
 from redis.commands.core import Script
@@ -39,7 +48,7 @@ from redis.commands.core import Script
 from .backends import SERIALIZER, InstrumentedCacheMixin, count_found, internal_key
 from .breaker import CacheUnavailable, make_guard
 from .hot import HotEntries
-from .keys import RATE_NAMESPACE, applied_key, generation_key
+from .keys import RATE_NAMESPACE, applied_key, generation_key, namespace_of
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState, state_for
 
@@ -142,13 +151,27 @@ INFO_FIELDS = (
     "keyspace_misses",
     "connected_clients",
     "uptime_in_seconds",
+    "role",
+    "connected_slaves",
 )
 #: Seconds the per-minute statistics are kept.
 HISTORY_TTL = 2 * 3600
 
 
-class InventoryRedisClient(DefaultClient):
-    """django-redis's client, with the service's own operations (see the module)."""
+def read_from_primary(logical_key: str) -> bool:
+    """Whether a read of ``logical_key`` must go to the primary (docs/design.md, "Redis
+    deployments"): the cache layer's own keys (``_``: generations, the purge epoch, locks,
+    memos, health probes) and the request rates. A replica may lag; what these keys say decides
+    which entry a request may serve, so a lagging copy of them could serve a stale one. Every
+    other key embeds the generation read from the primary, so a lagging replica can only miss.
+    """
+    namespace = namespace_of(logical_key)
+    return namespace.startswith("_") or namespace == RATE_NAMESPACE
+
+
+class InventoryClientMixin:
+    """The service's own operations (see the module), on a django-redis client whose
+    ``get_client(write=True)`` is the primary and ``get_client(write=False)`` any server."""
 
     scan_count = 1000
     delete_chunk = 500
@@ -176,6 +199,17 @@ class InventoryRedisClient(DefaultClient):
         server, replication = pipe.execute()
         return str(server.get("run_id", "")), str(replication.get("master_replid", ""))
 
+    def reader(self, keys: Iterable[Any]) -> Any:
+        """The connection to read ``keys`` from, in one round trip: the primary when any of
+        them must be read there (``read_from_primary``), else the one django-redis picks
+        (a replica, when there are)."""
+        for key in keys:
+            # A key already made (django-redis's CacheKey): its logical key, if it can be told.
+            logical = self.logical(key) if isinstance(key, CacheKey) else str(key)
+            if logical is None or read_from_primary(logical):
+                return self.redis()
+        return self.get_client(write=False)
+
     # A value this service cannot read is a missing one -----------------------------------------
 
     def decode(self, value: bytes | int | str) -> Any:
@@ -188,6 +222,7 @@ class InventoryRedisClient(DefaultClient):
     def get(
         self, key: str, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
+        client = client or self.reader((key,))
         try:
             value = super().get(key, default, version, client)
         except ConnectionInterrupted as exc:
@@ -198,8 +233,12 @@ class InventoryRedisClient(DefaultClient):
         return default if value is _UNREADABLE else value
 
     def get_many(self, keys: Any, version: int | None = None, client: Any = None) -> dict:
-        found = super().get_many(keys, version, client)
+        keys = list(keys)
+        found = super().get_many(keys, version, client or self.reader(keys))
         return {key: value for key, value in found.items() if value is not _UNREADABLE}
+
+    def has_key(self, key: str, version: int | None = None, client: Any = None) -> bool:
+        return super().has_key(key, version, client or self.reader((key,)))
 
     # One round trip each ---------------------------------------------------------------------
 
@@ -295,12 +334,32 @@ class InventoryRedisClient(DefaultClient):
 
     # This service's keys only -------------------------------------------------------------------
 
-    def glob_prefix(self) -> str:
-        """The glob every logical key of this cache's version starts with."""
-        return f"{glob_escape(self._backend.key_prefix)}:{self._backend.version}:"
+    def pattern(self, logical: str, *, every_version: bool = False) -> str:
+        """The glob of the Redis keys whose logical key matches the glob ``logical``: made by
+        the cache's KEY_FUNCTION, prefix and version escaped (django-redis's ``make_pattern``),
+        so it reaches this cache's keys only, however they are laid out."""
+        if every_version:
+            return self._backend.key_func(logical, glob_escape(self._backend.key_prefix), "*")
+        return str(self.make_pattern(logical))
 
-    def logical_prefix(self) -> str:
-        return f"{self._backend.key_prefix}:{self._backend.version}:"
+    def logical(self, raw: bytes | str) -> str | None:
+        """The logical key of one of this cache's Redis keys, of its current version: through
+        its REVERSE_KEY_FUNCTION when one is set, else from where its KEY_FUNCTION puts the key
+        (Django's and most key functions keep it whole); ``None`` when neither can tell."""
+        text = _text(raw)
+        if self._params.get("REVERSE_KEY_FUNCTION"):
+            try:
+                return self.reverse_key(text)
+            except Exception:  # a key the user's function was not written for
+                return None
+        backend = self._backend
+        made = str(backend.key_func("\0", backend.key_prefix, backend.version))
+        head, marked, tail = made.partition("\0")
+        if not marked or len(text) < len(head) + len(tail):
+            return None
+        if not (text.startswith(head) and text.endswith(tail)):
+            return None
+        return text[len(head) : len(text) - len(tail)]
 
     def scan(self, match: str) -> Iterator[bytes]:
         return self.redis().scan_iter(match=match, count=self.scan_count)
@@ -382,6 +441,15 @@ class InventoryRedisClient(DefaultClient):
         info = {key: server.get(key) for key in INFO_FIELDS}
         info["db_keys"] = redis.dbsize()
         return info
+
+
+class InventoryRedisClient(InventoryClientMixin, DefaultClient):
+    """One server, or a primary and its replicas (``LOCATION`` list, the primary first)."""
+
+
+class InventorySentinelClient(InventoryClientMixin, SentinelClient):
+    """The primary and the replicas Sentinel names (``OPTIONS["SENTINELS"]``); django-redis's
+    ``SentinelConnectionFactory`` asks Sentinel again after a failover."""
 
 
 _UNREADABLE = object()
@@ -515,22 +583,89 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def redact(location: Any) -> str:
-    """A Redis URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
+    """Every Redis URL of ``location`` (a URL, comma-separated URLs, or a list of them: the
+    primary first) with its passwords hidden, in the user part or the query."""
+    urls = location if isinstance(location, list | tuple) else str(location).split(",")
+    return ", ".join(_redact_url(str(url).strip()) for url in urls)
 
-    text = location[0] if isinstance(location, list | tuple) else str(location)
-    parts = urlsplit(text)
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
     if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}"
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{f'[{host}]' if ':' in host else host}"
         if parts.port:
             netloc += f":{parts.port}"
         parts = parts._replace(netloc=netloc)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "password" for name, _ in query):
+        hidden = [(name, "***" if name == "password" else value) for name, value in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
     return urlunsplit(parts)
 
 
-#: The client classes the Redis backend runs on: its own (what it needs beyond Django's API).
+#: The clients the Redis backend runs on, by the ``CLIENT_CLASS`` values that ask for them.
 REDIS_CLIENT = "performance.cache.redis.InventoryRedisClient"
-_STOCK_CLIENTS = {"", "django_redis.client.DefaultClient", REDIS_CLIENT}
+SENTINEL_CLIENT = "performance.cache.redis.InventorySentinelClient"
+_CLIENTS = {
+    "django_redis.client.DefaultClient": REDIS_CLIENT,
+    "django_redis.client.default.DefaultClient": REDIS_CLIENT,
+    REDIS_CLIENT: REDIS_CLIENT,
+    "django_redis.client.SentinelClient": SENTINEL_CLIENT,
+    "django_redis.client.sentinel.SentinelClient": SENTINEL_CLIENT,
+    SENTINEL_CLIENT: SENTINEL_CLIENT,
+}
+_SUPPORTED = (
+    "django_redis.client.DefaultClient (one server, or a LOCATION list: the primary, then its "
+    "replicas) or django_redis.client.SentinelClient (OPTIONS SENTINELS, with "
+    "django_redis.pool.SentinelConnectionFactory)"
+)
+_REFUSED = {
+    "ShardClient": "it spreads keys over several servers, and a request reads its "
+    "generations, rates and entries together, in one script on one primary",
+    "HerdClient": "it stores values wrapped in its own envelope, which the service's scripts "
+    "cannot read, and cannot increment the generations; the service has its own stampede lock",
+}
+
+
+def client_class(options: Mapping[str, Any]) -> str:
+    """The client the backend runs on for ``options``; ``ImproperlyConfigured`` (naming what is
+    supported) for a configuration it cannot run on, so that start-up fails, not a request."""
+    asked = options.get("CLIENT_CLASS", "django_redis.client.DefaultClient")
+    chosen = _CLIENTS.get(asked)
+    if chosen is None:
+        why = next((why for name, why in _REFUSED.items() if str(asked).endswith(name)), "")
+        raise ImproperlyConfigured(
+            f"The Redis cache's CLIENT_CLASS {asked!r} is not supported"
+            + (f": {why}" if why else "")
+            + f". Use {_SUPPORTED}."
+        )
+    if chosen == SENTINEL_CLIENT:
+        factory = options.get("CONNECTION_FACTORY") or getattr(
+            settings, "DJANGO_REDIS_CONNECTION_FACTORY", ""
+        )
+        if not options.get("SENTINELS"):
+            raise ImproperlyConfigured(
+                "The Redis cache's SentinelClient needs OPTIONS['SENTINELS']: the (host, port) "
+                "of each Sentinel (REDIS_SENTINELS)."
+            )
+        if not factory or not issubclass(import_string(factory), SentinelConnectionFactory):
+            raise ImproperlyConfigured(
+                "The Redis cache's SentinelClient needs OPTIONS['CONNECTION_FACTORY'] = "
+                "'django_redis.pool.SentinelConnectionFactory', which asks Sentinel where the "
+                "primary is."
+            )
+    return chosen
+
+
+def unusable_cache(alias: str = "default") -> str | None:
+    """Why the cache ``alias`` cannot be built from its settings (a client the backend refuses,
+    a missing prefix...), or ``None``. Builds a backend of its own, which connects to nothing."""
+    try:
+        caches.create_connection(alias).close()
+    except ImproperlyConfigured as exc:
+        return str(exc)
+    return None
 
 
 class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
@@ -544,21 +679,28 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     #: Seconds between two flushes of this process's counters.
     flush_interval = 1.0
 
-    def __init__(self, server: str, params: dict[str, Any]) -> None:
-        options = dict(params.get("OPTIONS", {}))
-        if options.get("CLIENT_CLASS", "") not in _STOCK_CLIENTS:
-            raise ImproperlyConfigured(
-                f"The Redis cache runs on its own client ({REDIS_CLIENT}); "
-                f"CLIENT_CLASS {options['CLIENT_CLASS']!r} is not supported."
-            )
-        options["CLIENT_CLASS"] = REDIS_CLIENT
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
+        options = params.setdefault("OPTIONS", {})
+        chosen = client_class(options)
         # Plain data unless configured otherwise: django-redis would pickle (see SERIALIZER).
         options.setdefault("SERIALIZER", SERIALIZER)
-        super().__init__(server, {**params, "OPTIONS": options})
+        super().__init__(server, params)
+        # Django's options as they are (not a copy): django-redis's client reads them live.
+        self._client_cls = import_string(chosen)
         if not self.key_prefix:
-            raise ValueError("The Redis cache needs a KEY_PREFIX: it scopes clear and patterns.")
-        self._location = server
-        self.state = state_for("redis", server, self.key_prefix, self._new_state)
+            raise ImproperlyConfigured(
+                "The Redis cache needs a KEY_PREFIX: it scopes clear and patterns."
+            )
+        # As django-redis reads LOCATION: a list, or comma-separated URLs; the primary first.
+        servers = server if isinstance(server, list | tuple) else str(server).split(",")
+        sentinels = options.get("SENTINELS") or ()
+        self._location = redact(servers)
+        if sentinels:
+            self._location += " (Sentinel " + ", ".join(f"{h}:{p}" for h, p in sentinels) + ")"
+        # One state per cache in this process, whichever way its servers are written.
+        self.state = state_for(
+            "redis", (tuple(servers), tuple(sentinels)), self.key_prefix, self._new_state
+        )
         # Django makes a backend per thread: the trial call may use any of them.
         self.state.guard.probe = self._ping
 
@@ -691,41 +833,41 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     # Keys of this service only ---------------------------------------------------------------
 
     def logical_keys(self, pattern: str = "*") -> Iterator[str]:
-        prefix = self.client.logical_prefix()
-        for raw in self.client.scan(self.client.glob_prefix() + pattern):
-            key = raw.decode() if isinstance(raw, bytes) else raw
-            yield key[len(prefix) :]
+        client = self.client
+        for raw in client.scan(client.pattern(pattern)):
+            key = client.logical(raw)
+            if key is not None:
+                yield key
 
     def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
         """Delete this service's keys whose logical name matches ``pattern`` (SCAN + UNLINK)."""
-        prefix = self.client.logical_prefix().encode()
+        client = self.client
 
         def internal(raw: bytes) -> bool:
-            key = raw if isinstance(raw, bytes) else str(raw).encode()
-            return internal_key(key[len(prefix) :].decode(errors="replace"), pattern)
+            key = client.logical(raw)
+            return key is not None and internal_key(key, pattern)
 
-        return self.client.unlink_matching(
-            self.client.glob_prefix() + pattern, dry_run=dry_run, skip=internal
-        )
+        return client.unlink_matching(client.pattern(pattern), dry_run=dry_run, skip=internal)
 
     def clear(self) -> None:
         """Remove this service's keys, every version, but the clients' request rates; never
         ``FLUSHDB`` a shared Redis."""
-        rates = f":{RATE_NAMESPACE}:".encode()
+        client = self.client
 
         def rate(raw: bytes) -> bool:
-            return rates in raw
+            key = client.logical(raw)  # rates are kept under the current version
+            return key is not None and namespace_of(key) == RATE_NAMESPACE
 
         self._run(
             "default",
-            lambda: self.client.unlink_matching(
-                f"{glob_escape(self.key_prefix)}:*", dry_run=False, skip=rate
+            lambda: client.unlink_matching(
+                client.pattern("*", every_version=True), dry_run=False, skip=rate
             ),
             fallback=None,
         )
 
     def server_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"backend": "redis", "location": redact(self._location)}
+        info: dict[str, Any] = {"backend": "redis", "location": self._location}
         try:
             info.update(self.client.server_info())
         except Exception as exc:

@@ -9,7 +9,7 @@ first use, so that no second registry keyed the same way can drift from the firs
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from .breaker import Guard
@@ -42,18 +42,31 @@ class CacheState:
     highest: dict[str, int] = field(default_factory=dict)
 
 
-_states: dict[tuple[str, str, str], CacheState] = {}
+_states: dict[tuple[str, Hashable, str], CacheState] = {}
 _lock = threading.Lock()
 
 
-def state_for(kind: str, location: str, prefix: str, make: Callable[[], CacheState]) -> CacheState:
-    """The process's state of one cache, made by ``make`` the first time it is asked for."""
-    key = (kind, location, prefix)
+def state_for(
+    kind: str, location: Hashable | list, prefix: str, make: Callable[[], CacheState]
+) -> CacheState:
+    """The process's state of one cache, made by ``make`` the first time it is asked for.
+
+    ``location`` is what the backend was given: a string, or the list django-redis takes for a
+    primary and its replicas (its order matters: the first is the primary).
+    """
+    key = (kind, location_key(location), prefix)
     with _lock:
         state = _states.get(key)
         if state is None:
             state = _states[key] = make()
         return state
+
+
+def location_key(location: Hashable | list) -> Hashable:
+    """``location`` as a dictionary key: lists (and lists inside tuples) become tuples."""
+    if isinstance(location, list | tuple):
+        return tuple(location_key(part) for part in location)
+    return location
 
 
 def reset_all() -> None:

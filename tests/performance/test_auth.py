@@ -99,7 +99,7 @@ def test_the_token_itself_is_never_stored_in_the_cache(token_client):
 
 def _auth_entries(redis_cache, redis_client) -> list[bytes]:
     """The raw bytes of every ``auth`` entry of this test's cache, as Redis holds them."""
-    match = redis_cache.client.glob_prefix() + f"{AUTH_NAMESPACE}:*"
+    match = redis_cache.client.pattern(f"{AUTH_NAMESPACE}:*")
     return [redis_client.get(key) for key in redis_client.scan_iter(match=match, count=1000)]
 
 

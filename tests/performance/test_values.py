@@ -232,7 +232,7 @@ def test_a_pickle_under_this_services_keys_is_a_miss_and_never_runs(
     WorkstationFactory.create_batch(3)
     assert get(reader_client).headers["X-Cache"] == "MISS"
     assert get(reader_client).headers["X-Cache"] == "HIT"
-    keys = list(redis_client.scan_iter(match=redis_cache.client.glob_prefix() + "*", count=1000))
+    keys = list(redis_client.scan_iter(match=redis_cache.client.pattern("*"), count=1000))
     namespaces = {key.split(b":")[2] for key in keys}
     assert {b"auth", b"workstations", b"_gen", b"_memo"} <= namespaces
     payload = pickle.dumps(_Touch(marker))
@@ -264,7 +264,7 @@ def test_messagepack_of_another_shape_under_an_entry_is_a_miss(
     """Plain data another program wrote decodes, but is not a response: a miss, not a 500."""
     WorkstationFactory.create_batch(3)
     assert get(reader_client).headers["X-Cache"] == "MISS"
-    match = redis_cache.client.glob_prefix() + "workstations:*"
+    match = redis_cache.client.pattern("workstations:*")
     [key] = [key for key in redis_client.scan_iter(match=match, count=1000)]
     redis_client.set(key, msgpack.packb(foreign), ex=60)
     redis_cache.hot.clear()
