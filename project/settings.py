@@ -284,8 +284,12 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # One line per record whatever a client sent: control characters are escaped (project/logs.py).
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "project.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -298,10 +302,13 @@ LOGGING = {
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
         }
     },
+    "filters": {"disallowed_host": {"()": "project.logs.DisallowedHostFilter"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # The request log replaces django.request's duplicate warnings for 4xx.
         "django.request": {"level": "ERROR"},
+        # A Host the service does not serve: one line per host per minute, no traceback.
+        "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
         "performance.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")},
     },
 }
