@@ -6,13 +6,44 @@ process with several threads. Production (REDIS_URL set): several worker process
 
 import multiprocessing
 import os
+import re
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 _redis = bool(os.environ.get("REDIS_URL", "").strip())
 _default_workers = min(2 * multiprocessing.cpu_count() + 1, 8) if _redis else 1
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
+
+
+def _control_socket() -> str | None:
+    """This instance's control socket (``gunicornc -s PATH``), or ``None`` for none.
+
+    gunicorn's default is one path per user (``$XDG_RUNTIME_DIR/gunicorn.ctl`` or
+    ``~/.gunicorn/gunicorn.ctl``): a second instance replaces the first one's socket, and stopping
+    either deletes it. Here each instance has its own, under ``VAR_DIR`` and named by the address
+    it binds, which no two running instances share. ``GUNICORN_CONTROL_SOCKET`` names another
+    path, or ``none``. A path longer than a Unix socket's limit (108 bytes) means none.
+    """
+    chosen = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+    if chosen.lower() == "none":
+        return None
+    if not chosen:
+        var_dir = Path(os.environ.get("VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+        name = re.sub(r"[^A-Za-z0-9.]+", "-", bind.removeprefix("unix:")).strip("-")
+        chosen = str(var_dir.resolve() / f"gunicorn-{name}.ctl")
+    if len(os.fsencode(chosen)) > 100:
+        print(f"gunicorn: no control socket, its path is too long: {chosen}", file=sys.stderr)
+        return None
+    return chosen
+
+
+_control = _control_socket()
+control_socket_disable = _control is None
+if _control is not None:
+    control_socket = _control
 workers = int(os.environ.get("WEB_CONCURRENCY", _default_workers))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 #: Keep-alive connections a worker holds at most; when it has them all it stops accepting.
