@@ -248,15 +248,20 @@ def copy_database(template: Path, target: Path) -> Path:
 class Gunicorn:
     """One gunicorn server; ``request`` is safe from several threads (a connection each)."""
 
-    def __init__(self, name: str, env: dict[str, str], logs: Path, workers: int = 1) -> None:
+    def __init__(self, name: str, env: dict[str, str], logs: Path, workers: int | None = 1) -> None:
+        """``workers``: ``None`` leaves the count to the configuration's default."""
         self.name = name
         self.port = free_port()
         self.log = logs / f"gunicorn-{name}.log"
+        env = {**env, "BIND": f"127.0.0.1:{self.port}"}
+        env.pop("WEB_CONCURRENCY", None)
+        if workers is not None:
+            env["WEB_CONCURRENCY"] = str(workers)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [str(GUNICORN), "-c", "project/gunicorn.conf.py"],
                 cwd=ROOT,
-                env={**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)},
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
