@@ -160,6 +160,11 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 CACHE_TTL = env_int("CACHE_TTL", 300)
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "wsinv").strip() or "wsinv"
 CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 5_000)
+#: locmem: bytes the cached entries may hold together (least recently used out first), and one
+#: entry at most (a larger value is not cached). A list page of 50 is about 30 KB, of 500 about
+#: 300 KB; the largest page the text bounds allow is about 1.4 MB, and is not cached.
+CACHE_MAX_BYTES = env_int("CACHE_MAX_BYTES", 64 * 1024 * 1024)
+CACHE_MAX_ENTRY_BYTES = env_int("CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
 #: Bytes of cached responses each process keeps copies of for warm hits, on Redis (0: none).
 CACHE_HOT_BYTES = env_int("CACHE_HOT_BYTES", 16 * 1024 * 1024)
 #: Fraction by which TTLs are stretched at random, so entries stored together expire apart.
@@ -196,7 +201,11 @@ else:
             "LOCATION": "workstation-inventory",
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
-            "OPTIONS": {"MAX_ENTRIES": CACHE_MAX_ENTRIES},
+            "OPTIONS": {
+                "MAX_ENTRIES": CACHE_MAX_ENTRIES,
+                "MAX_BYTES": CACHE_MAX_BYTES,
+                "MAX_ENTRY_BYTES": CACHE_MAX_ENTRY_BYTES,
+            },
         }
     }
 
