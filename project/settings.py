@@ -260,9 +260,12 @@ REST_FRAMEWORK = {
         "user": os.environ.get("THROTTLE_USER_RATE", "5000/min"),
         "anon": os.environ.get("THROTTLE_ANON_RATE", "60/min"),
         "cache_actions": os.environ.get("THROTTLE_CACHE_ACTIONS_RATE", "30/min"),
-        # POST /api/auth/token/, failed attempts included: per username tried, per address.
-        "login_username": os.environ.get("THROTTLE_LOGIN_USERNAME_RATE", "10/min"),
+        # Logging in (POST /api/auth/token/ and the admin's form): every attempt per address;
+        # failures per username and address (that pair's lockout); failures per username (then
+        # an address that failed for it and never logged in as it waits). performance/throttling.py
         "login_address": os.environ.get("THROTTLE_LOGIN_ADDRESS_RATE", "10/min"),
+        "login_failures": os.environ.get("THROTTLE_LOGIN_FAILURE_RATE", "20/hour"),
+        "login_username": os.environ.get("THROTTLE_LOGIN_USERNAME_RATE", "10/min"),
     },
     # Proxies in front of the service that append to X-Forwarded-For. 0 ignores the header, so
     # a client cannot choose the address it is throttled under; production sits behind one
@@ -270,6 +273,9 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("NUM_PROXIES", 1 if PRODUCTION else 0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+#: Days an address a user logged in from stays known: failures from elsewhere never lock it out.
+LOGIN_KNOWN_ADDRESS_DAYS = env_int("LOGIN_KNOWN_ADDRESS_DAYS", 30)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workstation Inventory API",

@@ -5,12 +5,21 @@ from rest_framework.authtoken.views import ObtainAuthToken
 
 from performance.health import HealthView
 from performance.metrics import metrics_view
-from performance.throttling import LoginAddressThrottle, LoginUsernameThrottle, throttled_login
+from performance.throttling import (
+    LoginAddressThrottle,
+    LoginLockoutThrottle,
+    record_login,
+    throttled_login,
+)
 from project.api import InventoryAutoSchema
 
-# Every attempt counts, failed or not: per address first (it needs no body), then per username.
-obtain_auth_token = ObtainAuthToken.as_view(
-    throttle_classes=[LoginAddressThrottle, LoginUsernameThrottle], schema=InventoryAutoSchema()
+# Every attempt counts against its address, failed or not; then the lockout by username and
+# address decides, and the outcome is counted (performance/throttling.py).
+obtain_auth_token = record_login(
+    ObtainAuthToken.as_view(
+        throttle_classes=[LoginAddressThrottle, LoginLockoutThrottle],
+        schema=InventoryAutoSchema(),
+    )
 )
 
 urlpatterns = [
