@@ -118,3 +118,20 @@ def test_a_page_over_the_entry_limit_is_served_and_not_cached(settings, reader_c
     small = [get(reader_client, f"{LIST}?page_size=1")["X-Cache"] for _ in range(2)]
     assert small == ["MISS", "HIT"]
     assert caches["default"].usage()["refused_entries"] >= 2
+
+
+@pytest.mark.django_db
+def test_the_console_shows_the_bytes_held_and_the_bounds(settings, staff):
+    from django.test import Client
+
+    settings.CACHES = bounded_config(MAX_BYTES=400 * KB, MAX_ENTRY_BYTES=100 * KB)
+    cache = caches["default"]
+    cache.set("pages:1", BODY)
+    cache.set("pages:big", BODY * 3)
+    browser = Client()
+    browser.force_login(staff)
+    page = browser.get("/admin/performance/cache/").content.decode()
+    assert "Bytes held" in page
+    assert "of 400.0\xa0KB" in page
+    assert "Too large to cache" in page
+    assert "(over 100.0\xa0KB)" in page
