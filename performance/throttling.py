@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -56,6 +58,8 @@ class RateThrottleMixin:
     check: RateCheck | None = None
     verdict: Verdict | None = None
     _settled = False
+    #: The clock (DRF's), here so that a test sets one time for the throttles and the lockout.
+    timer = time.time
 
     def get_rate(self) -> str | None:
         try:
@@ -138,67 +142,201 @@ class LoginAddressThrottle(RateThrottleMixin, throttling.SimpleRateThrottle):
         return rate_key(self.scope, self.get_ident(request))
 
 
-class LoginUsernameThrottle(RateThrottleMixin, throttling.SimpleRateThrottle):
-    """Attempts to obtain a token, per username tried, whatever the address (``login_username``
-    rate): spreading guesses for one account over many addresses does not help.
+# The login lockout ---------------------------------------------------------------------------
+#
+# After django-axes's lockout by the combination of username and address: failures are counted
+# per (username, address), and that pair is locked when they reach the ``login_failures`` rate.
+# Failures from other addresses never lock a user out of an address it has not failed from,
+# nor of one it has logged in from (a *known* address, remembered ``LOGIN_KNOWN_ADDRESS_DAYS``).
+# Guesses at one account spread over many addresses are still bounded: failures are counted per
+# username too (``login_username``), and once those are spent an unknown address that has
+# failed for that username is refused, so each address gets one guess a window.
+#
+# Before an attempt the windows are read without counting (``RateCheck.peek``); after it a
+# failure is counted, a success remembers the address. Nothing is stored for an attempt the
+# address budget refused, nor for a peek, so a flood of new usernames stores nothing once its
+# address is refused. All of it goes through the cache layer's rates: kept apart from the LRU
+# of responses (on locmem), counted in its statistics, and failing open with it.
 
-    The username is normalised the way Django normalises usernames, then case-folded, so that
-    "Alice" and "alice" share one budget. Runs after ``LoginAddressThrottle``: reading the body
-    may fail (malformed JSON), and the attempt has been counted against the address by then.
+
+def _rate(scope: str) -> tuple[int, float]:
+    """``(limit, seconds)`` of a throttle scope's rate, read at request time."""
+    try:
+        rate = api_settings.DEFAULT_THROTTLE_RATES[scope]
+    except KeyError as exc:
+        raise ImproperlyConfigured(f"No throttle rate set for the {scope!r} scope.") from exc
+    return throttling.SimpleRateThrottle.parse_rate(None, rate)
+
+
+def normalised_username(username: object) -> str | None:
+    """The username as Django compares it, case-folded ("Alice" and "alice" are one account
+    here); ``None`` when there is none to count."""
+    if not isinstance(username, str) or not username.strip():
+        return None
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+class LoginAttempt:
+    """One attempt to log in as a username from an address: may it be tried, and what it gives.
+
+    ``refusal()`` peeks at the windows (one round trip, nothing counted); ``record()`` counts
+    a failure against the pair and the username, or remembers a success's address as known.
     """
 
-    scope = "login_username"
+    @staticmethod
+    def timer() -> float:
+        """The throttles' clock (``RateThrottleMixin.timer``), whatever sets it."""
+        return RateThrottleMixin.timer()
 
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        data = request.data
-        username = data.get("username") if isinstance(data, Mapping) else None
-        if not isinstance(username, str) or not username.strip():
-            return None  # the serializer refuses it without checking any password
-        normalised = unicodedata.normalize("NFKC", username).strip().casefold()
-        return rate_key(self.scope, hashed(normalised))
+    def __init__(self, username: str, address: str) -> None:
+        self.username = username
+        self.address = address
+        self.pair_key = rate_key("login_failures", hashed((username, address)))
+        self.username_key = rate_key("login_username", hashed(username))
+        self.known_key = rate_key("login_known", hashed((username, address)))
+        self.known_seconds = settings.LOGIN_KNOWN_ADDRESS_DAYS * 86_400
+
+    def refusal(self) -> int | None:
+        """Seconds to wait when the attempt is refused, otherwise ``None``."""
+        now = self.timer()
+        pair_limit, pair_seconds = _rate("login_failures")
+        user_limit, user_seconds = _rate("login_username")
+        pair, user, known = perf_cache.rate_hits(
+            [
+                RateCheck.peek(self.pair_key, pair_seconds, now),
+                RateCheck.peek(self.username_key, user_seconds, now),
+                RateCheck.peek(self.known_key, self.known_seconds, now),
+            ]
+        )
+        if pair.count >= pair_limit:
+            return _remaining(pair, pair_seconds, now)
+        if pair.count and not known.count and user.count >= user_limit:
+            return _remaining(user, user_seconds, now)
+        return None
+
+    def record(self, *, succeeded: bool) -> None:
+        now = self.timer()
+        if succeeded:
+            perf_cache.rate_hits([RateCheck(self.known_key, 1, self.known_seconds, now)])
+            return
+        pair_limit, pair_seconds = _rate("login_failures")
+        user_limit, user_seconds = _rate("login_username")
+        # Counted up to their limit (a window full is a lock already): a refused count stores
+        # nothing more.
+        perf_cache.rate_hits(
+            [
+                RateCheck(self.pair_key, pair_limit, pair_seconds, now),
+                RateCheck(self.username_key, user_limit, user_seconds, now),
+            ]
+        )
 
 
-def login_wait(request: HttpRequest) -> int | None:
-    """Count a login form's attempt against the token endpoint's budgets (per address and per
-    username tried); the seconds to wait when one is spent, otherwise ``None``.
+def address_of(request: Request) -> str:
+    """The client's address as the throttles key it (DRF's ``get_ident``, hashed)."""
+    return hashed(throttling.BaseThrottle().get_ident(request))
 
-    Every throttle counts the attempt, as DRF's ``check_throttles`` does.
-    """
+
+def _remaining(verdict: Verdict, seconds: float, now: float) -> int:
+    """Whole seconds until the oldest request of a full window leaves it (at least 1)."""
+    remaining = seconds - (now - verdict.oldest) if verdict.oldest is not None else seconds
+    return max(1, math.ceil(remaining))
+
+
+class LoginLockoutThrottle(throttling.BaseThrottle):
+    """The lockout, asked the way DRF asks a throttle (after the address budget): the attempt's
+    windows are peeked at, nothing counted; ``record_login`` counts the outcome."""
+
+    _wait: int | None = None
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        data = request.data  # a malformed body is DRF's 400, counted against the address
+        username = normalised_username(data.get("username") if isinstance(data, Mapping) else None)
+        if username is None:
+            return True  # the serializer refuses it without checking any password
+        attempt = LoginAttempt(username, address_of(request))
+        self._wait = attempt.refusal()
+        if self._wait is None:
+            # For ``record_login``, which sees the Django request once the view has answered.
+            request._request.login_attempt = attempt
+            request._request.login_password_given = _password_given(data)
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+def _password_given(data: Any) -> bool:
+    password = data.get("password") if isinstance(data, Mapping) else None
+    return isinstance(password, str) and password != ""
+
+
+def record_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """``view`` (``POST /api/auth/token/``) with the outcome of each attempt the lockout let
+    through counted: 200 is a success, a 400 for a username and password a failure."""
+
+    @functools.wraps(view)
+    def login(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        attempt: LoginAttempt | None = getattr(request, "login_attempt", None)
+        if attempt is not None:
+            if response.status_code == 200:
+                attempt.record(succeeded=True)
+            elif response.status_code == 400 and getattr(request, "login_password_given", False):
+                attempt.record(succeeded=False)
+        return response
+
+    return login
+
+
+def login_refusal(request: HttpRequest) -> tuple[int | None, LoginAttempt | None]:
+    """The admin form's attempt, as ``POST /api/auth/token/`` sees one: counted against the
+    address budget, then asked of the lockout. The seconds to wait when refused, and the
+    attempt to record when it goes ahead (``None`` for a body without a username)."""
     from rest_framework.exceptions import APIException
     from rest_framework.parsers import FormParser, MultiPartParser
     from rest_framework.request import Request
 
     wrapped = Request(request, parsers=[FormParser(), MultiPartParser()])
-    waits = []
-    for throttle in (LoginAddressThrottle(), LoginUsernameThrottle()):
-        try:
-            allowed = throttle.allow_request(wrapped, None)
-        except APIException:
-            # A body the form cannot have sent (JSON, malformed multipart): no username to
-            # count. The address has counted the attempt; the form will refuse it.
-            continue
-        if not allowed:
-            waits.append(throttle.wait())
-    return max(waits) if waits else None
+    throttle = LoginAddressThrottle()
+    if not throttle.allow_request(wrapped, None):
+        return throttle.wait(), None
+    try:
+        data = wrapped.data
+    except APIException:
+        # A body the form cannot have sent (JSON, malformed multipart): no username to count.
+        # The address has counted the attempt; the form will refuse it.
+        return None, None
+    username = normalised_username(data.get("username"))
+    if username is None or not _password_given(data):
+        return None, None
+    attempt = LoginAttempt(username, address_of(wrapped))
+    return attempt.refusal(), attempt
 
 
 def throttled_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """``view`` (the admin's login) with its POSTs throttled like ``POST /api/auth/token/``: a
-    password guessed through the admin spends the same budget as one guessed through the API."""
+    """``view`` (the admin's login) with its POSTs throttled and locked out like
+    ``POST /api/auth/token/``: a password guessed through the admin spends the same budgets,
+    and the same lockout applies, as one guessed through the API."""
 
     @functools.wraps(view)
     def login(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method == "POST":
-            wait = login_wait(request)
-            if wait is not None:
-                response = render(
-                    request,
-                    "admin/login_throttled.html",
-                    {"title": "Too many login attempts", "wait": wait},
-                    status=429,
-                )
-                response["Retry-After"] = str(wait)
-                return response
-        return view(request, *args, **kwargs)
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        wait, attempt = login_refusal(request)
+        if wait is not None:
+            response = render(
+                request,
+                "admin/login_throttled.html",
+                {"title": "Too many login attempts", "wait": wait},
+                status=429,
+            )
+            response["Retry-After"] = str(wait)
+            return response
+        response = view(request, *args, **kwargs)
+        if attempt is not None:
+            user = getattr(request, "user", None)
+            succeeded = bool(user is not None and user.is_authenticated)
+            attempt.record(succeeded=succeeded and response.status_code == 302)
+        return response
 
     return login

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -105,6 +106,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "performance.middleware.RequestMetricsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -167,6 +169,11 @@ REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD", "")
 CACHE_TTL = env_int("CACHE_TTL", 300)
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "wsinv").strip() or "wsinv"
 CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 5_000)
+#: locmem: bytes the cached entries may hold together (least recently used out first), and one
+#: entry at most (a larger value is not cached). A list page of 50 is about 30 KB, of 500 about
+#: 300 KB; the largest page the text bounds allow is about 1.4 MB, and is not cached.
+CACHE_MAX_BYTES = env_int("CACHE_MAX_BYTES", 64 * 1024 * 1024)
+CACHE_MAX_ENTRY_BYTES = env_int("CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
 #: Bytes of cached responses each process keeps copies of for warm hits, on Redis (0: none).
 CACHE_HOT_BYTES = env_int("CACHE_HOT_BYTES", 16 * 1024 * 1024)
 #: Fraction by which TTLs are stretched at random, so entries stored together expire apart.
@@ -263,7 +270,12 @@ else:
             "LOCATION": "workstation-inventory",
             "TIMEOUT": CACHE_TTL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
-            "OPTIONS": {"MAX_ENTRIES": CACHE_MAX_ENTRIES, "SERIALIZER": CACHE_SERIALIZER},
+            "OPTIONS": {
+                "MAX_ENTRIES": CACHE_MAX_ENTRIES,
+                "MAX_BYTES": CACHE_MAX_BYTES,
+                "MAX_ENTRY_BYTES": CACHE_MAX_ENTRY_BYTES,
+                "SERIALIZER": CACHE_SERIALIZER,
+            },
         }
     }
 
@@ -318,9 +330,12 @@ REST_FRAMEWORK = {
         "user": os.environ.get("THROTTLE_USER_RATE", "5000/min"),
         "anon": os.environ.get("THROTTLE_ANON_RATE", "60/min"),
         "cache_actions": os.environ.get("THROTTLE_CACHE_ACTIONS_RATE", "30/min"),
-        # POST /api/auth/token/, failed attempts included: per username tried, per address.
-        "login_username": os.environ.get("THROTTLE_LOGIN_USERNAME_RATE", "10/min"),
+        # Logging in (POST /api/auth/token/ and the admin's form): every attempt per address;
+        # failures per username and address (that pair's lockout); failures per username (then
+        # an address that failed for it and never logged in as it waits). performance/throttling.py
         "login_address": os.environ.get("THROTTLE_LOGIN_ADDRESS_RATE", "10/min"),
+        "login_failures": os.environ.get("THROTTLE_LOGIN_FAILURE_RATE", "20/hour"),
+        "login_username": os.environ.get("THROTTLE_LOGIN_USERNAME_RATE", "10/min"),
     },
     # Proxies in front of the service that append to X-Forwarded-For. 0 ignores the header, so
     # a client cannot choose the address it is throttled under; production sits behind one
@@ -328,6 +343,9 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("NUM_PROXIES", 1 if PRODUCTION else 0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+#: Days an address a user logged in from stays known: failures from elsewhere never lock it out.
+LOGIN_KNOWN_ADDRESS_DAYS = env_int("LOGIN_KNOWN_ADDRESS_DAYS", 30)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workstation Inventory API",
@@ -351,8 +369,12 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # One line per record whatever a client sent: control characters are escaped (project/logs.py).
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "project.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -365,10 +387,13 @@ LOGGING = {
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
         }
     },
+    "filters": {"disallowed_host": {"()": "project.logs.DisallowedHostFilter"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # The request log replaces django.request's duplicate warnings for 4xx.
         "django.request": {"level": "ERROR"},
+        # A Host the service does not serve: one line per host per minute, no traceback.
+        "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
         "performance.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")},
     },
 }
@@ -382,6 +407,24 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 10
 # Security headers and cookies. Those that cost nothing over plain HTTP apply in every shape
 # (Django's defaults, stated so that a change is deliberate); HTTPS-only ones in production.
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp; Django has its own only from 6.0): scripts, styles and
+# everything else from this origin only, no inline script, no eval; the few inline <style>
+# blocks carry the response's nonce (the console, Swagger UI). Swagger UI's and the admin's
+# icons are data: URIs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.deletion import Collector
@@ -22,6 +22,19 @@ from .fields import HostnameField, MACAddressField
 #: Sanity bounds: a typo of a few digits is refused rather than stored (16 TB of RAM, 1 PB).
 MAX_RAM_GB = 16_384
 MAX_STORAGE_GB = 1_000_000
+#: Free text about a machine or a place: a few paragraphs (what was repaired, who to call).
+#: Unbounded, one client stored megabytes per row, and every list page carried them.
+MAX_NOTES_LENGTH = 2_000
+
+
+def notes_field() -> models.TextField:
+    """Notes, bounded everywhere: forms and the API read ``max_length``, ``full_clean`` (the
+    services, the importer) the validator, which a ``TextField`` does not add by itself."""
+    return models.TextField(
+        blank=True,
+        max_length=MAX_NOTES_LENGTH,
+        validators=[MaxLengthValidator(MAX_NOTES_LENGTH)],
+    )
 
 
 def protect_deployed_else_set_null(
@@ -50,7 +63,7 @@ class Location(models.Model):
     site = models.CharField(max_length=100, blank=True)
     building = models.CharField(max_length=100, blank=True)
     room = models.CharField(max_length=50, blank=True)
-    notes = models.TextField(blank=True)
+    notes = notes_field()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -115,7 +128,7 @@ class Workstation(models.Model):
     )
     warranty_expires = models.DateField(null=True, blank=True)
     last_audit_date = models.DateField(null=True, blank=True)
-    notes = models.TextField(blank=True)
+    notes = notes_field()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

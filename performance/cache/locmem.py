@@ -2,11 +2,19 @@
 
 One process owns it, so its figures are the truth, and its entries are in the process already:
 no copies of them are kept (``hot``). Request rates are kept beside it (``rates``), not in it.
+
+Bounded in bytes as well as in entries: Django's bound is a number of entries, and one client
+that asks for 500-row pages under new query strings fills each entry with hundreds of kilobytes
+(300 requests raised a worker from 114 MB to 418 MB). ``MAX_BYTES`` (``CACHE_MAX_BYTES``) bounds
+what the entries hold, least recently used out first; a value over ``MAX_ENTRY_BYTES``
+(``CACHE_MAX_ENTRY_BYTES``) is not cached at all.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import sys
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -37,6 +45,50 @@ class _Frozen:
 
 
 _SCALARS = frozenset({bytes, str, int, float, bool, type(None)})
+
+#: What an entry costs beyond its key and value: its slots in the cache's ``OrderedDict`` and
+#: in the expiry dictionary, the float of its expiry, the ``_Frozen`` wrapper.
+_ENTRY_OVERHEAD = 256
+
+
+def _value_size(stored: Any) -> int:
+    """Bytes a stored value holds: a pickle's length, or the sizes of a frozen value's parts."""
+    if type(stored) is _Frozen:
+        return _frozen_size(stored.value)
+    return sys.getsizeof(stored)
+
+
+def _frozen_size(value: Any) -> int:
+    if type(value) is tuple:
+        return sys.getsizeof(value) + sum(_frozen_size(item) for item in value)
+    return sys.getsizeof(value)
+
+
+class _Usage:
+    """The bytes of one cache's entries (shared by its per-thread instances, like the entries
+    themselves), changed only under the cache's lock."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[str, int] = {}
+        self.total = 0
+        #: Values not cached because they were over the entry limit.
+        self.refused = 0
+
+    def add(self, key: str, size: int) -> None:
+        self.forget(key)
+        self.sizes[key] = size
+        self.total += size
+
+    def forget(self, key: str) -> None:
+        self.total -= self.sizes.pop(key, 0)
+
+    def clear(self) -> None:
+        self.sizes.clear()
+        self.total = 0
+
+
+_usages: dict[str, _Usage] = {}
+_usages_lock = threading.Lock()
 
 
 def _is_frozen(value: Any, depth: int = 0) -> bool:
@@ -78,6 +130,11 @@ class _LocMemStore(LocMemCache):
         self._serializer = import_string(options.get("SERIALIZER", SERIALIZER))(options=options)
         # Only pickle gives a tuple back as a tuple.
         self._tuples_as_lists = not isinstance(self._serializer, PickleSerializer)
+        #: Bytes the entries may hold together, and one entry at most (``None``: no bound).
+        self._max_bytes: int | None = options.get("MAX_BYTES") or None
+        self._max_entry_bytes: int | None = options.get("MAX_ENTRY_BYTES") or None
+        with _usages_lock:
+            self._usage = _usages.setdefault(name, _Usage())
 
     def _encode(self, value: Any) -> Any:
         if type(value) is int:
@@ -111,6 +168,75 @@ class _LocMemStore(LocMemCache):
                 made_keys[(key, version)] = made
         return made
 
+    # Size accounting: every change of ``_cache`` goes through these, under ``_lock`` ------------
+
+    def _set(self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT) -> bool:
+        """Store ``value`` (encoded) unless it is over the entry limit; then evict by bytes.
+        Returns whether it was stored."""
+        size = _ENTRY_OVERHEAD + sys.getsizeof(key) + _value_size(value)
+        if self._max_entry_bytes is not None and size > self._max_entry_bytes:
+            # Not cached; what the key held before is no longer the value: it goes too.
+            self._delete(key)
+            self._usage.refused += 1
+            return False
+        super()._set(key, value, timeout)
+        self._usage.add(key, size)
+        if self._max_bytes is not None and self._usage.total > self._max_bytes:
+            self._evict_bytes()
+        return True
+
+    def _evict_bytes(self) -> None:
+        """The least recently used entries out until the rest fit. The entry just set is the
+        most recent (first), and the last to go: it fits alone, being under the entry limit."""
+        evicted = 0
+        while self._usage.total > self._max_bytes and len(self._cache) > 1:
+            key, _ = self._cache.popitem()
+            del self._expire_info[key]
+            self._usage.forget(key)
+            evicted += 1
+        if evicted:
+            self._evicted(evicted)
+
+    def _evicted(self, count: int) -> None:
+        """Hook: ``count`` entries went to make room (the instrumented backend counts them)."""
+
+    def _delete(self, key: str) -> bool:
+        deleted = super()._delete(key)
+        if deleted:
+            self._usage.forget(key)
+        return deleted
+
+    def _cull(self) -> None:
+        """Django's cull (a third of the entries, least recently used first, or all of them
+        with ``CULL_FREQUENCY`` 0), keeping the byte count."""
+        if self._cull_frequency == 0:
+            self._cache.clear()
+            self._expire_info.clear()
+            self._usage.clear()
+            return
+        for _ in range(len(self._cache) // self._cull_frequency):
+            key, _ = self._cache.popitem()
+            del self._expire_info[key]
+            self._usage.forget(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._expire_info.clear()
+            self._usage.clear()
+
+    def usage(self) -> dict[str, int | None]:
+        """Bytes held, the bounds, and the values refused for their size."""
+        with self._lock:
+            return {
+                "bytes": self._usage.total,
+                "max_bytes": self._max_bytes,
+                "max_entry_bytes": self._max_entry_bytes,
+                "refused_entries": self._usage.refused,
+            }
+
+    # Django's API --------------------------------------------------------------------------
+
     def add(
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
     ) -> bool:
@@ -118,8 +244,7 @@ class _LocMemStore(LocMemCache):
         stored = self._encode(value)
         with self._lock:
             if self._has_expired(key):
-                self._set(key, stored, timeout)
-                return True
+                return self._set(key, stored, timeout)
             return False
 
     def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
@@ -160,18 +285,20 @@ class _LocMemStore(LocMemCache):
                 self._delete(key)
                 raise ValueError(f"Key '{key}' not found")
             new_value = self._decode(self._cache[key]) + delta
-            self._cache[key] = self._encode(new_value)
+            stored = self._encode(new_value)
+            self._cache[key] = stored
             self._cache.move_to_end(key, last=False)
+            self._usage.add(key, _ENTRY_OVERHEAD + sys.getsizeof(key) + _value_size(stored))
         return new_value
 
 
 class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
     """Django's local-memory cache, counted. One process owns it, so its figures are the truth.
 
-    Bounded by ``MAX_ENTRIES``; when full, the least recently used entries go first, and every
-    entry that goes is counted as an eviction. Request rates are kept beside it (``rates``), not
-    in it: filling the cache must not evict a client's history. No copies of entries: they are
-    in this process already.
+    Bounded by ``MAX_ENTRIES`` and ``MAX_BYTES``; when full, the least recently used entries go
+    first, and every entry that goes is counted as an eviction. Request rates are kept beside it
+    (``rates``), not in it: filling the cache must not evict a client's history. No copies of
+    entries: they are in this process already.
     """
 
     stats_scope = "process"
@@ -216,6 +343,9 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         super()._cull()
         self.recorder.record_evictions(before - len(self._cache))
 
+    def _evicted(self, count: int) -> None:
+        self.recorder.record_evictions(count)
+
     def _internal_prefix(self) -> str:
         return self.make_key("", version=self.version)
 
@@ -242,5 +372,6 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
             "location": self._name,
             "entries": entries,
             "max_entries": self._max_entries,
+            **self.usage(),
             "evictions": self.recorder.evictions,
         }

@@ -338,20 +338,25 @@ class Gunicorn:
         name: str,
         env: dict[str, str],
         logs: Path,
-        workers: int = 1,
+        workers: int | None = 1,
         port: int | None = None,
     ) -> None:
+        """``workers``: ``None`` leaves the count to the configuration's default."""
         self.name = name
         #: Chosen by the caller when a setting must name it (the Host the warmer fills for).
         self.port = free_port() if port is None else port
         self.log = logs / f"gunicorn-{name}.log"
+        env = {**env, "BIND": f"127.0.0.1:{self.port}"}
+        env.pop("WEB_CONCURRENCY", None)
+        if workers is not None:
+            env["WEB_CONCURRENCY"] = str(workers)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                # gunicorn's control socket defaults to one path per user (~/.gunicorn): the
-                # servers of a test, and of tests running side by side, would share it.
-                [str(GUNICORN), "-c", "project/gunicorn.conf.py", "--no-control-socket"],
+                # The configuration gives each instance a control socket of its own (under
+                # VAR_DIR, named by its address): servers side by side never share one.
+                [str(GUNICORN), "-c", "project/gunicorn.conf.py"],
                 cwd=ROOT,
-                env={**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)},
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -134,3 +134,66 @@ def test_staff_invalidate_a_pattern_through_the_confirmation(
         2,
         "ops",
     )
+
+
+# Content-Security-Policy ---------------------------------------------------------------------
+
+#: Every violation the page reports, as "directive blocked-uri", gathered before any script of
+#: the page runs (Playwright's init scripts are not subject to the page's policy).
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+def test_the_admin_the_console_and_the_api_docs_work_under_the_policy(
+    page: Page, live_server, transactional_db
+):
+    UserFactory(username="ops", is_staff=True, is_superuser=True)
+    WorkstationFactory.create_batch(3, location=LocationFactory(name="Lab 1"))
+    page.add_init_script(RECORD_VIOLATIONS)
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    policies: dict[str, str] = {}
+    page.on(
+        "response",
+        lambda response: (
+            policies.__setitem__(response.url, response.headers.get("content-security-policy", ""))
+            if response.request.resource_type == "document"
+            else None
+        ),
+    )
+
+    page.goto(live_server.url + "/admin/login/?next=/admin/")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page).to_have_url(live_server.url + "/admin/")
+    visited = {}
+    for path in ("/admin/", "/admin/workstations/workstation/", PAGE, "/api/docs/"):
+        page.goto(live_server.url + path)
+        page.wait_for_load_state("networkidle")
+        visited[path] = page.evaluate("window.__cspViolations")
+
+    # The console's charts are drawn (server-side SVG, styled by the nonced stylesheet)...
+    page.goto(live_server.url + PAGE)
+    expect(page.locator("svg#perf-history")).to_be_visible()
+    # ...and Swagger UI renders the operations of the schema, its script served as a file.
+    page.goto(live_server.url + "/api/docs/")
+    expect(page.locator("#swagger-ui .opblock").first).to_be_visible(timeout=15_000)
+    expect(page.locator("#swagger-ui")).to_contain_text("/api/workstations/")
+    visited["/api/docs/ rendered"] = page.evaluate("window.__cspViolations")
+
+    assert all(policies.values()), policies
+    for policy in policies.values():
+        assert "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert {path: found for path, found in visited.items() if found} == {}
+    assert refused == []

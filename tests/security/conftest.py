@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from performance.throttling import RateThrottleMixin
+from tests.conftest import require_service
+from tests.performance.support import TEST_REDIS_URL, delete_prefixed, redis_config, unique
 
 TOKEN_URL = "/api/auth/token/"
 PASSWORD = "correct-horse-battery"  # tests/factories.py: UserFactory
@@ -49,3 +52,18 @@ def rates(settings, clock) -> Callable[..., None]:
         }
 
     return set_rates
+
+
+@pytest.fixture
+def on_redis(settings):
+    """The production backend on the test Redis, under a prefix of its own."""
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        require_service("Redis", f"{TEST_REDIS_URL}: {exc}")
+    prefix = unique("security")
+    settings.CACHES = redis_config(TEST_REDIS_URL, prefix)
+    yield client
+    delete_prefixed(client, prefix)
+    client.close()

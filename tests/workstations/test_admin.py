@@ -303,3 +303,56 @@ def test_deleting_a_user_with_a_deployed_workstation_is_refused(staff_browser):
     assert workstation.hostname in response.content.decode()
     workstation.refresh_from_db()
     assert workstation.assigned_to == user
+
+
+# Impossible selections and filters ------------------------------------------------------------
+
+IMPOSSIBLE_IDS = [str(2**70), "-" + str(2**70), "abc", "1.5", ""]
+IMPOSSIBLE_NAMES = ["huge", "-huge", "word", "float", "empty"]
+CHANGELISTS = [WS_CHANGELIST, LOC_CHANGELIST, "/admin/auth/user/", "/admin/auth/group/"]
+
+
+@pytest.mark.parametrize("changelist", CHANGELISTS)
+@pytest.mark.parametrize("selected", IMPOSSIBLE_IDS, ids=IMPOSSIBLE_NAMES)
+def test_an_action_on_an_impossible_id_is_a_bad_request(staff, changelist, selected):
+    """Django filters with ``pk__in`` as posted: OverflowError (SQLite) or ValueError, a 500."""
+    browser = Client(raise_request_exception=False)
+    browser.force_login(staff)
+    response = browser.post(
+        changelist, {"action": "delete_selected", ACTION_CHECKBOX_NAME: [selected]}
+    )
+    assert response.status_code == 400
+
+
+def test_an_action_on_an_id_that_matches_nothing_acts_on_nothing(staff_browser):
+    kept = WorkstationFactory(status=Status.IN_STOCK)
+    response = staff_browser.post(
+        WS_CHANGELIST, {"action": "retire", ACTION_CHECKBOX_NAME: [str(2**62)]}, follow=True
+    )
+    assert response.status_code == 200
+    kept.refresh_from_db()
+    assert kept.status == Status.IN_STOCK
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"location__id__exact={2**70}",
+        f"assigned_to__id__exact={2**70}",
+        f"id={2**70}",
+        f"ram_gb={2**70}",
+        f"location__id__exact=-{2**70}",
+    ],
+)
+def test_a_filter_on_an_impossible_id_is_not_a_server_error(staff, query):
+    browser = Client(raise_request_exception=False)
+    browser.force_login(staff)
+    assert browser.get(f"{WS_CHANGELIST}?{query}").status_code in {200, 302, 400, 404}
+
+
+@pytest.mark.parametrize("view", ["change", "history", "delete"])
+def test_an_object_page_with_an_impossible_id_is_not_a_server_error(staff, view):
+    browser = Client(raise_request_exception=False)
+    browser.force_login(staff)
+    response = browser.get(f"{WS_CHANGELIST}{2**70}/{view}/")
+    assert response.status_code in {302, 404}  # Django's "doesn't exist" message and redirect
