@@ -714,7 +714,7 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
                 trips=is_unreachable,
                 is_outage=is_outage,
                 probe=self._ping,
-                replay=sync,
+                replay=lambda: sync(ask_server=False),
             ),
             last_flush=time.monotonic(),
         )

@@ -66,16 +66,18 @@ def after_commit(names: Iterable[str]) -> dict[str, int | None]:
     return bumped
 
 
-def sync() -> bool:
+def sync(*, ask_server: bool = True) -> bool:
     """Bring every generation level with the database; True when it went through.
 
-    On Redis, first ask who the server is: a new identity (a failover, a restart) re-seeds every
-    generation, so nothing this process served before can be served again under a generation the
-    server hands out anew.
+    On Redis, first ask who the server is (``ask_server``): a new identity (a failover, a
+    restart) re-seeds every generation, so nothing this process served before can be served
+    again under a generation the server hands out anew. A request that replays what an outage
+    left behind does not ask: its new connections have asked already (``redis.Fence``), and a
+    request should wait for no more round trips than the replay needs.
     """
     cache = _backend()
     changed = getattr(cache, "server_changed", None)
-    if changed is not None:
+    if ask_server and changed is not None:
         changed()
     state = getattr(cache, "state", None)
     if state is not None and state.reseed:
