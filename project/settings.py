@@ -234,10 +234,11 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_FILTER_BACKENDS": [
-        # django-filter's, skipped when the query names no filter; search bounded in length.
+        # django-filter's, skipped when the query names no filter; search bounded in length;
+        # ordering strict. Each names the query parameters it reads (StrictQueryMixin).
         "workstations.api.filters.FilterBackend",
         "workstations.api.base.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "workstations.api.base.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "workstations.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

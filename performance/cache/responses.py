@@ -231,6 +231,8 @@ class CachedResponseMixin:
             )
         if not passed:
             return None  # DRF's path answers 429 from the settled throttles
+        if self.refuses_query(request):
+            return None  # DRF's path answers the 400, before any key is made for this query
 
         user_id = user.pk if self.cache_per_user else None
         signature = None
@@ -267,6 +269,12 @@ class CachedResponseMixin:
             size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
             copies.put(signature, (key, entry), epoch, size + sum(len(part) for part in entry))
         return self._early_response(drf_request, entry)
+
+    def refuses_query(self, request: HttpRequest) -> bool:
+        """Whether the view's ``initial()`` refuses this request's query string once the
+        throttles let it through; a view that checks its query says so here, and the early read
+        asks at that same point (docs/design.md, "A cached GET")."""
+        return False
 
     def _generation_names(self) -> dict[str, str]:
         """The generation keys a warm read reads, and their namespaces."""

@@ -60,32 +60,29 @@ class FilterBackend(DjangoFilterBackend):
     """
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
-        filterset_class = self.get_filterset_class(view, queryset)
-        if filterset_class is not None and not _names_any_filter(
-            request.query_params, filterset_class
-        ):
+        names = self.query_parameters(view)
+        if not any(key in names for key in request.query_params):
             return queryset
         return super().filter_queryset(request, queryset, view)
 
-
-def _names_any_filter(params: Any, filterset_class: type) -> bool:
-    names = _param_names(filterset_class)
-    return any(key in names for key in params)
-
-
-_PARAM_NAMES: dict[type, frozenset[str]] = {}
-
-
-def _param_names(filterset_class: type) -> frozenset[str]:
-    """Every query parameter a FilterSet reads (range filters read ``name_after`` too)."""
-    try:
-        return _PARAM_NAMES[filterset_class]
-    except KeyError:
+    def query_parameters(self, view: Any) -> frozenset[str]:
+        """Every query parameter the view's FilterSet reads (range filters read ``name_after``
+        too), remembered per view class: a view with ``filterset_fields`` gets a new FilterSet
+        class from django-filter on every call, so remembering per FilterSet class kept one
+        entry per request."""
+        try:
+            return _PARAM_NAMES[type(view)]
+        except KeyError:
+            pass
+        filterset_class = self.get_filterset_class(view, view.get_queryset())
         names = set()
-        for name, filter_ in filterset_class.base_filters.items():
+        for name, filter_ in getattr(filterset_class, "base_filters", {}).items():
             names.add(name)
             widget = getattr(filter_.field_class, "widget", None)
             for suffix in getattr(widget, "suffixes", ()) or ():
                 names.add(f"{name}_{suffix}" if suffix else name)
-        _PARAM_NAMES[filterset_class] = frozenset(names)
-        return _PARAM_NAMES[filterset_class]
+        _PARAM_NAMES[type(view)] = frozenset(names)
+        return _PARAM_NAMES[type(view)]
+
+
+_PARAM_NAMES: dict[type, frozenset[str]] = {}

@@ -12,11 +12,12 @@ from performance.cache.responses import CachedResponseMixin
 from workstations import selectors, services
 
 from . import rows
+from .base import StrictQueryMixin
 from .filters import WorkstationFilter
 from .serializers import LocationSerializer, WorkstationSerializer, WorkstationSummarySerializer
 
 
-class WorkstationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
+class WorkstationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewSet):
     """The organisation's workstations: list, filter, search, order, create, change, delete."""
 
     cache_namespace = "workstations"
@@ -72,7 +73,7 @@ class WorkstationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
         )
 
 
-class LocationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
+class LocationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewSet):
     """Places where workstations live, each with its workstation count."""
 
     cache_namespace = "locations"
