@@ -205,3 +205,19 @@ def test_location_filter_names_are_remembered_once_per_view(reader_client, fleet
     for n in range(5):
         assert reader_client.get("/api/locations/", {"site": f"s{n}"}).status_code == 200
     assert len(filters._PARAM_NAMES) == remembered
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"location": "abc"}, "Enter a location id: a whole number."),
+        ({"location": "1.5"}, "Enter a location id: a whole number."),
+        ({"location": "999999"}, "There is no location with this id."),
+        ({"assigned_to": "alice"}, "Enter a user id: a whole number."),
+        ({"assigned_to": "999999"}, "There is no user with this id."),
+    ],
+)
+def test_an_id_filter_asks_for_an_id(reader_client, fleet, params, says):
+    response = reader_client.get(LIST, params)
+    assert response.status_code == 400
+    assert response.json() == {name: [says] for name in params}

@@ -6,7 +6,9 @@ from typing import Any
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django_filters.fields import ModelChoiceField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.request import Request
 
@@ -14,12 +16,43 @@ from workstations.choices import FormFactor, Status
 from workstations.models import Location, Workstation
 
 
+class IdChoiceField(ModelChoiceField):
+    """A related object chosen by its id, with messages that say so.
+
+    Django's ``ModelChoiceField`` answers "Select a valid choice. That choice is not one of the
+    available choices." to ``abc`` and to an id that does not exist alike: words for a form's
+    drop-down, not for a query parameter that takes an integer.
+    """
+
+    def to_python(self, value: Any) -> Any:
+        name = self.queryset.model._meta.verbose_name
+        if value not in self.empty_values:
+            try:
+                int(value)
+            except (TypeError, ValueError):
+                raise ValidationError(
+                    f"Enter a {name} id: a whole number.", code="invalid"
+                ) from None
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise ValidationError(
+                f"There is no {name} with this id.", code="invalid_choice"
+            ) from None
+
+
+class IdChoiceFilter(django_filters.ModelChoiceFilter):
+    field_class = IdChoiceField
+
+
 class WorkstationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(
         choices=Status.choices, help_text="One or more statuses: ?status=deployed&status=staged"
     )
-    location = django_filters.ModelChoiceFilter(queryset=Location.objects.all())
-    assigned_to = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.all())
+    location = IdChoiceFilter(queryset=Location.objects.all(), help_text="A location's id.")
+    assigned_to = IdChoiceFilter(
+        queryset=get_user_model().objects.all(), help_text="The id of the user who has it."
+    )
     department = django_filters.CharFilter(lookup_expr="iexact")
     manufacturer = django_filters.CharFilter(lookup_expr="iexact")
     os = django_filters.CharFilter(lookup_expr="iexact")
