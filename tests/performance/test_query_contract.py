@@ -89,3 +89,14 @@ def test_anonymous_requests_are_refused_for_who_they_are_first(cache_backend, cl
     """The contract is asked after authentication, as DRF's ``initial()`` orders its checks."""
     response = APIClient().get(LIST, {"stauts": "deployed"}, HTTP_ACCEPT="application/json")
     assert response.status_code == 401
+
+
+def test_warming_the_cache_leaves_the_summary_unpaginated(cache_backend, client, settings):
+    """The warmer made its views without the summary's own settings (no pagination), and the
+    contract remembered what that view read for every summary request after it."""
+    from workstations.warming import warm_workstations
+
+    settings.CACHE_WARM_HOSTS = ["testserver"]
+    assert warm_workstations() > 0
+    response = client.get(SUMMARY, {"page_size": "5"})
+    assert (response.status_code, list(response.json())) == (400, ["page_size"])

@@ -169,8 +169,8 @@ class QueryReader(Protocol):
 
 #: Query strings already checked, per view class and action: clients choose them, so bounded.
 _MAX_CHECKED = 4096
-_checked: dict[tuple[type, str | None, str], dict[str, list[str]]] = {}
-_known: dict[tuple[type, str | None], frozenset[str]] = {}
+_checked: dict[tuple[Any, ...], dict[str, list[str]]] = {}
+_known: dict[tuple[Any, ...], frozenset[str]] = {}
 
 
 class StrictQueryMixin:
@@ -202,7 +202,14 @@ class StrictQueryMixin:
         return bool(self.query_errors(request))
 
     def query_errors(self, request: HttpRequest | Request) -> dict[str, list[str]]:
-        memo = (type(self), getattr(self, "action", None), request.META.get("QUERY_STRING", ""))
+        # ``_route()`` and the raw query string, spelt out: this runs on every warm hit.
+        memo = (
+            type(self),
+            getattr(self, "action", None),
+            getattr(self, "detail", None),
+            self.pagination_class,
+            request.META.get("QUERY_STRING", ""),
+        )
         errors = _checked.get(memo)
         if errors is None:
             errors = self._query_errors(request.GET)
@@ -224,8 +231,18 @@ class StrictQueryMixin:
                 errors.update(check(params, self))
         return errors
 
+    def _route(self) -> tuple[Any, ...]:
+        """What decides the parameters a view reads: its class, and the action with what a
+        route sets for it (a router's ``detail``, an action's ``pagination_class``)."""
+        return (
+            type(self),
+            getattr(self, "action", None),
+            getattr(self, "detail", None),
+            self.pagination_class,
+        )
+
     def _known_parameters(self) -> frozenset[str]:
-        memo = (type(self), getattr(self, "action", None))
+        memo = self._route()
         known = _known.get(memo)
         if known is None:
             names = {api_settings.URL_FORMAT_OVERRIDE} - {None}
