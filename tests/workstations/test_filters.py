@@ -97,6 +97,8 @@ def hostnames(client, params) -> list[str]:
         ({"status": "deployed"}, ["alpha", "charlie"]),
         ({"status": ["deployed", "staged"]}, ["alpha", "bravo", "charlie"]),
         ({"status": ["retired"]}, ["delta"]),
+        ({"status": ""}, ["alpha", "bravo", "charlie", "delta"]),  # empty: no filter, as all
+        ({"status": ["", "retired"]}, ["delta"]),
         ({"department": "ENGINEERING"}, ["alpha", "charlie"]),
         ({"department": "finance"}, ["bravo", "delta"]),
         ({"manufacturer": "dell"}, ["alpha", "delta"]),

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 UNKNOWN_FIELD = "Unknown field."
+EMPTY_FOR_NULL = "An empty string is not a value here: send null for none."
 
 
 class StrictCharField(serializers.CharField):
@@ -54,15 +55,20 @@ class StrictModelSerializer(serializers.ModelSerializer):
             if unknown:
                 raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
             if not hasattr(data, "getlist"):
-                # An empty value of a nullable field means "none", in JSON as DRF already reads
-                # it in forms (``Field.get_value``); the request schema says so.
+                # In JSON, null means none, as the request schema says ("integer or null").
+                # DRF reads "" as none for a relation and a decimal too (as HTML forms send a
+                # field left empty, and as it still reads forms): refused here, like the "" it
+                # already refuses for a date or an integer.
                 empty = [
                     name
                     for name, field in self.fields.items()
-                    if field.allow_null and not field.read_only and data.get(name) == ""
+                    if field.allow_null
+                    and not field.read_only
+                    and not isinstance(field, serializers.CharField)
+                    and data.get(name) == ""
                 ]
                 if empty:
-                    data = {**data, **dict.fromkeys(empty)}
+                    raise serializers.ValidationError({name: [EMPTY_FOR_NULL] for name in empty})
         # Anything else (a list, a number, a string) is refused by DRF: "Expected a dictionary".
         return super().to_internal_value(data)
 

@@ -8,7 +8,7 @@ import django_filters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django_filters.fields import ModelChoiceField
+from django_filters.fields import ModelChoiceField, MultipleChoiceField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.request import Request
 
@@ -45,8 +45,20 @@ class IdChoiceFilter(django_filters.ModelChoiceFilter):
     field_class = IdChoiceField
 
 
+class ChoicesField(MultipleChoiceField):
+    """Several choices, an empty value ignored (``?status=`` means no filter), as every other
+    filter reads ``?name=``: the schema says so of every filter (``allowEmptyValue``)."""
+
+    def to_python(self, value: Any) -> list[str]:
+        return [choice for choice in super().to_python(value) if choice != ""]
+
+
+class ChoicesFilter(django_filters.MultipleChoiceFilter):
+    field_class = ChoicesField
+
+
 class WorkstationFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(
+    status = ChoicesFilter(
         choices=Status.choices, help_text="One or more statuses: ?status=deployed&status=staged"
     )
     location = IdChoiceFilter(queryset=Location.objects.all(), help_text="A location's id.")
