@@ -8,6 +8,26 @@ from rest_framework import serializers
 from performance import cache
 
 
+class TextField(serializers.CharField):
+    """Text only: DRF turns a JSON number into text (``"pattern": 42`` is read as "42"), which the
+    schema (``type: string``) does not allow."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JSONBooleanField(serializers.BooleanField):
+    """``true`` or ``false`` only: DRF reads "yes", "on", 1 and more as booleans too, which the
+    schema (``type: boolean``) does not allow."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses keys it does not declare, each named with "Unknown field." (400), before any
     field is validated: the same contract as the inventory API's serializers."""
@@ -28,11 +48,9 @@ class StrictSerializer(serializers.Serializer):
 class InvalidateSerializer(StrictSerializer):
     """Either ``pattern`` (with an optional ``dry_run``) or ``namespace``."""
 
-    pattern = serializers.CharField(
-        required=False, allow_blank=True, trim_whitespace=False, max_length=1000
-    )
-    dry_run = serializers.BooleanField(required=False, default=False)
-    namespace = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    pattern = TextField(required=False, allow_blank=True, trim_whitespace=False, max_length=1000)
+    dry_run = JSONBooleanField(required=False, default=False)
+    namespace = TextField(required=False, allow_blank=True, max_length=100)
 
     def validate_pattern(self, value: str) -> str:
         try:
