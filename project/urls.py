@@ -1,17 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
 
 from performance.health import HealthView
 from performance.metrics import metrics_view
-from performance.throttling import LoginAddressThrottle, LoginUsernameThrottle, throttled_login
-from project.api import InventoryAutoSchema
-
-# Every attempt counts, failed or not: per address first (it needs no body), then per username.
-obtain_auth_token = ObtainAuthToken.as_view(
-    throttle_classes=[LoginAddressThrottle, LoginUsernameThrottle], schema=InventoryAutoSchema()
-)
+from performance.throttling import throttled_login
+from project.api import ObtainTokenView
 
 urlpatterns = [
     path("health/", HealthView.as_view(), name="health"),
@@ -19,7 +13,7 @@ urlpatterns = [
     # The admin's login form spends the same budgets as the token endpoint.
     path("admin/login/", throttled_login(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/performance/", include("performance.api.urls")),
