@@ -147,24 +147,27 @@ class HotCopiesSerializer(serializers.Serializer):
 
 @extend_schema_serializer(
     description="The cache's figures: per namespace and in total, per minute for the last hour, "
-    "and the backend's own. Only `instrumented` and `backend` are there for a cache without "
-    "the service's instrumentation."
+    "and the backend's own."
 )
 class CacheStatsSerializer(serializers.Serializer):
+    """The figures of the service's instrumented cache, which every shape configures
+    (``project/settings.py``); a cache of Django's own (``"instrumented": false``) has nothing
+    but ``instrumented`` and ``backend`` to say, and is no shape the service runs in."""
+
     instrumented = serializers.BooleanField()
     backend = serializers.CharField(allow_null=True, help_text="`locmem` or `redis`.")
-    breaker = BreakerSerializer(allow_null=True, required=False, help_text="Null on locmem.")
-    scope = serializers.CharField(required=False, help_text="`process` or `fleet`.")
-    key_prefix = serializers.CharField(required=False)
-    default_ttl = serializers.IntegerField(allow_null=True, required=False)
-    reset_at = serializers.DateTimeField(required=False)
-    evictions = serializers.IntegerField(required=False)
-    namespaces = serializers.DictField(child=NamespaceStatsSerializer(), required=False)
-    totals = CacheCountersSerializer(required=False)
-    history = HistoryMinuteSerializer(many=True, required=False)
-    server = serializers.DictField(required=False, help_text="What the backend reports.")
-    hot_copies = HotCopiesSerializer(required=False)
-    unavailable = serializers.BooleanField(required=False)
+    breaker = BreakerSerializer(allow_null=True, help_text="The circuit breaker; null on locmem.")
+    scope = serializers.CharField(help_text="`process` (locmem) or `fleet` (Redis).")
+    key_prefix = serializers.CharField()
+    default_ttl = serializers.IntegerField(allow_null=True, help_text="Seconds.")
+    reset_at = serializers.DateTimeField()
+    evictions = serializers.IntegerField()
+    namespaces = serializers.DictField(child=NamespaceStatsSerializer())
+    totals = CacheCountersSerializer()
+    history = HistoryMinuteSerializer(many=True)
+    server = serializers.DictField(help_text="What the backend reports of itself.")
+    hot_copies = HotCopiesSerializer(help_text="This process's copies of entries (Redis).")
+    unavailable = serializers.BooleanField()
 
 
 @extend_schema_serializer(

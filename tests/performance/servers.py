@@ -254,7 +254,9 @@ class Gunicorn:
         self.log = logs / f"gunicorn-{name}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(GUNICORN), "-c", "project/gunicorn.conf.py"],
+                # No control socket: gunicorn's default is one path for every server on the
+                # machine, other test runs' and services' included.
+                [str(GUNICORN), "-c", "project/gunicorn.conf.py", "--no-control-socket"],
                 cwd=ROOT,
                 env={**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)},
                 stdout=log,

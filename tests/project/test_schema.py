@@ -150,7 +150,9 @@ def test_error_bodies_are_named_components(schema):
     assert {"Error", "ValidationError", "Conflict"} <= names
 
 
-@pytest.mark.parametrize("name", ["Workstation", "Location"])
+@pytest.mark.parametrize(
+    "name", ["Workstation", "Location", "PaginatedWorkstationList", "PaginatedLocationList"]
+)
 def test_every_field_of_a_response_object_is_required(schema, name):
     """Every field is always there (null where there is no value): ``| Unset`` on each of them
     made clients check for absence that cannot happen."""
@@ -169,6 +171,8 @@ def test_the_staff_figures_are_typed(schema):
     assert stats["totals"]["$ref"].endswith("/CacheCounters")
     assert stats["breaker"]["allOf"][0]["$ref"].endswith("/Breaker")
     assert stats["namespaces"]["additionalProperties"]["$ref"].endswith("/NamespaceStats")
+    required = schema["components"]["schemas"]["CacheStats"]["required"]
+    assert sorted(required) == sorted(stats)
     counters = schema["components"]["schemas"]["CacheCounters"]
     assert counters["properties"]["hits"]["type"] == "integer"
     assert "hit_rate" in counters["required"]

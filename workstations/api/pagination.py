@@ -52,6 +52,13 @@ class PageNumberPagination(pagination.PageNumberPagination):
         f"Rows per page: a whole number from 1; at most {max_page_size} rows are given."
     )
 
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """DRF's, with ``next`` and ``previous`` required: they are always there, null at the
+        ends (the schema had clients check for their absence)."""
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["required"] = sorted(paginated["properties"])
+        return paginated
+
     def query_parameters(self, view: Any) -> Iterable[str]:
         return (self.page_query_param, self.page_size_query_param)
 
