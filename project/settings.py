@@ -332,6 +332,9 @@ LOGGING = {
     "loggers": {
         # The request log replaces django.request's duplicate warnings for 4xx.
         "django.request": {"level": "ERROR"},
+        # django-health-check logs a traceback with every failed probe; /health/ logs one line
+        # per failed check (performance.health). Its errors (a check that crashed) stay.
+        "health_check": {"level": "ERROR"},
         "performance.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")},
     },
 }
