@@ -12,7 +12,8 @@ import tempfile
 _redis = bool(os.environ.get("REDIS_URL", "").strip())
 _default_workers = min(2 * multiprocessing.cpu_count() + 1, 8) if _redis else 1
 
-bind = os.environ.get("BIND", "127.0.0.1:8000")
+# settings.BIND reads the same, for bootstrap's login notice: keep the defaults equal.
+bind = os.environ.get("BIND", "127.0.0.1:8000").strip() or "127.0.0.1:8000"
 workers = int(os.environ.get("WEB_CONCURRENCY", _default_workers))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 #: Keep-alive connections a worker holds at most; when it has them all it stops accepting.

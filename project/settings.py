@@ -309,6 +309,14 @@ SPECTACULAR_SETTINGS = {
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
+#: gunicorn's address (project/gunicorn.conf.py reads the same variable, with the same default):
+#: the login notice of ``bootstrap`` prints it.
+BIND = os.environ.get("BIND", "127.0.0.1:8000").strip() or "127.0.0.1:8000"
+
+# The browsable API's "Log in" link (rest_framework:login) sends the visitor back where they
+# were; without a ?next=, to the API's root.
+LOGIN_REDIRECT_URL = "/api/"
+
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
 LOGGING = {

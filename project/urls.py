@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView, LogoutView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -7,6 +8,20 @@ from performance.metrics import metrics_view
 from performance.throttling import throttled_login
 from project.api import ObtainTokenView
 
+#: DRF's own login and logout pages (``rest_framework.urls``), which its browsable API links to
+#: when they exist: the login throttled like the admin's and the token endpoint's.
+browsable_api_login = (
+    [
+        path(
+            "login/",
+            throttled_login(LoginView.as_view(template_name="rest_framework/login.html")),
+            name="login",
+        ),
+        path("logout/", LogoutView.as_view(), name="logout"),
+    ],
+    "rest_framework",
+)
+
 urlpatterns = [
     path("health/", HealthView.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
@@ -14,6 +29,7 @@ urlpatterns = [
     path("admin/login/", throttled_login(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("api/auth/", include(browsable_api_login)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/performance/", include("performance.api.urls")),
