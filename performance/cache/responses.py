@@ -8,8 +8,9 @@ DRF views cache through ``CachedResponseMixin`` (docs/design.md, "A cached GET")
    negotiator (which renderer and media type; remembered, since it depends on nothing but the
    view's renderers and negotiator and the request's format and ``Accept``), the view's first
    authenticator (its own parsing of the ``Authorization`` header), the permission objects, the
-   throttles. The token lookup, the generations and the throttles' counters come from the cache,
-   the rates in the same round trip as the generations (``rates``). Anything a step cannot
+   throttles, and a view's check of its query string (``refuses_query``). The token lookup,
+   the generations and the throttles' counters come from the cache, the rates in the same
+   round trip as the generations (``rates``). Anything a step cannot
    settle without SQL or a renderer — or a refusal the object raises itself — ends the early
    read, and DRF's dispatch answers. A detail route whose permissions decide per object
    (``has_object_permission``) is never answered from the cache: DRF asks them of the object.
