@@ -32,8 +32,8 @@ from .serializers import LocationSerializer, WorkstationSerializer, WorkstationS
     ),
     update=extend_schema(
         summary="Replace a workstation",
-        description="Every writable field, as for a new one. Needs the *change workstation* "
-        "permission.",
+        description="The body of a new workstation: `asset_tag` and `hostname` required; an "
+        "optional field left out keeps its value. Needs the *change workstation* permission.",
     ),
     partial_update=extend_schema(
         summary="Change a workstation",
@@ -116,7 +116,9 @@ class WorkstationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelVi
         summary="Add a location", description="Needs the *add location* permission."
     ),
     update=extend_schema(
-        summary="Replace a location", description="Needs the *change location* permission."
+        summary="Replace a location",
+        description="The body of a new location: `name` required; an optional field left out "
+        "keeps its value. Needs the *change location* permission.",
     ),
     partial_update=extend_schema(
         summary="Change a location",
