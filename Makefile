@@ -2,6 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# What the service needs to run (`make run`), and that plus the test tools (`make test`): the
+# test tools (Playwright, schemathesis, ruff, the client generator) are most of the download.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 # The browser tests drive Debian's Chromium; Playwright never downloads a browser.
 CHROMIUM := /usr/bin/chromium
@@ -10,9 +13,13 @@ WRK := /usr/bin/wrk
 
 .PHONY: run test lint format bench clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -40,7 +47,7 @@ $(WRK):
 		echo "!! $@ is missing: run 'sudo apt-get install wrk' for the benchmark" >&2; \
 	fi
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0

@@ -1,4 +1,5 @@
-"""API-wide error handling: every error is JSON with a body that says what went wrong."""
+"""API-wide error handling (every error is JSON with a body that says what went wrong), and the
+OpenAPI schema that tells clients so."""
 
 from __future__ import annotations
 
@@ -18,12 +19,23 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiFilterExtension
 from drf_spectacular.openapi import AutoSchema
-from rest_framework import exceptions, status
+from drf_spectacular.plumbing import (
+    ResolvedComponent,
+    build_array_type,
+    build_parameter_type,
+    get_view_model,
+)
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from performance.throttling import LoginAddressThrottle, LoginLockoutThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -126,27 +138,183 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     return defaults.bad_request(request, exception)
 
 
-# The schema of error responses ---------------------------------------------------------------
+# The OpenAPI schema ---------------------------------------------------------------------------
+#
+# What clients generated from /api/schema/ read: one media type per body (JSON), named
+# components for every error and enum, ``required`` as the responses really are, the responses
+# each operation can give (304 and 412 of conditional reads, 429, 503), descriptions written
+# for API users (SPECTACULAR_SETTINGS disables docstrings: they are written for developers).
+# tests/project/test_schema.py pins each of these; tests/project/test_generated_client.py
+# generates a client from the served schema and uses it against a live server.
 
-ERROR_BODY = {
-    "type": "object",
-    "properties": {"detail": {"type": "string"}},
-    "required": ["detail"],
-}
-VALIDATION_ERROR_BODY = {
-    "type": "object",
-    "description": "Each field or query parameter in error, with its messages; "
-    "``non_field_errors`` or ``detail`` for the request as a whole.",
-    "additionalProperties": {},
-}
-CONFLICT_BODY = {
-    "type": "object",
-    "properties": {
-        "detail": {"type": "string"},
-        "referred_to_by": {"type": "array", "items": {"type": "string"}},
+STRING_OR_STRINGS = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+#: Error bodies, published once each as a named component.
+ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "description": "What went wrong, in words.",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
     },
-    "required": ["detail"],
+    "ValidationError": {
+        "type": "object",
+        "description": "Each field or query parameter in error, with its messages; "
+        "`non_field_errors` for the body as a whole, `detail` for a body that cannot be read.",
+        "additionalProperties": STRING_OR_STRINGS,
+    },
+    "Conflict": {
+        "type": "object",
+        "description": "The object is still referred to, by the objects named (at most ten).",
+        "properties": {
+            "detail": {"type": "string"},
+            "referred_to_by": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["detail", "referred_to_by"],
+    },
 }
+
+#: The responses besides success, by status code: (body component or None, description).
+OTHER_RESPONSES: dict[int, tuple[str | None, str]] = {
+    304: (None, "Not modified: the ETag sent in `If-None-Match` is still current."),
+    400: ("ValidationError", "The request is not valid; each parameter or field is named."),
+    401: (
+        "Error",
+        "No credentials, or credentials this service does not accept: send "
+        "`Authorization: Bearer <token>` (a token from `POST /api/auth/token/`).",
+    ),
+    403: ("Error", "Authenticated, without the permission this operation needs."),
+    404: ("Error", "No such object, or no such page."),
+    409: ("Conflict", "The object is still referred to and cannot be deleted."),
+    412: (None, "Precondition failed: the ETag sent in `If-Match` is no longer current."),
+    413: ("Error", "The request body is larger than this service accepts."),
+    415: ("Error", "The body's media type is not accepted: send `Content-Type: application/json`."),
+    429: ("Error", "Too many requests: wait the seconds `Retry-After` says."),
+    503: (
+        "Error",
+        "A service the request needs is unavailable (the database; for a cache action, the "
+        "cache): try again shortly, after `Retry-After` seconds when it is given.",
+    ),
+}
+
+RETRY_AFTER_HEADER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[429, 503],
+    description="Seconds to wait before trying again.",
+)
+#: Reads answered through the cache carry an ETag, and honour conditional requests (RFC 9110).
+CONDITIONAL_READ = [
+    OpenApiParameter(
+        "If-None-Match",
+        str,
+        OpenApiParameter.HEADER,
+        description="ETags of representations the client holds: 304 while one is current.",
+    ),
+    OpenApiParameter(
+        "If-Match",
+        str,
+        OpenApiParameter.HEADER,
+        description="ETags the representation must still have: 412 when none is current.",
+    ),
+    OpenApiParameter(
+        "ETag",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200, 304],
+        description="The representation's tag, for If-None-Match and If-Match.",
+    ),
+]
+
+
+class InventoryAutoSchema(AutoSchema):
+    """drf-spectacular's schema, plus the responses every endpoint can give, and
+    ``additionalProperties: false`` on request bodies whose serializer refuses unknown keys.
+
+    Without them the schema promises only 2xx, and a client generated from it (or schemathesis)
+    meets 304, 400, 401, 403, 404, 413 and 429 answers it was never told about.
+    """
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        # The hook below the public get_response_serializers, which also decides whether the
+        # view is a list: the success responses stay exactly as drf-spectacular makes them.
+        responses = super()._get_response_bodies(direction)
+        for code in self._other_codes():
+            if str(code) not in responses:
+                component, description = OTHER_RESPONSES[code]
+                body = None if component is None else self._component(component)
+                responses[str(code)] = self._get_response_for_code(
+                    OpenApiResponse(response=body, description=description), str(code)
+                )
+        return responses
+
+    def _component(self, name: str) -> dict[str, str]:
+        component = ResolvedComponent(
+            name=name,
+            type=ResolvedComponent.SCHEMA,
+            object=name,
+            schema=ERROR_COMPONENTS[name],
+        )
+        self.registry.register_on_missing(component)
+        return component.ref
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = [*super().get_override_parameters(), RETRY_AFTER_HEADER]
+        if self._conditional():
+            parameters += CONDITIONAL_READ
+        return parameters
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and getattr(serializer, "reject_unknown_fields", False):
+            schema["additionalProperties"] = False  # unknown keys are a 400, say so
+        if direction == "response" and isinstance(serializer, serializers.ModelSerializer):
+            # A model serializer writes every field of every object, null where there is no
+            # value: none is optional. (``required`` on its fields speaks of input only.)
+            schema["required"] = sorted(schema.get("properties", {}))
+        return schema
+
+    def _get_filter_parameters(self) -> list[dict[str, Any]]:
+        return _empty_allowed(super()._get_filter_parameters())
+
+    def _get_pagination_parameters(self) -> list[dict[str, Any]]:
+        return _empty_allowed(super()._get_pagination_parameters())
+
+    def _conditional(self) -> bool:
+        """A read answered through the cache: ETag, 304 and 412 (``CachedResponseMixin``)."""
+        view = self.view
+        return (
+            self.method == "GET"
+            and bool(getattr(view, "cache_namespace", ""))
+            and getattr(view, "action", None)
+            in {"list", "retrieve", *getattr(view, "cache_fast_actions", ())}
+        )
+
+    def _other_codes(self) -> list[int]:
+        method = self.method
+        writes = method in ("POST", "PUT", "PATCH")
+        codes = []
+        if self._conditional():
+            codes.append(304)
+        # A body, or a query string: reads refuse parameters they do not read (StrictQueryMixin).
+        if writes or getattr(self.view, "filter_backends", None):
+            codes.append(400)
+        if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            codes += [401, 403]
+        if self._has_path_parameters() or self._get_pagination_parameters():
+            codes.append(404)  # no such object, or no such page
+        if method == "DELETE":
+            codes.append(409)
+        if self._conditional():
+            codes.append(412)
+        if writes:
+            codes += [413, 415]
+        codes += [429, 503]
+        return codes
+
+    def _has_path_parameters(self) -> bool:
+        return "{" in self.path
 
 
 def _empty_allowed(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -158,64 +326,100 @@ def _empty_allowed(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _empty_means_null(prop: dict[str, Any]) -> dict[str, Any]:
-    value = {k: v for k, v in prop.items() if k != "nullable"}
-    return {"anyOf": [value, {"type": "string", "maxLength": 0}], "nullable": True}
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """The token scheme as clients should send it: ``Authorization: Bearer <token>``
+    (``CachedTokenAuthentication`` reads DRF's ``Token`` keyword too). drf-spectacular's own
+    extension publishes an API key header with a ``Token`` prefix, which generated clients
+    cannot fill in."""
+
+    target_class = "performance.auth.CachedTokenAuthentication"
+    name = "bearerAuth"
+    priority = 1
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "`Authorization: Bearer <token>`, the token from "
+            "`POST /api/auth/token/` (`Authorization: Token <token>` is accepted too).",
+        }
 
 
-class InventoryAutoSchema(AutoSchema):
-    """drf-spectacular's schema, plus the error responses every endpoint can give, and
-    ``additionalProperties: false`` on request bodies whose serializer refuses unknown keys.
+class OrderingFilterScheme(OpenApiFilterExtension):
+    """``ordering`` as a named enum of the values it takes (``OrderingFilter``), repeatable:
+    DRF's own publishes a free string, so a typo only showed at run time."""
 
-    Without them the schema promises only 2xx, and a client generated from it (or schemathesis)
-    meets 400, 401, 403, 404, 413 and 429 answers it was never told about.
+    target_class = "workstations.api.base.OrderingFilter"
+
+    def get_schema_operation_parameters(
+        self, auto_schema: AutoSchema, *args: Any, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        view = auto_schema.view
+        name = f"{get_view_model(view).__name__}OrderingEnum"
+        component = ResolvedComponent(
+            name=name,
+            type=ResolvedComponent.SCHEMA,
+            object=name,
+            schema={"type": "string", "enum": self.target.ordering_values(view)},
+        )
+        auto_schema.registry.register_on_missing(component)
+        return [
+            build_parameter_type(
+                name=self.target.ordering_param,
+                schema=build_array_type(component.ref),
+                location=OpenApiParameter.QUERY,
+                description="Fields to order by, in turn; `-` before a field orders it "
+                "descending. Repeat the parameter, or separate fields with commas.",
+                explode=True,
+                style="form",
+            )
+        ]
+
+
+def name_parameter_enums(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook, after drf-spectacular's ``postprocess_schema_enums``: an enum of a
+    query parameter (``status``, ``form_factor``) refers to the component of the same choices
+    (``StatusEnum``) instead of repeating them inline, where clients generated from the schema
+    make one more class per operation (``WorkstationsListStatusItem``)."""
+    components = result.get("components", {}).get("schemas", {})
+    by_values = {
+        frozenset(schema["enum"]): name
+        for name, schema in components.items()
+        if isinstance(schema.get("enum"), list)
+    }
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                holder = schema.get("items", schema) if schema.get("type") == "array" else schema
+                name = by_values.get(frozenset(holder.get("enum", ())) - {"", None})
+                if "enum" in holder and name is not None:
+                    for key in ("type", "enum", "x-spec-enum-id"):
+                        holder.pop(key, None)
+                    holder["$ref"] = f"#/components/schemas/{name}"
+    return result
+
+
+# The token endpoint ---------------------------------------------------------------------------
+
+
+@extend_schema(
+    summary="Get a token",
+    description="Exchange a username and password for the user's token (the same token every "
+    "time, until it is deleted). Send it as `Authorization: Bearer <token>`. Attempts are "
+    "limited per username and per client address, failed ones included (429).",
+)
+class ObtainTokenView(ObtainAuthToken):
+    """DRF's token endpoint, throttled, and authenticated by its body only.
+
+    With the API's authenticators, a client that still sent an old token in its
+    ``Authorization`` header got 401 "Invalid token" here, where it came for a new one; and the
+    schema listed the endpoint as needing a token to get one.
     """
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
-        # The hook below the public get_response_serializers, which also decides whether the
-        # view is a list: the success responses stay exactly as drf-spectacular makes them.
-        responses = super()._get_response_bodies(direction)
-        for code, body in self._error_responses().items():
-            if str(code) not in responses:
-                responses[str(code)] = self._get_response_for_code(body, str(code))
-        return responses
-
-    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
-        schema = super()._map_basic_serializer(serializer, direction)
-        if direction == "request" and getattr(serializer, "reject_unknown_fields", False):
-            schema["additionalProperties"] = False  # unknown keys are a 400, say so
-            # An empty value of a nullable field means "none" (``StrictModelSerializer``).
-            for name, prop in schema.get("properties", {}).items():
-                if prop.get("nullable") and not prop.get("readOnly"):
-                    schema["properties"][name] = _empty_means_null(prop)
-        return schema
-
-    def _get_filter_parameters(self) -> list[dict[str, Any]]:
-        return _empty_allowed(super()._get_filter_parameters())
-
-    def _get_pagination_parameters(self) -> list[dict[str, Any]]:
-        return _empty_allowed(super()._get_pagination_parameters())
-
-    def _error_responses(self) -> dict[int, Any]:
-        method = self.method
-        writes = method in ("POST", "PUT", "PATCH")
-        errors: dict[int, Any] = {}
-        # Filters apply to detail routes too (get_object filters the queryset): a bad filter
-        # value is a 400 on any route of a view that has them.
-        if writes or getattr(self.view, "filter_backends", None):
-            errors[400] = VALIDATION_ERROR_BODY
-        if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
-            errors[401] = ERROR_BODY
-            errors[403] = ERROR_BODY
-        if self._has_path_parameters() or self._get_pagination_parameters():
-            errors[404] = ERROR_BODY  # no such object, or no such page
-        if method == "DELETE":
-            errors[409] = CONFLICT_BODY
-        if writes:
-            errors[413] = ERROR_BODY
-            errors[415] = ERROR_BODY
-        errors[429] = ERROR_BODY
-        return errors
-
-    def _has_path_parameters(self) -> bool:
-        return "{" in self.path
+    authentication_classes = ()
+    # Every attempt counts against its address, failed or not (it needs no body); then the
+    # lockout by username and address decides (performance/throttling.py). The outcome is
+    # counted by ``record_login`` around the view (project/urls.py).
+    throttle_classes = (LoginAddressThrottle, LoginLockoutThrottle)
+    schema = InventoryAutoSchema()

@@ -16,7 +16,8 @@ from pathlib import Path
 _redis = any(os.environ.get(name, "").strip() for name in ("REDIS_URL", "REDIS_SENTINELS"))
 _default_workers = min(2 * multiprocessing.cpu_count() + 1, 8) if _redis else 1
 
-bind = os.environ.get("BIND", "127.0.0.1:8000")
+# settings.BIND reads the same, for bootstrap's login notice: keep the defaults equal.
+bind = os.environ.get("BIND", "127.0.0.1:8000").strip() or "127.0.0.1:8000"
 
 
 def _control_socket() -> str | None:
@@ -113,6 +114,27 @@ def post_worker_init(worker):
 
     gc.collect()
     gc.freeze()
+    _large_blocks_back_to_the_system()
+
+
+def _large_blocks_back_to_the_system():
+    """With glibc, allocate blocks of 128 KiB and more (a response body, a rendered page) in
+    pages of their own, given back when freed. glibc raises that threshold each time such a
+    block is freed, up to 32 MiB, after which bodies come from the heap and the memory they
+    leave behind stays with the worker. Setting it explicitly keeps it where it is."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or "musl" in name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, 128 * 1024)
 
 
 def child_exit(server, worker):

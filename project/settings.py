@@ -313,10 +313,11 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_FILTER_BACKENDS": [
-        # django-filter's, skipped when the query names no filter; search bounded in length.
+        # django-filter's, skipped when the query names no filter; search bounded in length;
+        # ordering strict. Each names the query parameters it reads (StrictQueryMixin).
         "workstations.api.filters.FilterBackend",
         "workstations.api.base.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "workstations.api.base.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "workstations.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -346,23 +347,59 @@ REST_FRAMEWORK = {
 
 #: Days an address a user logged in from stays known: failures from elsewhere never lock it out.
 LOGIN_KNOWN_ADDRESS_DAYS = env_int("LOGIN_KNOWN_ADDRESS_DAYS", 30)
+API_DESCRIPTION = """The organisation's workstations: what each machine is, where, who has it,
+and what state it is in.
+
+**Authentication.** Get a token with `POST /api/auth/token/` (`{"username": ..., "password":
+...}`), then send `Authorization: Bearer <token>` with every request. Reading needs an account;
+writing needs Django's model permissions (the *Inventory editors* group has them).
+
+**Errors** are JSON: `{"detail": ...}`, or, for a 400, each field or query parameter in error
+with its messages. A query parameter an endpoint does not read is a 400 too: a misspelt filter
+never widens a query.
+
+**Caching.** Reads carry an `ETag`; send it back in `If-None-Match` to get `304 Not Modified`
+while nothing changed. A write is seen by the very next read.
+"""
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workstation Inventory API",
-    "DESCRIPTION": "The organisation's workstations: what each machine is, where, who has it, "
-    "and what state it is in.",
+    "DESCRIPTION": API_DESCRIPTION,
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are published as JSON only: the form parsers stay for the browsable API's
+    # forms (and curl -d), but published as alternatives they make generated clients send
+    # every body three ways at once.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    # Docstrings are written for developers; what API users read is written for them, with
+    # extend_schema and extend_schema_serializer.
+    "DISABLE_DOCSTRING_DESCRIPTIONS": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "workstations.choices.Status",
+        "FormFactorEnum": "workstations.choices.FormFactor",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "project.api.name_parameter_enums",
+    ],
 }
 
 # /metrics is open to staff sessions, to "Authorization: Bearer <METRICS_TOKEN>", and to these
 # networks (loopback by default, where a local Prometheus agent scrapes).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+
+#: gunicorn's address (project/gunicorn.conf.py reads the same variable, with the same default):
+#: the login notice of ``bootstrap`` prints it.
+BIND = os.environ.get("BIND", "127.0.0.1:8000").strip() or "127.0.0.1:8000"
+
+# The browsable API's "Log in" link (rest_framework:login) sends the visitor back where they
+# were; without a ?next=, to the API's root.
+LOGIN_REDIRECT_URL = "/api/"
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
@@ -394,6 +431,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         # A Host the service does not serve: one line per host per minute, no traceback.
         "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
+        # django-health-check logs a traceback with every failed probe; /health/ logs one line
+        # per failed check (performance.health). Its errors (a check that crashed) stay.
+        "health_check": {"level": "ERROR"},
         "performance.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")},
     },
 }

@@ -1,25 +1,28 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView, LogoutView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.authtoken.views import ObtainAuthToken
 
 from performance.health import HealthView
 from performance.metrics import metrics_view
-from performance.throttling import (
-    LoginAddressThrottle,
-    LoginLockoutThrottle,
-    record_login,
-    throttled_login,
-)
-from project.api import InventoryAutoSchema
+from performance.throttling import record_login, throttled_login
+from project.api import ObtainTokenView
 
-# Every attempt counts against its address, failed or not; then the lockout by username and
-# address decides, and the outcome is counted (performance/throttling.py).
-obtain_auth_token = record_login(
-    ObtainAuthToken.as_view(
-        throttle_classes=[LoginAddressThrottle, LoginLockoutThrottle],
-        schema=InventoryAutoSchema(),
-    )
+# The outcome of each attempt is counted for the lockout (performance/throttling.py).
+obtain_auth_token = record_login(ObtainTokenView.as_view())
+
+#: DRF's own login and logout pages (``rest_framework.urls``), which its browsable API links to
+#: when they exist: the login throttled like the admin's and the token endpoint's.
+browsable_api_login = (
+    [
+        path(
+            "login/",
+            throttled_login(LoginView.as_view(template_name="rest_framework/login.html")),
+            name="login",
+        ),
+        path("logout/", LogoutView.as_view(), name="logout"),
+    ],
+    "rest_framework",
 )
 
 urlpatterns = [
@@ -29,6 +32,7 @@ urlpatterns = [
     path("admin/login/", throttled_login(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/", include(browsable_api_login)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file of its own (?script): the
     # Content-Security-Policy allows no inline script.

@@ -38,8 +38,13 @@ def _warm(viewset: type, requests: list[tuple[str, str, dict]]) -> int:
                 path, query, HTTP_HOST=host, HTTP_ACCEPT="application/json", secure=secure
             )
             force_authenticate(request, user=user)
+            # Made as the router makes it: an action's own settings (the summary is not
+            # paginated) apply, so the view reads its query as it does for a client.
+            view = viewset.as_view(
+                {"get": action}, detail=False, **getattr(getattr(viewset, action), "kwargs", {})
+            )
             try:
-                response = viewset.as_view({"get": action})(request)
+                response = view(request)
             except DisallowedHost:
                 logger.warning("not warming for host %s: it is not in ALLOWED_HOSTS", host)
                 break

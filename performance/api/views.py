@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
+from rest_framework import status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,7 +14,15 @@ from performance.system import system_metrics
 from performance.throttling import ScopedRateThrottle, UserRateThrottle
 
 from .permissions import CanManageCache
-from .serializers import ClearSerializer, InvalidateSerializer
+from .serializers import (
+    CacheClearedSerializer,
+    CacheStatsSerializer,
+    ClearSerializer,
+    InvalidateSerializer,
+    NamespaceInvalidatedSerializer,
+    PatternInvalidatedSerializer,
+    SystemMetricsSerializer,
+)
 
 
 def _actor(request: Request) -> services.Actor:
@@ -37,7 +45,12 @@ class CacheActionView(StaffView):
 class CacheStatsView(StaffView):
     """Per-namespace hits, misses, sets, deletes, keys and time; totals; backend figures."""
 
-    @extend_schema(responses=inline_serializer("CacheStats", {"totals": serializers.DictField()}))
+    @extend_schema(
+        summary="Cache statistics",
+        description="Hits, misses, sets, deletes, keys and time per namespace and in total; "
+        "hits and misses per minute; the backend's own figures. Staff only.",
+        responses=CacheStatsSerializer,
+    )
     def get(self, request: Request) -> Response:
         return Response(cache.stats())
 
@@ -46,7 +59,10 @@ class SystemMetricsView(StaffView):
     """This process's memory, CPU, threads and uptime; versions; database and cache round trips."""
 
     @extend_schema(
-        responses=inline_serializer("SystemMetrics", {"pid": serializers.IntegerField()})
+        summary="System metrics",
+        description="The answering server process: memory, CPU, threads, uptime, versions, and "
+        "the round trips to the database and the cache. Staff only.",
+        responses=SystemMetricsSerializer,
     )
     def get(self, request: Request) -> Response:
         return Response(system_metrics())
@@ -56,8 +72,11 @@ class CacheClearView(CacheActionView):
     """Remove this service's cache keys (never other applications' keys on a shared Redis)."""
 
     @extend_schema(
+        summary="Clear the cache",
+        description="Remove this service's keys (never another application's on a shared "
+        "Redis); clients' request rates are kept. Needs the *manage cache* permission.",
         request=None,
-        responses=inline_serializer("CacheCleared", {"keys_removed": serializers.IntegerField()}),
+        responses=CacheClearedSerializer,
     )
     def post(self, request: Request) -> Response:
         ClearSerializer(data=request.data).is_valid(raise_exception=True)
@@ -71,8 +90,17 @@ class CacheInvalidateView(CacheActionView):
     whole ``namespace`` (a generation bump)."""
 
     @extend_schema(
+        summary="Invalidate cached responses",
+        description="By glob `pattern` over this service's keys (`dry_run` counts them only), or "
+        "a whole `namespace` at once. Needs the *manage cache* permission.",
         request=InvalidateSerializer,
-        responses=inline_serializer("CacheInvalidated", {"keys": serializers.IntegerField()}),
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="CacheInvalidated",
+                serializers=[NamespaceInvalidatedSerializer, PatternInvalidatedSerializer],
+                resource_type_field_name=None,
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = InvalidateSerializer(data=request.data)

@@ -98,6 +98,13 @@ def _is_frozen(value: Any, depth: int = 0) -> bool:
     return kind is tuple and depth < 3 and all(_is_frozen(item, depth + 1) for item in value)
 
 
+def _within_64_bits(value: Any) -> bool:
+    """Whether every integer of a frozen value fits MessagePack's 64 bits."""
+    if type(value) is tuple:
+        return all(_within_64_bits(item) for item in value)
+    return type(value) is not int or -(2**63) <= value < 2**64
+
+
 def _as_lists(value: tuple) -> list:
     """A frozen tuple as MessagePack or JSON give it back: lists all the way down."""
     return [_as_lists(item) if type(item) is tuple else item for item in value]
@@ -139,6 +146,10 @@ class _LocMemStore(LocMemCache):
     def _encode(self, value: Any) -> Any:
         if type(value) is int:
             return _Frozen(value)  # django-redis stores ints as they are, not serialized
+        if _is_frozen(value) and _within_64_bits(value):
+            # Bytes, text, small numbers and tuples of them: every serializer stores these, so
+            # no trial encoding of a response's hundreds of kilobytes is needed to know it.
+            return _Frozen(value)
         stored = self._serializer.dumps(value)
         if _is_frozen(value):
             return _Frozen(value)

@@ -8,8 +8,9 @@ DRF views cache through ``CachedResponseMixin`` (docs/design.md, "A cached GET")
    negotiator (which renderer and media type; remembered, since it depends on nothing but the
    view's renderers and negotiator and the request's format and ``Accept``), the view's first
    authenticator (its own parsing of the ``Authorization`` header), the permission objects, the
-   throttles. The token lookup, the generations and the throttles' counters come from the cache,
-   the rates in the same round trip as the generations (``rates``). Anything a step cannot
+   throttles, and a view's check of its query string (``refuses_query``). The token lookup,
+   the generations and the throttles' counters come from the cache, the rates in the same
+   round trip as the generations (``rates``). Anything a step cannot
    settle without SQL or a renderer — or a refusal the object raises itself — ends the early
    read, and DRF's dispatch answers. A detail route whose permissions decide per object
    (``has_object_permission``) is never answered from the cache: DRF asks them of the object.
@@ -231,6 +232,8 @@ class CachedResponseMixin:
             )
         if not passed:
             return None  # DRF's path answers 429 from the settled throttles
+        if self.refuses_query(request):
+            return None  # DRF's path answers the 400, before any key is made for this query
 
         user_id = user.pk if self.cache_per_user else None
         signature = None
@@ -268,6 +271,12 @@ class CachedResponseMixin:
             size += len(entry[0]) + len(entry[1]) + len(entry[2])
             copies.put(signature, (key, entry), epoch, size, expires_at=entry[3])
         return self._early_response(drf_request, entry)
+
+    def refuses_query(self, request: HttpRequest) -> bool:
+        """Whether the view's ``initial()`` refuses this request's query string once the
+        throttles let it through; a view that checks its query says so here, and the early read
+        asks at that same point (docs/design.md, "A cached GET")."""
+        return False
 
     def _generation_names(self) -> dict[str, str]:
         """The generation keys a warm read reads, and their namespaces."""

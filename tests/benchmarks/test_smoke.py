@@ -69,3 +69,10 @@ def test_a_warm_hit_costs_no_more_than_two_cache_calls(smoke):
     for result in smoke["data"]["results"]:
         if result["scenario"] in {"list_hit", "detail_hit", "list_304"}:
             assert result["cache_calls"] <= 2, result
+
+
+def test_the_miss_scenario_misses(smoke):
+    """Each of its requests is new to the cache (miss.lua), so each runs the list's query."""
+    for result in smoke["data"]["results"]:
+        if result["scenario"] == "list_miss":
+            assert result["queries"] >= 1, result

@@ -386,13 +386,14 @@ class Gunicorn:
         body: Any = None,
         token: str | None = None,
         timeout: float = 10,
+        accept: str = "application/json",
     ) -> tuple[int, dict[str, str], Any]:
         try:
-            return self._request(method, path, body, token, timeout, fresh=False)
+            return self._request(method, path, body, token, timeout, accept, fresh=False)
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
             # gunicorn closed an idle keep-alive connection (keepalive = 5 s): the request
             # never reached a worker, so sending it again on a new connection is safe.
-            return self._request(method, path, body, token, timeout, fresh=True)
+            return self._request(method, path, body, token, timeout, accept, fresh=True)
 
     def _request(
         self,
@@ -401,6 +402,7 @@ class Gunicorn:
         body: Any,
         token: str | None,
         timeout: float,
+        accept: str,
         *,
         fresh: bool,
     ) -> tuple[int, dict[str, str], Any]:
@@ -411,7 +413,7 @@ class Gunicorn:
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
             self._local.connection = connection
         connection.timeout = timeout
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if token:
             headers["Authorization"] = f"Token {token}"
         payload = None

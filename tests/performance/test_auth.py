@@ -224,3 +224,71 @@ def test_an_entry_copied_under_another_tokens_key_grants_nothing(
     impostor = APIClient()
     impostor.credentials(HTTP_AUTHORIZATION=f"Token {made_up}")
     assert impostor.get(staff_only).status_code == 401
+
+
+# The scheme: Bearer (documented) or Token; any other named in a 401 ----------------------------
+
+
+def _client(header: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header, HTTP_ACCEPT="application/json")
+    return client
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "Token"])
+@pytest.mark.django_db(transaction=True)
+def test_a_token_is_accepted_under_bearer_and_token(token_client, scheme):
+    _, token = token_client
+    response = _client(f"{scheme} {token.key}").get(LIST)
+    assert response.status_code == 200
+    assert response.json()["count"] == 3
+
+
+@pytest.mark.parametrize(("first", "then"), [("Token", "Bearer"), ("Bearer", "Token")])
+@pytest.mark.django_db(transaction=True)
+def test_a_bearer_request_is_a_warm_hit_like_a_token_one(
+    token_client, django_assert_num_queries, first, then
+):
+    """One reading of the header for both paths: the early read answers either scheme."""
+    _, token = token_client
+    assert _client(f"{first} {token.key}").get(LIST)["X-Cache"] == "MISS"
+    with django_assert_num_queries(0):
+        response = _client(f"{then} {token.key}").get(LIST)
+    assert (response.status_code, response["X-Cache"]) == (200, "HIT")
+
+
+@pytest.mark.parametrize("header", ["Basic cmVhZGVyOnNlY3JldA==", "JWT {key}", "Tokens {key}"])
+@pytest.mark.django_db(transaction=True)
+def test_another_scheme_is_a_401_naming_the_one_to_use_cold_and_warm(token_client, header):
+    _, token = token_client
+    client = _client(header.format(key=token.key))
+    cold = client.get(LIST)
+    assert _client(f"Bearer {token.key}").get(LIST).status_code == 200  # the entry is now there
+    warm = client.get(LIST)
+    for response in (cold, warm):
+        assert response.status_code == 401
+        assert "Bearer <token>" in response.json()["detail"]
+        assert response["WWW-Authenticate"] == "Bearer"
+        assert "X-Cache" not in response
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        ("Bearer", "No credentials provided"),
+        ("Bearer a b", "should not contain spaces"),
+        ("Bearer not-a-token", "Invalid token."),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_bearer_header_gets_drfs_own_answer(token_client, header, says):
+    response = _client(header).get(LIST)
+    assert response.status_code == 401
+    assert says in response.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_header_the_answer_is_unchanged(token_client):
+    response = APIClient().get(LIST, HTTP_ACCEPT="application/json")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}

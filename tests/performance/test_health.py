@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -66,6 +67,49 @@ def test_healthy_service_reports_ok_in_json(cache_backend, client, how):
     assert response.status_code == 200
     assert body == {"status": "ok", "checks": {"Database": "OK", "CacheCheck": "OK"}}
     assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        {},
+        {"HTTP_ACCEPT": "*/*"},  # curl
+        {"HTTP_ACCEPT": ""},
+        {"HTTP_ACCEPT": "application/xml;q=0.9, */*;q=0.8"},
+        {"HTTP_ACCEPT": "not a media type"},  # django-health-check would answer 500
+    ],
+    ids=["no-accept", "wildcard", "empty", "xml-then-anything", "unreadable"],
+)
+def test_probes_get_json_unless_they_ask_for_another_format(cache_backend, client, how):
+    """Load balancers, curl and monitoring agents ask for anything: they read JSON."""
+    response, body = health_json(client, **how)
+    assert (response.status_code, body["status"]) == (200, "ok")
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "text/plain, */*"])
+def test_text_when_asked_first(client, accept):
+    response = client.get(HEALTH, HTTP_ACCEPT=accept)
+    assert response["Content-Type"].startswith("text/plain")
+
+
+def test_a_degraded_check_logs_one_line_without_a_traceback(cache_down, client, caplog):
+    caplog.set_level(logging.INFO, logger="performance.health")
+    for _ in range(2):  # two probes
+        assert client.get(HEALTH).status_code == 200
+    lines = [r for r in caplog.records if r.name.startswith(("health_check", "performance.health"))]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    for record in lines:
+        assert record.levelno == logging.WARNING
+        assert record.exc_info is None
+        message = record.getMessage()
+        assert message.startswith("health degraded: CacheCheck: "), message
+        assert message.endswith("serving from the database"), message  # unreachable, or breaker
+
+
+def test_a_healthy_probe_logs_nothing(cache_backend, client, caplog):
+    caplog.set_level(logging.INFO, logger="performance.health")
+    assert client.get(HEALTH).status_code == 200
+    assert not [r for r in caplog.records if "health" in r.name]
 
 
 def test_browsers_get_html(client):

@@ -250,10 +250,18 @@ def test_bad_page_is_404_json(reader_client, workstation, path, page):
     assert assert_json_4xx(response, 404) == {"detail": "Invalid page."}
 
 
-@pytest.mark.parametrize("page_size", ["abc", "0", "-1", "1e9", "\x00"])
-def test_bad_page_size_is_ignored(reader_client, workstation, page_size):
-    """DRF falls back to the default page size: legitimately ignored, documented here."""
-    response = reader_client.get(LIST, {"page_size": page_size})
+@pytest.mark.parametrize("page_size", ["abc", "0", "-1", "1e9", "1.5", "\x00"])
+@pytest.mark.parametrize("path", [LIST, LOCATIONS])
+def test_bad_page_size_is_400_naming_it(reader_client, workstation, path, page_size):
+    """DRF would fall back to the default page size: a client that misspelt 10 got 50 rows."""
+    response = reader_client.get(path, {"page_size": page_size})
+    body = assert_json_4xx(response, 400)
+    assert list(body) == ["page_size"]
+    assert "at least 1" in body["page_size"][0]
+
+
+def test_an_empty_page_size_is_the_default(reader_client, workstation):
+    response = reader_client.get(LIST, {"page_size": ""})
     assert response.status_code == 200
     assert response.json()["count"] == 1
 
@@ -267,13 +275,23 @@ def test_huge_page_size_is_capped(reader_client):
 
 
 @pytest.mark.parametrize("path", [LIST, LOCATIONS, SUMMARY])
-def test_unknown_filter_names_are_ignored(reader_client, workstation, path):
-    """Documented behaviour (django-filter's): a parameter no filter declares is ignored, so
-    clients may add their own (cache busters, tracing) without breaking."""
-    plain = reader_client.get(path).json()
-    response = reader_client.get(path, {"colour": "red", "hostname__startswith": "zzz"})
-    assert response.status_code == 200
-    assert response.json() == plain
+def test_unknown_parameter_names_are_400_naming_them_and_the_known_ones(
+    reader_client, workstation, path
+):
+    """django-filter ignores a parameter no filter declares, so a misspelt filter answered
+    every row (and a script acting on the answer acted on everything)."""
+    response = reader_client.get(path, {"stauts": "deployed", "hostname__startswith": "zzz"})
+    body = assert_json_4xx(response, 400)
+    assert sorted(body) == ["hostname__startswith", "stauts"]
+    assert "format" in body["stauts"][0]
+    assert "search" in body["stauts"][0]
+
+
+def test_a_detail_route_reads_no_parameter_but_format(reader_client, workstation):
+    url = f"{LIST}{workstation.pk}/"
+    assert reader_client.get(url, {"format": "json"}).status_code == 200
+    body = assert_json_4xx(reader_client.get(url, {"status": "deployed"}), 400)
+    assert body == {"status": ["Unknown parameter: this endpoint reads format."]}
 
 
 @pytest.mark.parametrize(
@@ -297,10 +315,17 @@ def test_unknown_filter_values_are_400_naming_the_parameter(reader_client, path,
     assert list(assert_json_4xx(response, 400)) == list(params)
 
 
-def test_unknown_ordering_is_ignored(reader_client, workstation):
-    response = reader_client.get(LIST, {"ordering": "password,-assigned_to__password,\x00"})
-    assert response.status_code == 200
-    assert response.json()["count"] == 1
+@pytest.mark.parametrize(
+    "ordering", ["password,-assigned_to__password,\x00", "bogus", "hostname,bogus", "--hostname"]
+)
+@pytest.mark.parametrize("path", [LIST, LOCATIONS])
+def test_unknown_ordering_is_400_naming_the_fields_on_offer(
+    reader_client, workstation, path, ordering
+):
+    body = assert_json_4xx(reader_client.get(path, {"ordering": ordering}), 400)
+    assert list(body) == ["ordering"]
+    assert "name" in body["ordering"][0]
+    assert "password" not in body["ordering"][0]
 
 
 @pytest.mark.parametrize(
@@ -371,14 +396,22 @@ def test_bad_invalidation_pattern_is_400(nothing_written, staff_client, pattern)
     assert "pattern" in assert_json_4xx(response, 400)
 
 
-@pytest.mark.parametrize("namespace", ["*", "workstations*", "_gen", "workstations\x00", ""])
+@pytest.mark.parametrize("namespace", ["*", "workstations*", "_gen", "workstations\x00", "", 7])
 def test_bad_invalidation_namespace_is_400(nothing_written, staff_client, namespace):
     response = staff_client.post(INVALIDATE, {"namespace": namespace}, format="json")
     assert "namespace" in assert_json_4xx(response, 400)
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("pattern", ["a*"]), ("pattern", {"a": "*"}), ("dry_run", "maybe")]
+    ("field", "value"),
+    [
+        ("pattern", ["a*"]),
+        ("pattern", {"a": "*"}),
+        ("pattern", -104),  # DRF reads a number as text: found by schemathesis
+        ("dry_run", "maybe"),
+        ("dry_run", "true"),  # DRF reads "true", "yes", 1... as booleans
+        ("dry_run", 1),
+    ],
 )
 def test_wrong_types_in_invalidation_are_400(nothing_written, staff_client, field, value):
     body = {"pattern": "workstations:*", field: value}

@@ -174,6 +174,32 @@ def test_bootstrap_seeds_creates_a_superuser_once_and_the_groups():
     assert Group.objects.filter(name__startswith="Inventory").count() == 2
 
 
+@pytest.mark.parametrize(
+    ("bind", "url"),
+    [
+        ("127.0.0.1:9123", "http://127.0.0.1:9123/admin/"),
+        ("0.0.0.0:8080", "http://127.0.0.1:8080/admin/"),
+        ("[::1]:8001", "http://[::1]:8001/admin/"),
+        ("localhost", "http://localhost:8000/admin/"),
+        ("unix:/run/inventory.sock", "(through the proxy in front of unix:/run/inventory.sock)"),
+    ],
+)
+def test_bootstrap_prints_the_address_gunicorn_binds(settings, bind, url):
+    """The notice said port 8000 whatever BIND said (settings.BIND is BIND, as gunicorn reads
+    it)."""
+    settings.BIND = bind
+    out, _ = run("bootstrap", "--no-demo")
+    assert f"URL:       {url}" in out
+
+
+def test_bootstrap_without_demo_data_makes_the_superuser_and_groups_only():
+    out, _ = run("bootstrap", "--no-demo")
+    assert not Workstation.objects.exists()
+    password = re.search(r"Password:\s+(\S+)", out).group(1)
+    assert User.objects.get(username="admin", is_superuser=True).check_password(password)
+    assert Group.objects.filter(name__in=["Inventory editors", "Inventory readers"]).count() == 2
+
+
 def test_bootstrap_passwords_are_generated():
     first, _ = run("bootstrap", verbosity=0)
     User.objects.filter(username="admin").delete()

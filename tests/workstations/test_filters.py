@@ -97,6 +97,8 @@ def hostnames(client, params) -> list[str]:
         ({"status": "deployed"}, ["alpha", "charlie"]),
         ({"status": ["deployed", "staged"]}, ["alpha", "bravo", "charlie"]),
         ({"status": ["retired"]}, ["delta"]),
+        ({"status": ""}, ["alpha", "bravo", "charlie", "delta"]),  # empty: no filter, as all
+        ({"status": ["", "retired"]}, ["delta"]),
         ({"department": "ENGINEERING"}, ["alpha", "charlie"]),
         ({"department": "finance"}, ["bravo", "delta"]),
         ({"manufacturer": "dell"}, ["alpha", "delta"]),
@@ -150,6 +152,10 @@ def test_search(reader_client, fleet, term, expected):
         ("-hostname", ["delta", "charlie", "bravo", "alpha"]),
         ("warranty_expires", ["delta", "alpha", "bravo", "charlie"]),
         ("asset_tag", ["alpha", "bravo", "charlie", "delta"]),
+        ("status,-hostname", ["charlie", "alpha", "delta", "bravo"]),
+        # Repeated, as clients generated from the schema send a list.
+        (["status", "-hostname"], ["charlie", "alpha", "delta", "bravo"]),
+        (["-status", "hostname,"], ["bravo", "delta", "alpha", "charlie"]),
     ],
 )
 def test_ordering(reader_client, fleet, ordering, expected):
@@ -189,3 +195,31 @@ def test_filters_with_locations_list(reader_client, fleet):
     assert [row["name"] for row in response.json()["results"]] == ["Office"]
     response = reader_client.get("/api/locations/", {"ordering": "-workstation_count"})
     assert [row["name"] for row in response.json()["results"]] == ["Lab", "Office", "Annex"]
+
+
+def test_location_filter_names_are_remembered_once_per_view(reader_client, fleet):
+    """django-filter makes a new FilterSet class for ``filterset_fields`` on every call: the
+    names it reads are remembered per view, not per class (one entry per request, before)."""
+    from workstations.api import filters
+
+    reader_client.get("/api/locations/", {"site": "Branch"})
+    remembered = len(filters._PARAM_NAMES)
+    for n in range(5):
+        assert reader_client.get("/api/locations/", {"site": f"s{n}"}).status_code == 200
+    assert len(filters._PARAM_NAMES) == remembered
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"location": "abc"}, "Enter a location id: a whole number."),
+        ({"location": "1.5"}, "Enter a location id: a whole number."),
+        ({"location": "999999"}, "There is no location with this id."),
+        ({"assigned_to": "alice"}, "Enter a user id: a whole number."),
+        ({"assigned_to": "999999"}, "There is no user with this id."),
+    ],
+)
+def test_an_id_filter_asks_for_an_id(reader_client, fleet, params, says):
+    response = reader_client.get(LIST, params)
+    assert response.status_code == 400
+    assert response.json() == {name: [says] for name in params}

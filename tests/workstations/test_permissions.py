@@ -36,7 +36,7 @@ def workstation(db) -> Workstation:
 def test_anonymous_read_is_401_with_www_authenticate(anon_client, url):
     response = anon_client.get(url)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == "Bearer"  # the documented scheme (Token is accepted too)
 
 
 def test_anonymous_detail_is_401(anon_client, workstation):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from django.db import models
+from django.http import HttpRequest, QueryDict
 from rest_framework import filters, serializers
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 
 UNKNOWN_FIELD = "Unknown field."
+EMPTY_FOR_NULL = "An empty string is not a value here: send null for none."
 
 
 class StrictCharField(serializers.CharField):
@@ -52,15 +55,20 @@ class StrictModelSerializer(serializers.ModelSerializer):
             if unknown:
                 raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
             if not hasattr(data, "getlist"):
-                # An empty value of a nullable field means "none", in JSON as DRF already reads
-                # it in forms (``Field.get_value``); the request schema says so.
+                # In JSON, null means none, as the request schema says ("integer or null").
+                # DRF reads "" as none for a relation and a decimal too (as HTML forms send a
+                # field left empty, and as it still reads forms): refused here, like the "" it
+                # already refuses for a date or an integer.
                 empty = [
                     name
                     for name, field in self.fields.items()
-                    if field.allow_null and not field.read_only and data.get(name) == ""
+                    if field.allow_null
+                    and not field.read_only
+                    and not isinstance(field, serializers.CharField)
+                    and data.get(name) == ""
                 ]
                 if empty:
-                    data = {**data, **dict.fromkeys(empty)}
+                    raise serializers.ValidationError({name: [EMPTY_FOR_NULL] for name in empty})
         # Anything else (a list, a number, a string) is refused by DRF: "Expected a dictionary".
         return super().to_internal_value(data)
 
@@ -75,16 +83,195 @@ class SearchFilter(filters.SearchFilter):
     max_terms = 10
 
     def get_search_terms(self, request: Request) -> list[str]:
-        value = request.query_params.get(self.search_param, "")
+        try:
+            return self._terms(request.query_params.get(self.search_param, ""))
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({self.search_param: exc.detail}) from exc
+
+    def _terms(self, value: str) -> list[str]:
         field = serializers.CharField(
             trim_whitespace=False, allow_blank=True, max_length=self.max_length
         )
-        try:
-            terms = filters.search_smart_split(field.run_validation(value))
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({self.search_param: exc.detail}) from exc
+        terms = filters.search_smart_split(field.run_validation(value))
         if len(terms) > self.max_terms:
             raise serializers.ValidationError(
-                {self.search_param: [f"Ensure there are no more than {self.max_terms} terms."]}
+                [f"Ensure there are no more than {self.max_terms} terms."]
             )
         return terms
+
+    # The query contract (``StrictQueryMixin``) ---------------------------------------------
+
+    def query_parameters(self, view: Any) -> Iterable[str]:
+        return (self.search_param,)
+
+    def query_errors(self, params: QueryDict, view: Any) -> dict[str, list[str]]:
+        for value in params.getlist(self.search_param):
+            try:
+                self._terms(value)
+            except serializers.ValidationError as exc:
+                return {self.search_param: exc.detail}
+        return {}
+
+
+class OrderingFilter(filters.OrderingFilter):
+    """DRF's ordering, strict and repeatable.
+
+    DRF drops a field it does not offer and orders by the default instead, so
+    ``?ordering=-purchase_dat`` answers 200 in an order the client did not ask for. Here such a
+    field is a 400 naming ``ordering`` and the fields on offer (``query_errors``). Several fields
+    may be given comma-separated, as in DRF, or as repeated parameters (``ordering=a&ordering=-b``:
+    how clients generated from the schema send a list).
+    """
+
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> Any:
+        terms = self._terms(request.query_params)
+        if terms:
+            # ``query_errors`` refused unknown fields before the view ran; DRF's own filtering
+            # still guards a caller that did not ask it.
+            ordering = self.remove_invalid_fields(queryset, terms, view, request)
+            if ordering:
+                return ordering
+        return self.get_default_ordering(view)
+
+    def _terms(self, params: QueryDict) -> list[str]:
+        return [
+            term.strip()
+            for value in params.getlist(self.ordering_param)
+            for term in value.split(",")
+            if term.strip()
+        ]
+
+    def ordering_values(self, view: Any) -> list[str]:
+        """Every value ``ordering`` takes on ``view``: each field, then each field descending."""
+        fields = [name for name, _ in self.get_valid_fields(view.get_queryset(), view, {})]
+        return fields + [f"-{name}" for name in fields]
+
+    # The query contract (``StrictQueryMixin``) ---------------------------------------------
+
+    def query_parameters(self, view: Any) -> Iterable[str]:
+        return (self.ordering_param,)
+
+    def query_errors(self, params: QueryDict, view: Any) -> dict[str, list[str]]:
+        allowed = self.ordering_values(view)
+        if all(term in allowed for term in self._terms(params)):
+            return {}
+        fields = ", ".join(allowed[: len(allowed) // 2])
+        return {
+            self.ordering_param: [
+                f"Order by one of: {fields}; prefix a field with '-' for descending order, and "
+                "give several comma-separated or as repeated parameters."
+            ]
+        }
+
+
+class QueryReader(Protocol):
+    """A filter backend or paginator that takes part in the query contract: the parameters it
+    reads, and what is wrong with their values (per parameter, as a 400 body says it)."""
+
+    def query_parameters(self, view: Any) -> Iterable[str]: ...
+
+    def query_errors(self, params: QueryDict, view: Any) -> dict[str, list[str]]: ...
+
+
+#: Query strings already checked, per view class and action: clients choose them, so bounded.
+_MAX_CHECKED = 4096
+_checked: dict[tuple[Any, ...], dict[str, list[str]]] = {}
+_known: dict[tuple[Any, ...], frozenset[str]] = {}
+
+
+class StrictQueryMixin:
+    """Reads refuse query parameters the endpoint does not read, and bad values of ``ordering``,
+    ``page_size`` and ``search``: a 400 naming each parameter and what it takes.
+
+    DRF and django-filter ignore a parameter they do not know, so ``?stauts=deployed`` answered
+    every workstation, and a script acting on the result acted on all of them. The known
+    parameters are ``format`` and, on collection routes, those the view's filter backends and
+    paginator read (``QueryReader``): the same ones the schema documents.
+
+    The check depends on nothing but the view and the raw query string, so its answer is
+    remembered per query string; DRF's ``initial()`` asks it after the throttles, and the
+    cache's early read asks it at the same point (``refuses_query``): a refused query is refused
+    warm as cold, before any cache key is made for it (docs/design.md, "A cached GET").
+    Writes are left alone: the browsable API posts its forms to the page's own URL, query
+    string included.
+    """
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method in ("GET", "HEAD"):
+            errors = self.query_errors(request)
+            if errors:
+                raise serializers.ValidationError(errors)
+
+    def refuses_query(self, request: HttpRequest) -> bool:
+        """The early read's question (``CachedResponseMixin``): would ``initial`` refuse it?"""
+        return bool(self.query_errors(request))
+
+    def query_errors(self, request: HttpRequest | Request) -> dict[str, list[str]]:
+        # ``_route()`` and the raw query string, spelt out: this runs on every warm hit.
+        memo = (
+            type(self),
+            getattr(self, "action", None),
+            getattr(self, "detail", None),
+            self.pagination_class,
+            request.META.get("QUERY_STRING", ""),
+        )
+        errors = _checked.get(memo)
+        if errors is None:
+            errors = self._query_errors(request.GET)
+            if len(_checked) >= _MAX_CHECKED:
+                _checked.clear()
+            _checked[memo] = errors
+        return errors
+
+    def _query_errors(self, params: QueryDict) -> dict[str, list[str]]:
+        known = self._known_parameters()
+        errors: dict[str, list[str]] = {}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            message = f"Unknown parameter: this endpoint reads {', '.join(sorted(known))}."
+            errors.update((name, [message]) for name in unknown)
+        for reader in self._query_readers():
+            check = getattr(reader, "query_errors", None)
+            if check is not None:
+                errors.update(check(params, self))
+        return errors
+
+    def _route(self) -> tuple[Any, ...]:
+        """What decides the parameters a view reads: its class, and the action with what a
+        route sets for it (a router's ``detail``, an action's ``pagination_class``)."""
+        return (
+            type(self),
+            getattr(self, "action", None),
+            getattr(self, "detail", None),
+            self.pagination_class,
+        )
+
+    def _known_parameters(self) -> frozenset[str]:
+        memo = self._route()
+        known = _known.get(memo)
+        if known is None:
+            names = {api_settings.URL_FORMAT_OVERRIDE} - {None}
+            for reader in self._query_readers():
+                names.update(_parameters_of(reader, self))
+            known = _known[memo] = frozenset(names)
+        return known
+
+    def _query_readers(self) -> list[Any]:
+        """The filter backends and paginator of a collection route; a detail route reads no
+        query parameter but ``format``."""
+        if getattr(self, "detail", False):
+            return []
+        readers = [backend() for backend in self.filter_backends]
+        if self.paginator is not None:
+            readers.append(self.paginator)
+        return readers
+
+
+def _parameters_of(reader: QueryReader | Any, view: Any) -> Iterable[str]:
+    """The parameters a backend or paginator reads: as it says (``QueryReader``), or as it
+    documents them to DRF's schema generation."""
+    read = getattr(reader, "query_parameters", None)
+    if read is not None:
+        return read(view)
+    return [parameter["name"] for parameter in reader.get_schema_operation_parameters(view)]

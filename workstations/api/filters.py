@@ -6,7 +6,9 @@ from typing import Any
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django_filters.fields import ModelChoiceField, MultipleChoiceField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.request import Request
 
@@ -14,12 +16,55 @@ from workstations.choices import FormFactor, Status
 from workstations.models import Location, Workstation
 
 
+class IdChoiceField(ModelChoiceField):
+    """A related object chosen by its id, with messages that say so.
+
+    Django's ``ModelChoiceField`` answers "Select a valid choice. That choice is not one of the
+    available choices." to ``abc`` and to an id that does not exist alike: words for a form's
+    drop-down, not for a query parameter that takes an integer.
+    """
+
+    def to_python(self, value: Any) -> Any:
+        name = self.queryset.model._meta.verbose_name
+        if value not in self.empty_values:
+            try:
+                int(value)
+            except (TypeError, ValueError):
+                raise ValidationError(
+                    f"Enter a {name} id: a whole number.", code="invalid"
+                ) from None
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise ValidationError(
+                f"There is no {name} with this id.", code="invalid_choice"
+            ) from None
+
+
+class IdChoiceFilter(django_filters.ModelChoiceFilter):
+    field_class = IdChoiceField
+
+
+class ChoicesField(MultipleChoiceField):
+    """Several choices, an empty value ignored (``?status=`` means no filter), as every other
+    filter reads ``?name=``: the schema says so of every filter (``allowEmptyValue``)."""
+
+    def to_python(self, value: Any) -> list[str]:
+        return [choice for choice in super().to_python(value) if choice != ""]
+
+
+class ChoicesFilter(django_filters.MultipleChoiceFilter):
+    field_class = ChoicesField
+
+
 class WorkstationFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(
+    status = ChoicesFilter(
         choices=Status.choices, help_text="One or more statuses: ?status=deployed&status=staged"
     )
-    location = django_filters.ModelChoiceFilter(queryset=Location.objects.all())
-    assigned_to = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.all())
+    location = IdChoiceFilter(queryset=Location.objects.all(), help_text="A location's id.")
+    assigned_to = IdChoiceFilter(
+        queryset=get_user_model().objects.all(), help_text="The id of the user who has it."
+    )
     department = django_filters.CharFilter(lookup_expr="iexact")
     manufacturer = django_filters.CharFilter(lookup_expr="iexact")
     os = django_filters.CharFilter(lookup_expr="iexact")
@@ -60,32 +105,29 @@ class FilterBackend(DjangoFilterBackend):
     """
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
-        filterset_class = self.get_filterset_class(view, queryset)
-        if filterset_class is not None and not _names_any_filter(
-            request.query_params, filterset_class
-        ):
+        names = self.query_parameters(view)
+        if not any(key in names for key in request.query_params):
             return queryset
         return super().filter_queryset(request, queryset, view)
 
-
-def _names_any_filter(params: Any, filterset_class: type) -> bool:
-    names = _param_names(filterset_class)
-    return any(key in names for key in params)
-
-
-_PARAM_NAMES: dict[type, frozenset[str]] = {}
-
-
-def _param_names(filterset_class: type) -> frozenset[str]:
-    """Every query parameter a FilterSet reads (range filters read ``name_after`` too)."""
-    try:
-        return _PARAM_NAMES[filterset_class]
-    except KeyError:
+    def query_parameters(self, view: Any) -> frozenset[str]:
+        """Every query parameter the view's FilterSet reads (range filters read ``name_after``
+        too), remembered per view class: a view with ``filterset_fields`` gets a new FilterSet
+        class from django-filter on every call, so remembering per FilterSet class kept one
+        entry per request."""
+        try:
+            return _PARAM_NAMES[type(view)]
+        except KeyError:
+            pass
+        filterset_class = self.get_filterset_class(view, view.get_queryset())
         names = set()
-        for name, filter_ in filterset_class.base_filters.items():
+        for name, filter_ in getattr(filterset_class, "base_filters", {}).items():
             names.add(name)
             widget = getattr(filter_.field_class, "widget", None)
             for suffix in getattr(widget, "suffixes", ()) or ():
                 names.add(f"{name}_{suffix}" if suffix else name)
-        _PARAM_NAMES[filterset_class] = frozenset(names)
-        return _PARAM_NAMES[filterset_class]
+        _PARAM_NAMES[type(view)] = frozenset(names)
+        return _PARAM_NAMES[type(view)]
+
+
+_PARAM_NAMES: dict[type, frozenset[str]] = {}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
 from django.core.paginator import Paginator
+from django.http import QueryDict
 from rest_framework import pagination
 from rest_framework.request import Request
 
@@ -36,10 +38,46 @@ class CachedCountPaginator(Paginator):
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
-    """Page-number pagination; clients choose ``page_size`` up to a cap."""
+    """Page-number pagination; clients choose ``page_size`` up to a cap.
+
+    DRF falls back to the default size for a ``page_size`` that is not a positive integer
+    (``abc``, ``0``, ``-1``): a client that asked for 10 rows and misspelt it got 50. Such a
+    value is a 400 naming ``page_size`` (``query_errors``, asked by ``StrictQueryMixin``); an
+    empty one still means the default, and one above the cap still gives the cap, as in DRF.
+    """
 
     page_size_query_param = "page_size"
     max_page_size = 500
+    page_size_query_description = (
+        f"Rows per page: a whole number from 1; at most {max_page_size} rows are given."
+    )
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """DRF's, with ``next`` and ``previous`` required: they are always there, null at the
+        ends (the schema had clients check for their absence)."""
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["required"] = sorted(paginated["properties"])
+        return paginated
+
+    def query_parameters(self, view: Any) -> Iterable[str]:
+        return (self.page_query_param, self.page_size_query_param)
+
+    def query_errors(self, params: QueryDict, view: Any) -> dict[str, list[str]]:
+        for value in params.getlist(self.page_size_query_param):
+            if value == "":
+                continue
+            try:
+                size = int(value)  # as DRF reads it (``_positive_int``)
+            except ValueError:
+                size = 0
+            if size <= 0:
+                return {
+                    self.page_size_query_param: [
+                        f"A whole number of at least 1 is needed; at most {self.max_page_size} "
+                        "rows are given per page."
+                    ]
+                }
+        return {}
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
         self._namespace = getattr(view, "cache_namespace", "") if view is not None else ""

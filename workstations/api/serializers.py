@@ -7,6 +7,7 @@ Write bodies with a key the serializer does not know are refused (``StrictModelS
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from workstations import columns
@@ -15,8 +16,13 @@ from workstations.models import Location, Workstation
 from .base import StrictModelSerializer
 
 
+@extend_schema_serializer(
+    description="A place workstations live: a room in a building on a site. Names are unique."
+)
 class LocationSerializer(StrictModelSerializer):
-    workstation_count = serializers.SerializerMethodField()
+    workstation_count = serializers.SerializerMethodField(
+        help_text="How many workstations are at this location."
+    )
 
     class Meta:
         model = Location
@@ -38,11 +44,20 @@ class LocationSerializer(StrictModelSerializer):
         return obj.workstations.count() if count is None else count
 
 
+@extend_schema_serializer(
+    description="One machine of the organisation, from purchase to retirement. Keys the API "
+    "does not know are refused (400), so a misspelt field never goes unnoticed; read-only "
+    "fields may be sent back as they were read, and are ignored."
+)
 class WorkstationSerializer(StrictModelSerializer):
     # Method fields rather than CharField(source="location.name", default=None): DRF skips a
     # field whose source is missing on a partial serializer, so a PATCH answered without them.
-    location_name = serializers.SerializerMethodField()
-    assigned_to_username = serializers.SerializerMethodField()
+    location_name = serializers.SerializerMethodField(
+        help_text="The name of the workstation's location (`location` is its id)."
+    )
+    assigned_to_username = serializers.SerializerMethodField(
+        help_text="The username of the user who has it (`assigned_to` is their id)."
+    )
 
     class Meta:
         model = Workstation
@@ -57,15 +72,19 @@ class WorkstationSerializer(StrictModelSerializer):
         return obj.assigned_to.username if obj.assigned_to is not None else None
 
 
+@extend_schema_serializer(description="How many workstations are at one location.")
 class SummaryLocationSerializer(serializers.Serializer):
-    location_id = serializers.IntegerField(allow_null=True)
-    location = serializers.CharField(allow_null=True)
+    location_id = serializers.IntegerField(allow_null=True, help_text="Null: no location.")
+    location = serializers.CharField(allow_null=True, help_text="The location's name.")
     count = serializers.IntegerField()
 
 
+@extend_schema_serializer(description="Counts of workstations, by status and by location.")
 class WorkstationSummarySerializer(serializers.Serializer):
-    """Counts of workstations by status and by location (documentation only)."""
+    """Documentation only: ``selectors.workstation_summary`` makes the body."""
 
     total = serializers.IntegerField()
-    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_status = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Workstations per status value."
+    )
     by_location = SummaryLocationSerializer(many=True)

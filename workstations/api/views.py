@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -12,11 +12,39 @@ from performance.cache.responses import CachedResponseMixin
 from workstations import selectors, services
 
 from . import rows
+from .base import StrictQueryMixin
 from .filters import WorkstationFilter
 from .serializers import LocationSerializer, WorkstationSerializer, WorkstationSummarySerializer
 
 
-class WorkstationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
+@extend_schema_view(
+    list=extend_schema(
+        summary="List workstations",
+        description="A page of workstations, filtered, searched and ordered as asked (by host "
+        "name unless `ordering` says otherwise). A parameter this endpoint does not read is a "
+        "400.",
+    ),
+    retrieve=extend_schema(summary="Get a workstation"),
+    create=extend_schema(
+        summary="Add a workstation",
+        description="Host names are stored lower-case and MAC addresses as `aa:bb:cc:dd:ee:ff`. "
+        "A deployed workstation needs an assignee. Needs the *add workstation* permission.",
+    ),
+    update=extend_schema(
+        summary="Replace a workstation",
+        description="The body of a new workstation: `asset_tag` and `hostname` required; an "
+        "optional field left out keeps its value. Needs the *change workstation* permission.",
+    ),
+    partial_update=extend_schema(
+        summary="Change a workstation",
+        description="Only the fields sent change. Needs the *change workstation* permission.",
+    ),
+    destroy=extend_schema(
+        summary="Delete a workstation",
+        description="Needs the *delete workstation* permission.",
+    ),
+)
+class WorkstationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewSet):
     """The organisation's workstations: list, filter, search, order, create, change, delete."""
 
     cache_namespace = "workstations"
@@ -60,7 +88,13 @@ class WorkstationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
     def perform_destroy(self, instance) -> None:
         services.workstation_delete(workstation=instance)
 
-    @extend_schema(responses=WorkstationSummarySerializer)
+    @extend_schema(
+        summary="Count workstations",
+        description="How many workstations there are, by status and by location, among those "
+        "the same filters and search as the list select.",
+        responses=WorkstationSummarySerializer,
+        filters=True,
+    )
     @action(detail=False, methods=["get"], pagination_class=None)
     def summary(self, request: Request) -> Response:
         """Counts by status and by location, over the same filters as the list."""
@@ -72,7 +106,31 @@ class WorkstationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
         )
 
 
-class LocationViewSet(CachedResponseMixin, viewsets.ModelViewSet):
+@extend_schema_view(
+    list=extend_schema(
+        summary="List locations",
+        description="A page of locations, each with the number of workstations there.",
+    ),
+    retrieve=extend_schema(summary="Get a location"),
+    create=extend_schema(
+        summary="Add a location", description="Needs the *add location* permission."
+    ),
+    update=extend_schema(
+        summary="Replace a location",
+        description="The body of a new location: `name` required; an optional field left out "
+        "keeps its value. Needs the *change location* permission.",
+    ),
+    partial_update=extend_schema(
+        summary="Change a location",
+        description="Only the fields sent change. Needs the *change location* permission.",
+    ),
+    destroy=extend_schema(
+        summary="Delete a location",
+        description="A location that still has workstations cannot be deleted (409). Needs the "
+        "*delete location* permission.",
+    ),
+)
+class LocationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewSet):
     """Places where workstations live, each with its workstation count."""
 
     cache_namespace = "locations"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
@@ -15,8 +16,8 @@ from django.urls import reverse
 from workstations.selectors import workstation_list
 
 ADMIN_USERNAME = "admin"
-#: Where ``make run`` serves the site (project/gunicorn.conf.py binds 127.0.0.1:8000).
-SITE_URL = "http://127.0.0.1:8000"
+#: Hosts gunicorn listens on everywhere with: this machine reaches them at the loopback address.
+_ANY_HOST = {"0.0.0.0", "::", "[::]", ""}
 _MODELS = ("workstation", "location")
 #: Staff groups decide who edits: add a user to one of these in the admin.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -67,12 +68,26 @@ def ensure_superuser() -> str | None:
     return password
 
 
+def site_url(bind: str) -> str:
+    """Where a browser on this machine finds gunicorn's ``bind`` (``settings.BIND``, read from
+    the environment as project/gunicorn.conf.py reads it): ``host:port``, ``[v6]:port``, a bare
+    host (gunicorn's port 8000), or a Unix socket (served through a proxy: no URL to give)."""
+    if bind.startswith(("unix:", "fd://")):
+        return f"(through the proxy in front of {bind})"
+    host, sep, port = bind.rpartition(":")
+    if not sep or host.endswith(":"):  # a bare host, or a bare IPv6 address
+        host, port = bind, "8000"
+    if host in _ANY_HOST:
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 def login_box(password: str) -> str:
     """The one-time login notice, framed so it stands out in a server log."""
     lines = [
         "A superuser was created. This password is shown ONCE: note it now.",
         "",
-        f"  URL:       {SITE_URL}{reverse('admin:index')}",
+        f"  URL:       {site_url(settings.BIND)}{reverse('admin:index')}",
         f"  Username:  {ADMIN_USERNAME}",
         f"  Password:  {password}",
         "",
@@ -85,14 +100,24 @@ def login_box(password: str) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Prepare the database after `migrate`: demo data when there are no workstations, a "
-        "superuser when there is none (its password printed once), and the staff groups "
-        "'Inventory editors' and 'Inventory readers'. Safe to run again."
+        "Prepare the database after `migrate`: demo data when there are no workstations (not "
+        "with --no-demo), a superuser when there is none (its password printed once), and the "
+        "staff groups 'Inventory editors' and 'Inventory readers'. Safe to run again."
     )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--no-demo",
+            action="store_true",
+            help="Add no demo data (production): the superuser and the groups only.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = options["verbosity"]
-        if not workstation_list().exists():
+        if options["no_demo"]:
+            if verbosity >= 2:
+                self.stdout.write("--no-demo: no demo data added.")
+        elif not workstation_list().exists():
             call_command("seed_demo", stdout=self.stdout, stderr=self.stderr, verbosity=verbosity)
         elif verbosity >= 2:
             self.stdout.write("Workstations exist: no demo data added.")
