@@ -14,10 +14,10 @@ from typing import Any, ParamSpec, TypeVar
 from django.conf import settings
 from django.core.cache import caches
 
-from . import sync
+from . import glob, sync
 from .backends import InstrumentedCacheMixin
 from .generations import bump_generation, bump_generations, get_generation
-from .keys import PURGE_NAMESPACE, namespace_of, value_key
+from .keys import PURGE_NAMESPACE, RATE_NAMESPACE, namespace_of, value_key
 from .namespaces import (
     _registry,
 )
@@ -65,7 +65,15 @@ def invalidate_on_commit(*names: str) -> None:
 
 
 def validate_pattern(pattern: str) -> str:
-    """Return the pattern stripped, or raise ``InvalidPattern`` saying what is wrong with it."""
+    """Return the pattern stripped, or raise ``InvalidPattern`` saying what is wrong with it.
+
+    A pattern is a glob in Redis's dialect, on both backends (``glob``), that starts with the
+    namespace it applies to, written out, and a ``:`` (``workstations:*``): so no spelling of
+    it (``*``, ``*:*``, ``[^~]*``) can reach every key, and the cache layer's own namespaces
+    (``_gen``, ``_lock``...) are reached only by a pattern that names them. The login
+    throttles' histories (``throttle``) are never reached: a cache manager must not be able
+    to wipe a brute-force attempt's record (docs/design.md, "Keys").
+    """
     if not isinstance(pattern, str):
         raise InvalidPattern("The pattern must be a string.")
     pattern = pattern.strip()
@@ -75,12 +83,26 @@ def validate_pattern(pattern: str) -> str:
         raise InvalidPattern(f"The pattern is longer than {MAX_PATTERN_LENGTH} characters.")
     if any(unicodedata.category(ch).startswith("C") or ch.isspace() for ch in pattern):
         raise InvalidPattern("The pattern contains control characters or whitespace.")
-    if not pattern.strip("*?"):
+    if not pattern.strip("*?:"):
         raise InvalidPattern(
             "The pattern matches every key; use 'clear' to remove all of this service's keys."
         )
-    if pattern.count("[") != pattern.count("]"):
-        raise InvalidPattern("The pattern has an unbalanced '[' or ']'.")
+    namespace, colon, _ = pattern.partition(":")
+    if not colon or not namespace or any(ch in glob.SPECIAL for ch in namespace):
+        raise InvalidPattern(
+            "The pattern must start with the namespace it applies to, written out, and a ':' "
+            f"(for example 'workstations:*'): {pattern!r} could reach the keys of every "
+            "namespace."
+        )
+    if namespace == RATE_NAMESPACE:
+        raise InvalidPattern(
+            f"The '{RATE_NAMESPACE}' namespace holds the throttles' request histories (login "
+            "attempts included): no pattern may remove them."
+        )
+    try:
+        glob.parse(pattern)
+    except glob.GlobError as exc:
+        raise InvalidPattern(str(exc)) from exc
     return pattern
 
 

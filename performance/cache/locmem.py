@@ -6,7 +6,6 @@ no copies of them are kept (``hot``). Request rates are kept beside it (``rates`
 
 from __future__ import annotations
 
-import fnmatch
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.utils.module_loading import import_string
 from django_redis.serializers.pickle import PickleSerializer
 
+from . import glob
 from .backends import SERIALIZER, InstrumentedCacheMixin, internal_key
 from .generations import SYNC, WRITE, taken_in
 from .keys import applied_key, generation_key
@@ -220,12 +220,15 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         return self.make_key("", version=self.version)
 
     def logical_keys(self, pattern: str = "*") -> Iterator[str]:
+        """This service's logical keys that match ``pattern``, in Redis's glob dialect (``glob``:
+        the same keys as on Redis, where ``SCAN ... MATCH`` decides)."""
+        tokens = glob.parse(pattern)
         prefix = self._internal_prefix()
         with self._lock:
             keys = [k for k in self._cache if k.startswith(prefix) and not self._has_expired(k)]
         for key in keys:
             logical = key[len(prefix) :]
-            if fnmatch.fnmatchcase(logical, pattern) and not internal_key(logical, pattern):
+            if glob.match(tokens, logical) and not internal_key(logical, pattern):
                 yield logical
 
     def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:

@@ -547,7 +547,9 @@ def test_pattern_confirmed_removes_the_matching_keys_only(as_manager, manager, f
         ("*", "matches every key"),
         ("", "The pattern is empty."),
         ("work stations:*", "whitespace"),
-        ("workstations:[ab", "unbalanced"),
+        ("workstations:[ab", "never closed"),
+        ("*:*", "matches every key"),
+        ("[^~]*", "namespace"),
     ],
 )
 @pytest.mark.parametrize("confirm", [False, True], ids=["first-post", "confirming-post"])
