@@ -18,11 +18,9 @@ from . import glob, sync
 from .backends import InstrumentedCacheMixin
 from .generations import bump_generation, bump_generations, get_generation
 from .keys import PURGE_NAMESPACE, RATE_NAMESPACE, namespace_of, value_key
-from .namespaces import (
-    _registry,
-)
+from .namespaces import _registry, kind_of, response_namespaces
 from .rates import RateCheck, Verdict
-from .stats import summarise
+from .stats import MINUTE_FIELDS, summarise
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +156,16 @@ def key_counts(limit: int = 100_000) -> dict[str, int] | None:
 
 
 def stats(*, include_keys: bool = True) -> dict[str, Any]:
-    """Per-namespace hits, misses, sets, deletes, time, hit rates; totals; backend figures."""
+    """The figures of the console and the staff API (docs/design.md, "Invariants", 7).
+
+    ``responses``: the response cache — responses answered from it (``hits``) and computed
+    (``misses``) in the namespaces that hold responses, and their ``hit_rate``: the figure to
+    judge the cache by. ``bookkeeping``: lookups of everything else (token entries, generations,
+    locks, rates), apart. ``namespaces``: every namespace's counters, hit rate and ``kind``;
+    ``totals``: every counter added up (``time_us`` is the total time spent in the backend,
+    ``calls`` its round trips). ``history``: HTTP requests and responses per minute. ``scope``:
+    ``fleet`` when the counters are every process's (Redis), ``process`` when this one's.
+    """
     cache = backend()
     if not isinstance(cache, InstrumentedCacheMixin):
         return {"instrumented": False, "backend": type(cache).__name__}
@@ -166,14 +173,14 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
     per_ns = {ns: dict(c) for ns, c in snapshot["per_namespace"].items()}
     for name in _registry:
         per_ns.setdefault(name, {})
-    summary = summarise(per_ns)
+    summary = summarise(per_ns, {ns: kind_of(ns) for ns in per_ns})
     keys = key_counts() if include_keys else None
     for ns, row in summary["namespaces"].items():
         row["keys"] = None if keys is None else keys.get(ns, 0)
         row["description"] = _registry[ns].description if ns in _registry else ""
         row["internal"] = ns.startswith("_")
     history = [
-        {"minute": _iso(minute * 60), **counts}
+        {"minute": _iso(minute * 60), **{name: counts.get(name, 0) for name in MINUTE_FIELDS}}
         for minute, counts in sorted(snapshot["history"].items())
     ]
     return {
@@ -185,6 +192,8 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
         "default_ttl": cache.default_timeout,
         "reset_at": _iso(snapshot["reset_at"]),
         "evictions": snapshot["evictions"],
+        "responses": {**summary["responses"], "namespaces": response_namespaces()},
+        "bookkeeping": summary["bookkeeping"],
         "namespaces": summary["namespaces"],
         "totals": summary["totals"],
         "history": history,
@@ -193,6 +202,13 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
         "hot_copies": cache.hot.usage(),
         "unavailable": bool(snapshot.get("unavailable")),
     }
+
+
+def count_request() -> None:
+    """Count one HTTP request in the per-minute history (the request middleware calls it)."""
+    cache = backend()
+    if isinstance(cache, InstrumentedCacheMixin):
+        cache.count_request()
 
 
 def reset_stats() -> None:

@@ -46,6 +46,17 @@ def _is_frozen(value: Any, depth: int = 0) -> bool:
     return kind is tuple and depth < 3 and all(_is_frozen(item, depth + 1) for item in value)
 
 
+def _size(stored: Any) -> int:
+    """Bytes of one stored value: the serializer's output, or a kept value's bytes and strings
+    (an int counts 8)."""
+    value = stored.value if type(stored) is _Frozen else stored
+    if type(value) is tuple:
+        return sum(_size(item) for item in value)
+    if isinstance(value, bytes | str):
+        return len(value)
+    return 8
+
+
 def _as_lists(value: tuple) -> list:
     """A frozen tuple as MessagePack or JSON give it back: lists all the way down."""
     return [_as_lists(item) if type(item) is tuple else item for item in value]
@@ -236,6 +247,17 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         if not dry_run and keys:
             super().delete_many(keys)
         return len(keys)
+
+    def gauges(self) -> dict[str, Any]:
+        """The entries of this process's cache and the bytes of their values (what the
+        serializer made of them; kept values: their bytes and strings), and no copies."""
+        with self._lock:
+            stored = list(self._cache.values())
+        return {
+            "entries": len(stored),
+            "bytes": sum(map(_size, stored)),
+            "copies": self.hot.usage(),
+        }
 
     def server_info(self) -> dict[str, Any]:
         with self._lock:
