@@ -35,9 +35,30 @@ class CacheActionView(StaffView):
 
 
 class CacheStatsView(StaffView):
-    """Per-namespace hits, misses, sets, deletes, keys and time; totals; backend figures."""
+    """The console's figures: ``responses`` (the response cache's hits, misses and hit rate:
+    responses answered from the cache per cacheable request), ``bookkeeping`` (token lookups,
+    generations, locks, rates: lookups, apart), per-namespace counters with their ``kind``,
+    totals, per-minute history (HTTP requests and responses), backend figures."""
 
-    @extend_schema(responses=inline_serializer("CacheStats", {"totals": serializers.DictField()}))
+    @extend_schema(
+        responses=inline_serializer(
+            "CacheStats",
+            {
+                "responses": inline_serializer(
+                    "CacheResponses",
+                    {
+                        "hits": serializers.IntegerField(),
+                        "misses": serializers.IntegerField(),
+                        "hit_rate": serializers.FloatField(allow_null=True),
+                        "namespaces": serializers.ListField(child=serializers.CharField()),
+                    },
+                ),
+                "bookkeeping": serializers.DictField(),
+                "namespaces": serializers.DictField(),
+                "totals": serializers.DictField(),
+            },
+        )
+    )
     def get(self, request: Request) -> Response:
         return Response(cache.stats())
 

@@ -34,7 +34,13 @@ from .api import (
     warm,
 )
 from .generations import bump_generation, get_generation
-from .namespaces import UnknownNamespace, namespaces, register_namespace, validate_namespace
+from .namespaces import (
+    UnknownNamespace,
+    namespaces,
+    register_namespace,
+    response_namespaces,
+    validate_namespace,
+)
 
 __all__ = [
     "InvalidPattern",
@@ -54,6 +60,7 @@ __all__ = [
     "register_namespace",
     "remember",
     "reset_stats",
+    "response_namespaces",
     "stats",
     "sync",
     "validate_namespace",

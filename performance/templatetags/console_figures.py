@@ -62,3 +62,11 @@ def duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {secs} s"
     return f"{secs} s"
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    """A duration given in seconds, with its unit: ``5.0`` → ``5 s``, ``0.25`` → ``0.25 s``."""
+    if (number := _number(value)) is None:
+        return UNKNOWN
+    return f"{floatformat(number, '-2')} s"
