@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 # The load benchmark (and its smoke run in make test) drives the server with wrk.
 WRK := /usr/bin/wrk
+# Debian's prometheus package: promtool checks and unit-tests the alert rules, and the metrics
+# test scrapes two servers with a real Prometheus.
+PROMTOOL := /usr/bin/promtool
 
 .PHONY: run test lint format bench clean
 
@@ -47,16 +50,27 @@ $(WRK):
 		echo "!! $@ is missing: run 'sudo apt-get install wrk' for the benchmark" >&2; \
 	fi
 
+$(PROMTOOL):
+	@if [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends prometheus; \
+	else \
+		echo "!! $@ is missing: run 'sudo apt-get install prometheus' for the alert rules' tests" >&2; \
+	fi
+
 run: $(RUN_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/gunicorn -c project/gunicorn.conf.py
 
-test: $(STAMP) $(CHROMIUM) $(WRK)
+test: $(STAMP) $(CHROMIUM) $(WRK) $(PROMTOOL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(PROMTOOL) check rules monitoring/alerts.yml
+	$(PROMTOOL) test rules monitoring/alerts.test.yml
 	bash tests/run.sh
 
 lint: $(STAMP)

@@ -103,7 +103,8 @@ def minute_series(
     end = now.astimezone(datetime.UTC).replace(second=0, microsecond=0)
     start = end - datetime.timedelta(minutes=minutes - 1)
     buckets = {
-        start + datetime.timedelta(minutes=i): {"hits": 0, "misses": 0} for i in range(minutes)
+        start + datetime.timedelta(minutes=i): {"requests": 0, "hits": 0, "misses": 0}
+        for i in range(minutes)
     }
     for row in history:
         minute = _parse_minute(row.get("minute"))
@@ -111,18 +112,21 @@ def minute_series(
             continue
         bucket = buckets.get(minute.astimezone(datetime.UTC))
         if bucket is not None:
-            bucket["hits"] += int(row.get("hits") or 0)
-            bucket["misses"] += int(row.get("misses") or 0)
+            for name in bucket:
+                bucket[name] += int(row.get(name) or 0)
     series = []
     for minute, counts in buckets.items():
-        lookups = counts["hits"] + counts["misses"]
+        cacheable = counts["hits"] + counts["misses"]
+        # A response is counted when it is sent, its request a moment later: never fewer.
+        requests = max(counts["requests"], cacheable)
         series.append(
             {
                 "minute": minute,
                 "hits": counts["hits"],
                 "misses": counts["misses"],
-                "requests": lookups,
-                "hit_rate": counts["hits"] / lookups if lookups else None,
+                "requests": requests,
+                "bypass": requests - cacheable,
+                "hit_rate": counts["hits"] / cacheable if cacheable else None,
             }
         )
     return series
@@ -135,7 +139,8 @@ def history_chart(
     minutes: int = HISTORY_WINDOW,
     chart_id: str = "perf-history",
 ) -> SafeString:
-    """Requests per minute (bars, right axis) and hit rate (line, left axis) over the window."""
+    """HTTP requests per minute (bars, right axis: answered from the cache, computed, not
+    cacheable) and the response hit rate (line, left axis) over the window."""
     now = now or timezone.now()
     series = minute_series(history, now=now, minutes=minutes)
     height = 250.0
@@ -177,7 +182,7 @@ def history_chart(
                 left + plot_w + 6, y_rate(fraction) + 4, label, class_="axis", text_anchor="start"
             )
         )
-    body.append(_text(4, top - 12, "hit rate", class_="axis", text_anchor="start"))
+    body.append(_text(4, top - 12, "response hit rate", class_="axis", text_anchor="start"))
     body.append(_text(WIDTH - 4, top - 12, "requests/min", class_="axis", text_anchor="end"))
     # Time labels every quarter of the window.
     step = max(1, len(series) // 4)
@@ -186,27 +191,37 @@ def history_chart(
         label = "now" if i == len(series) - 1 else minute.strftime("%H:%M")
         body.append(_text(x_of(i), height - 12, label, class_="axis", text_anchor="middle"))
 
-    # Requests: one bar per minute.
+    # Requests: one stacked bar per minute, from the bottom: from the cache, computed, other.
     for i, row in enumerate(series):
         if not row["requests"]:
             continue
-        bar_h = row["requests"] / peak * plot_h
         tip = (
             f"{timezone.localtime(row['minute']):%H:%M}: {row['requests']:,} requests, "
-            f"{row['hits']:,} hits, {row['misses']:,} misses"
+            f"{row['hits']:,} answered from the cache, {row['misses']:,} computed, "
+            f"{row['bypass']:,} not cacheable"
         )
-        body.append(
-            _el(
-                "rect",
-                _el("title", escape(tip)),
-                x=_n(left + slot * i + 1),
-                y=_n(top + plot_h - bar_h),
-                width=_n(max(slot - 2, 1)),
-                height=_n(bar_h),
-                class_="requests",
-                fill="#79aec8",
+        base = top + plot_h
+        for part, css, fill in (
+            ("hits", "requests", "#79aec8"),
+            ("misses", "computed", "#f5dd5d"),
+            ("bypass", "bypass", "#ccc"),
+        ):
+            if not row[part]:
+                continue
+            bar_h = row[part] / peak * plot_h
+            base -= bar_h
+            body.append(
+                _el(
+                    "rect",
+                    _el("title", escape(tip)),
+                    x=_n(left + slot * i + 1),
+                    y=_n(base),
+                    width=_n(max(slot - 2, 1)),
+                    height=_n(bar_h),
+                    class_=css,
+                    fill=fill,
+                )
             )
-        )
 
     # Hit rate: a line through consecutive minutes that had lookups, a dot on each.
     segments: list[list[tuple[float, float]]] = [[]]
@@ -232,8 +247,9 @@ def history_chart(
     for i, row in enumerate(series):
         if row["hit_rate"] is not None:
             tip = (
-                f"{timezone.localtime(row['minute']):%H:%M}: hit rate "
-                f"{row['hit_rate'] * 100:.1f} % of {row['requests']:,} lookups"
+                f"{timezone.localtime(row['minute']):%H:%M}: response hit rate "
+                f"{row['hit_rate'] * 100:.1f} % of {row['hits'] + row['misses']:,} "
+                "cacheable requests"
             )
             body.append(
                 _el(
@@ -248,16 +264,29 @@ def history_chart(
             )
 
     # Legend, centred above the plot.
-    legend = left + plot_w / 2 - 125
-    body.append(
-        _el("rect", x=_n(legend), y="6", width="12", height="10", class_="requests", fill="#79aec8")
-    )
-    body.append(_text(legend + 16, 15, "requests per minute", class_="legend"))
+    legend = left + plot_w / 2 - 250
+    for offset, css, fill, label in (
+        (0, "requests", "#79aec8", "from the cache"),
+        (120, "computed", "#f5dd5d", "computed"),
+        (220, "bypass", "#ccc", "not cacheable"),
+    ):
+        body.append(
+            _el(
+                "rect",
+                x=_n(legend + offset),
+                y="6",
+                width="12",
+                height="10",
+                class_=css,
+                fill=fill,
+            )
+        )
+        body.append(_text(legend + offset + 16, 15, label, class_="legend"))
     body.append(
         _el(
             "line",
-            x1=_n(legend + 170),
-            x2=_n(legend + 190),
+            x1=_n(legend + 340),
+            x2=_n(legend + 360),
             y1="11",
             y2="11",
             class_="hit-rate",
@@ -265,28 +294,31 @@ def history_chart(
             stroke_width="2",
         )
     )
-    body.append(_text(legend + 196, 15, "hit rate", class_="legend"))
+    body.append(_text(legend + 366, 15, "response hit rate", class_="legend"))
 
     if not total:
         body.append(
             _text(
                 left + plot_w / 2,
                 top + plot_h / 2,
-                f"No lookups in the last {minutes} minutes",
+                f"No requests in the last {minutes} minutes",
                 class_="empty",
                 text_anchor="middle",
             )
         )
-    lookups_with_rate = [row for row in series if row["hit_rate"] is not None]
-    hits = sum(row["hits"] for row in lookups_with_rate)
-    desc = f"{total:,} lookups in the last {minutes} minutes" + (
-        f", {hits / total * 100:.1f} % hits." if total else "."
+    hits = sum(row["hits"] for row in series)
+    cacheable = hits + sum(row["misses"] for row in series)
+    desc = f"{total:,} HTTP requests in the last {minutes} minutes" + (
+        f"; {hits:,} of {cacheable:,} cacheable requests answered from the cache "
+        f"({hits / cacheable * 100:.1f} %)."
+        if cacheable
+        else "."
     )
     return _svg(
         body,
         height=height,
         chart_id=chart_id,
-        title=f"Hit rate and requests per minute, last {minutes} minutes",
+        title=f"HTTP requests per minute and the response hit rate, last {minutes} minutes",
         desc=desc,
     )
 
@@ -294,7 +326,8 @@ def history_chart(
 def namespace_chart(
     namespaces: Mapping[str, Mapping[str, Any]], *, chart_id: str = "perf-namespaces"
 ) -> SafeString:
-    """One horizontal bar per namespace: its hit rate since the statistics were reset."""
+    """One horizontal bar per namespace of responses: its hit rate since the statistics were
+    reset (responses answered from the cache per cacheable request)."""
     rows = list(namespaces.items())
     row_h, top, label_w, value_w = 28.0, 8.0, 170.0, 150.0
     height = top * 2 + row_h * max(len(rows), 1)
@@ -321,9 +354,9 @@ def namespace_chart(
             )
         )
         if rate is None:
-            value = "no lookups"
+            value = "no requests"
         else:
-            value = f"{rate * 100:.1f} % of {lookups:,}"
+            value = f"{rate * 100:.1f} % of {lookups:,} requests"
             if rate > 0:
                 body.append(
                     _el(
@@ -342,7 +375,7 @@ def namespace_chart(
         body,
         height=height,
         chart_id=chart_id,
-        title="Hit rate per namespace",
+        title="Response hit rate per namespace",
         desc="; ".join(
             f"{name}: "
             + (

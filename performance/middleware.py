@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from .metrics import LATENCY, REQUESTS
+from . import metrics
 
 logger = logging.getLogger("performance.requests")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
@@ -33,8 +33,7 @@ class RequestMetricsMiddleware:
         duration = time.perf_counter() - start
         match = getattr(request, "resolver_match", None)
         endpoint = (match.view_name or match.route) if match else "unmatched"
-        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-        LATENCY.labels(endpoint, request.method).observe(duration)
+        metrics.observe(endpoint, request.method, response, duration)
         response["X-Request-ID"] = request_id
         user = getattr(request, "user", None)
         user_id = user.pk if user is not None and user.is_authenticated else None

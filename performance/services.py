@@ -90,7 +90,7 @@ def cache_invalidate_namespace(*, actor: Actor, namespace: str) -> int | None:
         target=namespace,
         succeeded=succeeded,
         message=(
-            f"Namespace {namespace!r} moved to generation {generation}."
+            f"Namespace {namespace!r} invalidated."
             if succeeded
             else f"The cache was unreachable; namespace {namespace!r} was not invalidated."
         ),

@@ -92,6 +92,7 @@ def post_worker_init(worker):
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
 
+    from performance import metrics
     from performance.cache import sync
     from performance.checks import check_cache_backend
 
@@ -104,6 +105,8 @@ def post_worker_init(worker):
         raise ImproperlyConfigured(errors[0].msg)
 
     sync.start_sweeper(getattr(settings, "CACHE_SWEEP_INTERVAL", 0.5))
+    # With several workers, each writes its own figures for /metrics (performance.metrics).
+    metrics.start_exporter()
 
     if getattr(settings, "CACHE_WARM_ON_START", False):
         import threading

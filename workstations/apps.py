@@ -21,10 +21,12 @@ class WorkstationsConfig(AppConfig):
             description="Workstation list, detail and summary responses",
             warmer=warming.warm_workstations,
             tables=(Workstation, Location, get_user_model()),
+            responses=True,
         )
         cache.register_namespace(
             "locations",
             description="Location list and detail responses",
             warmer=warming.warm_locations,
             tables=(Location, Workstation),
+            responses=True,
         )

@@ -127,20 +127,42 @@ class CacheConsoleAdmin(ReadOnlyAdmin):
 
 
 def console_figures() -> dict[str, Any]:
-    """The cache's figures as the console shows them, unformatted (the template formats)."""
+    """The cache's figures as the console shows them, unformatted (the template formats).
+
+    The headline is the response cache's hit rate: responses answered from the cache over
+    cacheable requests (docs/design.md, "Invariants", 7); token lookups, generations, locks and
+    rates are bookkeeping, shown apart. Each panel says what it covers: the fleet (counters
+    every process adds to the shared Redis), this process, or the Redis server itself.
+    """
     figures = cache.stats()
     # A figure the server did not report is None (unknown, shown as a dash), not the empty
     # string a template gives for a missing key.
     server: dict[str, Any] = defaultdict(lambda: None, figures.get("server") or {})
     namespaces = figures.get("namespaces", {})
     totals = figures.get("totals", {})
-    # The service's own namespaces first, the internal ones (generation counters) after.
-    ordered = sorted(namespaces.items(), key=lambda item: (item[1].get("internal", False), item[0]))
+    responses = figures.get("responses") or {"hits": 0, "misses": 0, "hit_rate": None}
+    bookkeeping = figures.get("bookkeeping") or {"hits": 0, "misses": 0, "hit_rate": None}
     keys = [row.get("keys") for row in namespaces.values()]
     server_hits, server_misses = server.get("keyspace_hits"), server.get("keyspace_misses")
     server_lookups = (server_hits or 0) + (server_misses or 0)
     reset_at = figures.get("reset_at")
     breaker = figures.get("breaker")
+    rows = [
+        {
+            **_counts(row),
+            "name": name,
+            "description": row.get("description"),
+            "kind": row.get("kind", "bookkeeping"),
+            "internal": row.get("internal", False),
+            "keys": row.get("keys"),
+            "call_ms": _mean_call_ms(row),
+        }
+        for name, row in namespaces.items()
+    ]
+    groups = [
+        (kind, label, note, [row for row in rows if row["kind"] == kind])
+        for kind, label, note in NAMESPACE_GROUPS
+    ]
     return {
         "instrumented": figures.get("instrumented", False),
         "unavailable": figures.get("unavailable", False) or server.get("unavailable", False),
@@ -153,34 +175,52 @@ def console_figures() -> dict[str, Any]:
         "scope_backend": figures.get("backend") or "locmem",
         "pid": os.getpid(),
         "reset_at": datetime.datetime.fromisoformat(reset_at) if reset_at else None,
-        "namespace_rows": [
-            {
-                **_counts(row),
-                "name": name,
-                "description": row.get("description"),
-                "internal": row.get("internal", False),
-                "keys": row.get("keys"),
-                "time_ms": row["time_us"] / 1000,
-            }
-            for name, row in ordered
-        ],
+        "responses": {
+            **responses,
+            "cacheable": responses["hits"] + responses["misses"],
+            "namespaces": responses.get("namespaces", []),
+        },
+        "bookkeeping": {**bookkeeping, "lookups": bookkeeping["hits"] + bookkeeping["misses"]},
+        "namespace_groups": [group for group in groups if group[3]],
         "namespace_totals": {
             **_counts(totals),
-            "lookups": totals.get("hits", 0) + totals.get("misses", 0),
+            "hit_rate": None,  # responses and lookups are not one thing to rate
             # Unknown as soon as one namespace's count is.
             "keys": None if any(k is None for k in keys) else sum(keys),
-            "time_ms": (totals.get("time_us") or 0) / 1000,
+            "call_ms": _mean_call_ms(totals),
         },
-        "generation_namespace": cache.generations.GENERATION_NAMESPACE,
+        "backend_seconds": (totals.get("time_us") or 0) / 1_000_000,
+        "backend_calls": totals.get("calls") or 0,
         "history_chart": charts.history_chart(figures.get("history", [])),
         "namespace_chart": charts.namespace_chart(
-            {n: r for n, r in namespaces.items() if not r.get("internal")}
+            {n: r for n, r in namespaces.items() if r.get("kind") == "responses"}
         ),
         "server": server,
         "server_hit_rate": server_hits / server_lookups if server_lookups else None,
-        "breaker_rows": _breaker_rows(breaker) if breaker else None,
+        "breaker": _breaker(breaker) if isinstance(breaker, dict) else None,
         "system": system.system_metrics(),
     }
+
+
+#: How the namespace table groups its rows: what each kind's hits and misses are.
+NAMESPACE_GROUPS = (
+    (
+        "responses",
+        "Responses",
+        "Hits and misses are responses, one per cacheable request: answered from the cache, "
+        "or computed and stored.",
+    ),
+    (
+        "bookkeeping",
+        "Bookkeeping",
+        "Lookups the service makes besides responses: who a token is, request rates.",
+    ),
+    (
+        "internal",
+        "Internal to the cache layer",
+        "Lookups of generations, locks, memos and probes: several per request, by design.",
+    ),
+)
 
 
 def _counts(row: dict[str, Any]) -> dict[str, Any]:
@@ -190,8 +230,20 @@ def _counts(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _breaker_rows(breaker: Any) -> list[tuple[str, Any]]:
-    """The breaker's state as (label, raw value): its keys are whatever the backend reports."""
-    if not isinstance(breaker, dict):
-        return [("State", str(breaker))]
-    return [(key.replace("_", " ").capitalize(), value) for key, value in breaker.items()]
+def _mean_call_ms(row: dict[str, Any]) -> float | None:
+    """The mean time of one call to the backend, in milliseconds (None without calls)."""
+    calls = row.get("calls") or 0
+    return (row.get("time_us") or 0) / calls / 1000 if calls else None
+
+
+def _breaker(breaker: dict[str, Any]) -> dict[str, Any]:
+    """The breaker's state with its times as moments and durations (the template formats)."""
+    last_change = breaker.get("last_change")
+    return {
+        **breaker,
+        "last_change": (
+            datetime.datetime.fromtimestamp(last_change, tz=datetime.UTC)
+            if isinstance(last_change, int | float)
+            else None
+        ),
+    }

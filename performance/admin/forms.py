@@ -73,7 +73,13 @@ class ClearForm(CacheActionForm):
     button = "Yes, clear the cache"
 
     def preview(self, actor: services.Actor) -> dict[str, Any]:
-        return {"keys": services.live_key_count(), "key_prefix": cache.backend().key_prefix}
+        backend = cache.backend()
+        return {
+            "keys": services.live_key_count(),
+            "key_prefix": backend.key_prefix,
+            # Only a Redis is shared with other applications; local memory is this process's.
+            "shared": not getattr(backend, "process_local", False),
+        }
 
     def save(self, actor: services.Actor) -> tuple[bool, str]:
         keys = services.cache_clear(actor=actor)
@@ -125,11 +131,16 @@ class InvalidateNamespaceForm(CacheActionForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Namespaces register when the apps are ready, so the choices are read per form.
+        # Namespaces register when the apps are ready, so the choices are read per form; the
+        # namespaces of responses first, the first of them chosen (not the token lookups).
+        responses = cache.response_namespaces()
+        registered = cache.namespaces()
+        ordered = [*responses, *(name for name in registered if name not in responses)]
         self.fields["namespace"].widget.choices = [
-            (name, f"{name} — {description}" if description else name)
-            for name, description in cache.namespaces().items()
+            (name, f"{name} — {registered[name]}" if registered[name] else name) for name in ordered
         ]
+        if responses:
+            self.fields["namespace"].initial = responses[0]
 
     def clean_namespace(self) -> str:
         try:
@@ -153,7 +164,10 @@ class InvalidateNamespaceForm(CacheActionForm):
                 False,
                 f"The cache did not answer; the namespace “{namespace}” was not invalidated.",
             )
-        return True, f"The namespace “{namespace}” was invalidated (generation {generation})."
+        return True, (
+            f"The namespace “{namespace}” was invalidated: its cached entries are no longer "
+            "served, and each is computed again on its next request."
+        )
 
 
 class WarmForm(CacheActionForm):

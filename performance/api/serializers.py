@@ -106,7 +106,7 @@ class ClearSerializer(StrictSerializer):
 # system_metrics() make; tests/project/test_generated_client.py reads them through these) -------
 
 
-class CacheCountersSerializer(serializers.Serializer):
+class CacheTotalsSerializer(serializers.Serializer):
     hits = serializers.IntegerField()
     misses = serializers.IntegerField()
     sets = serializers.IntegerField()
@@ -114,6 +114,9 @@ class CacheCountersSerializer(serializers.Serializer):
     time_us = serializers.IntegerField(help_text="Microseconds spent in the cache.")
     errors = serializers.IntegerField()
     calls = serializers.IntegerField(help_text="Round trips to the cache.")
+
+
+class CacheCountersSerializer(CacheTotalsSerializer):
     hit_rate = serializers.FloatField(allow_null=True, help_text="Null before any lookup.")
 
 
@@ -121,6 +124,22 @@ class NamespaceStatsSerializer(CacheCountersSerializer):
     keys = serializers.IntegerField(allow_null=True, help_text="Null when not counted.")
     description = serializers.CharField()
     internal = serializers.BooleanField(help_text="The cache layer's own bookkeeping.")
+    kind = serializers.CharField(
+        help_text="`responses` (cached API responses), `bookkeeping` (token lookups, request "
+        "rates) or `internal` (generations, locks, memos)."
+    )
+
+
+class HitRateSerializer(serializers.Serializer):
+    hits = serializers.IntegerField()
+    misses = serializers.IntegerField()
+    hit_rate = serializers.FloatField(allow_null=True, help_text="Null before any lookup.")
+
+
+class ResponsesSerializer(HitRateSerializer):
+    namespaces = serializers.ListField(
+        child=serializers.CharField(), help_text="The namespaces that hold responses."
+    )
 
 
 class BreakerSerializer(serializers.Serializer):
@@ -135,8 +154,9 @@ class BreakerSerializer(serializers.Serializer):
 
 class HistoryMinuteSerializer(serializers.Serializer):
     minute = serializers.DateTimeField()
-    hits = serializers.IntegerField()
-    misses = serializers.IntegerField()
+    requests = serializers.IntegerField(help_text="HTTP requests this minute.")
+    hits = serializers.IntegerField(help_text="Responses answered from the cache.")
+    misses = serializers.IntegerField(help_text="Cacheable responses computed.")
 
 
 class HotCopiesSerializer(serializers.Serializer):
@@ -162,8 +182,12 @@ class CacheStatsSerializer(serializers.Serializer):
     default_ttl = serializers.IntegerField(allow_null=True, help_text="Seconds.")
     reset_at = serializers.DateTimeField()
     evictions = serializers.IntegerField()
+    responses = ResponsesSerializer(
+        help_text="The response cache: responses answered from it per cacheable request."
+    )
+    bookkeeping = HitRateSerializer(help_text="Every other lookup (tokens, generations, rates).")
     namespaces = serializers.DictField(child=NamespaceStatsSerializer())
-    totals = CacheCountersSerializer()
+    totals = CacheTotalsSerializer()
     history = HistoryMinuteSerializer(many=True)
     server = serializers.DictField(help_text="What the backend reports of itself.")
     hot_copies = HotCopiesSerializer(help_text="This process's copies of entries (Redis).")

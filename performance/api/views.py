@@ -43,12 +43,16 @@ class CacheActionView(StaffView):
 
 
 class CacheStatsView(StaffView):
-    """Per-namespace hits, misses, sets, deletes, keys and time; totals; backend figures."""
+    """The console's figures: ``responses`` (the response cache's hits, misses and hit rate:
+    responses answered from the cache per cacheable request), ``bookkeeping`` (token lookups,
+    generations, locks, rates: lookups, apart), per-namespace counters with their ``kind``,
+    totals, per-minute history (HTTP requests and responses), backend figures."""
 
     @extend_schema(
         summary="Cache statistics",
-        description="Hits, misses, sets, deletes, keys and time per namespace and in total; "
-        "hits and misses per minute; the backend's own figures. Staff only.",
+        description="The response cache's hit rate (responses answered from the cache per "
+        "cacheable request), the other lookups apart, every namespace's counters and the totals; "
+        "HTTP requests and responses per minute; the backend's own figures. Staff only.",
         responses=CacheStatsSerializer,
     )
     def get(self, request: Request) -> Response:

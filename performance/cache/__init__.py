@@ -22,6 +22,7 @@ from .api import (
     backend,
     cached,
     clear,
+    count_request,
     invalidate,
     invalidate_on_commit,
     invalidate_pattern,
@@ -33,7 +34,13 @@ from .api import (
     warm,
 )
 from .generations import bump_generation, get_generation
-from .namespaces import UnknownNamespace, namespaces, register_namespace, validate_namespace
+from .namespaces import (
+    UnknownNamespace,
+    namespaces,
+    register_namespace,
+    response_namespaces,
+    validate_namespace,
+)
 
 __all__ = [
     "InvalidPattern",
@@ -43,6 +50,7 @@ __all__ = [
     "cached",
     "changes",
     "clear",
+    "count_request",
     "get_generation",
     "invalidate",
     "invalidate_on_commit",
@@ -52,6 +60,7 @@ __all__ = [
     "register_namespace",
     "remember",
     "reset_stats",
+    "response_namespaces",
     "stats",
     "sync",
     "validate_namespace",

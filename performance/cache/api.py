@@ -14,15 +14,13 @@ from typing import Any, ParamSpec, TypeVar
 from django.conf import settings
 from django.core.cache import caches
 
-from . import sync
+from . import glob, sync
 from .backends import InstrumentedCacheMixin
 from .generations import bump_generation, bump_generations, get_generation
-from .keys import PURGE_NAMESPACE, namespace_of, value_key
-from .namespaces import (
-    _registry,
-)
+from .keys import PURGE_NAMESPACE, RATE_NAMESPACE, namespace_of, value_key
+from .namespaces import _registry, kind_of, response_namespaces
 from .rates import RateCheck, Verdict
-from .stats import summarise
+from .stats import MINUTE_FIELDS, summarise
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +63,15 @@ def invalidate_on_commit(*names: str) -> None:
 
 
 def validate_pattern(pattern: str) -> str:
-    """Return the pattern stripped, or raise ``InvalidPattern`` saying what is wrong with it."""
+    """Return the pattern stripped, or raise ``InvalidPattern`` saying what is wrong with it.
+
+    A pattern is a glob in Redis's dialect, on both backends (``glob``), that starts with the
+    namespace it applies to, written out, and a ``:`` (``workstations:*``): so no spelling of
+    it (``*``, ``*:*``, ``[^~]*``) can reach every key, and the cache layer's own namespaces
+    (``_gen``, ``_lock``...) are reached only by a pattern that names them. The login
+    throttles' histories (``throttle``) are never reached: a cache manager must not be able
+    to wipe a brute-force attempt's record (docs/design.md, "Keys").
+    """
     if not isinstance(pattern, str):
         raise InvalidPattern("The pattern must be a string.")
     pattern = pattern.strip()
@@ -75,12 +81,26 @@ def validate_pattern(pattern: str) -> str:
         raise InvalidPattern(f"The pattern is longer than {MAX_PATTERN_LENGTH} characters.")
     if any(unicodedata.category(ch).startswith("C") or ch.isspace() for ch in pattern):
         raise InvalidPattern("The pattern contains control characters or whitespace.")
-    if not pattern.strip("*?"):
+    if not pattern.strip("*?:"):
         raise InvalidPattern(
             "The pattern matches every key; use 'clear' to remove all of this service's keys."
         )
-    if pattern.count("[") != pattern.count("]"):
-        raise InvalidPattern("The pattern has an unbalanced '[' or ']'.")
+    namespace, colon, _ = pattern.partition(":")
+    if not colon or not namespace or any(ch in glob.SPECIAL for ch in namespace):
+        raise InvalidPattern(
+            "The pattern must start with the namespace it applies to, written out, and a ':' "
+            f"(for example 'workstations:*'): {pattern!r} could reach the keys of every "
+            "namespace."
+        )
+    if namespace == RATE_NAMESPACE:
+        raise InvalidPattern(
+            f"The '{RATE_NAMESPACE}' namespace holds the throttles' request histories (login "
+            "attempts included): no pattern may remove them."
+        )
+    try:
+        glob.parse(pattern)
+    except glob.GlobError as exc:
+        raise InvalidPattern(str(exc)) from exc
     return pattern
 
 
@@ -136,7 +156,16 @@ def key_counts(limit: int = 100_000) -> dict[str, int] | None:
 
 
 def stats(*, include_keys: bool = True) -> dict[str, Any]:
-    """Per-namespace hits, misses, sets, deletes, time, hit rates; totals; backend figures."""
+    """The figures of the console and the staff API (docs/design.md, "Invariants", 7).
+
+    ``responses``: the response cache — responses answered from it (``hits``) and computed
+    (``misses``) in the namespaces that hold responses, and their ``hit_rate``: the figure to
+    judge the cache by. ``bookkeeping``: lookups of everything else (token entries, generations,
+    locks, rates), apart. ``namespaces``: every namespace's counters, hit rate and ``kind``;
+    ``totals``: every counter added up (``time_us`` is the total time spent in the backend,
+    ``calls`` its round trips). ``history``: HTTP requests and responses per minute. ``scope``:
+    ``fleet`` when the counters are every process's (Redis), ``process`` when this one's.
+    """
     cache = backend()
     if not isinstance(cache, InstrumentedCacheMixin):
         return {"instrumented": False, "backend": type(cache).__name__}
@@ -144,14 +173,14 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
     per_ns = {ns: dict(c) for ns, c in snapshot["per_namespace"].items()}
     for name in _registry:
         per_ns.setdefault(name, {})
-    summary = summarise(per_ns)
+    summary = summarise(per_ns, {ns: kind_of(ns) for ns in per_ns})
     keys = key_counts() if include_keys else None
     for ns, row in summary["namespaces"].items():
         row["keys"] = None if keys is None else keys.get(ns, 0)
         row["description"] = _registry[ns].description if ns in _registry else ""
         row["internal"] = ns.startswith("_")
     history = [
-        {"minute": _iso(minute * 60), **counts}
+        {"minute": _iso(minute * 60), **{name: counts.get(name, 0) for name in MINUTE_FIELDS}}
         for minute, counts in sorted(snapshot["history"].items())
     ]
     return {
@@ -163,6 +192,8 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
         "default_ttl": cache.default_timeout,
         "reset_at": _iso(snapshot["reset_at"]),
         "evictions": snapshot["evictions"],
+        "responses": {**summary["responses"], "namespaces": response_namespaces()},
+        "bookkeeping": summary["bookkeeping"],
         "namespaces": summary["namespaces"],
         "totals": summary["totals"],
         "history": history,
@@ -171,6 +202,13 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
         "hot_copies": cache.hot.usage(),
         "unavailable": bool(snapshot.get("unavailable")),
     }
+
+
+def count_request() -> None:
+    """Count one HTTP request in the per-minute history (the request middleware calls it)."""
+    cache = backend()
+    if isinstance(cache, InstrumentedCacheMixin):
+        cache.count_request()
 
 
 def reset_stats() -> None:

@@ -71,6 +71,27 @@ class InstrumentedCacheMixin:
         """Count entries served from this process's memory: hits, but no round trip."""
         self.state.recorder.add_rows((namespace_of(key), _row(_HITS)) for key in keys)
 
+    def count_response(self, namespace: str, *, hit: bool) -> None:
+        """Count one response of ``namespace``: answered from the cache (``X-Cache: HIT``) or
+        computed (``MISS``). The read path counts its lookups of entries with ``peek``, so a
+        response namespace's hits and misses are its responses, one per request, whatever the
+        lookups it took (an early read, DRF's path, a wait on the stampede lock)."""
+        self.state.recorder.record_response(namespace, hit=hit)
+
+    def count_request(self) -> None:
+        """Count one HTTP request, for the per-minute history."""
+        self.state.recorder.record_request()
+
+    def peek(self, key: str) -> Any:
+        """``get`` that counts the call and its time, but neither a hit nor a miss (the caller
+        counts what the lookup decided: ``count_response``); ``None`` when missing."""
+        value = self._run(
+            namespace_of(key),
+            lambda: super(InstrumentedCacheMixin, self).get(key, _MISSING),
+            fallback=_MISSING,
+        )
+        return None if value is _MISSING else value
+
     def _run(
         self,
         namespace: str,
@@ -301,6 +322,11 @@ class InstrumentedCacheMixin:
             "evictions": self.recorder.evictions,
             "reset_at": self.recorder.reset_at,
         }
+
+    def gauges(self) -> dict[str, Any]:
+        """What this process holds now, for Prometheus: ``entries`` and ``bytes`` of a cache in
+        this process (locmem; ``None`` where the cache is shared), copies of entries."""
+        return {"entries": None, "bytes": None, "copies": self.hot.usage()}
 
     def reset_stats(self) -> None:
         self.recorder.reset()

@@ -12,7 +12,6 @@ what the entries hold, least recently used out first; a value over ``MAX_ENTRY_B
 
 from __future__ import annotations
 
-import fnmatch
 import sys
 import threading
 import warnings
@@ -28,6 +27,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.utils.module_loading import import_string
 from django_redis.serializers.pickle import PickleSerializer
 
+from . import glob
 from .backends import SERIALIZER, InstrumentedCacheMixin, internal_key
 from .generations import SYNC, WRITE, taken_in
 from .keys import applied_key, generation_key
@@ -361,12 +361,15 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         return self.make_key("", version=self.version)
 
     def logical_keys(self, pattern: str = "*") -> Iterator[str]:
+        """This service's logical keys that match ``pattern``, in Redis's glob dialect (``glob``:
+        the same keys as on Redis, where ``SCAN ... MATCH`` decides)."""
+        tokens = glob.parse(pattern)
         prefix = self._internal_prefix()
         with self._lock:
             keys = [k for k in self._cache if k.startswith(prefix) and not self._has_expired(k)]
         for key in keys:
             logical = key[len(prefix) :]
-            if fnmatch.fnmatchcase(logical, pattern) and not internal_key(logical, pattern):
+            if glob.match(tokens, logical) and not internal_key(logical, pattern):
                 yield logical
 
     def delete_logical(self, pattern: str, *, dry_run: bool = False) -> int:
@@ -374,6 +377,13 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         if not dry_run and keys:
             super().delete_many(keys)
         return len(keys)
+
+    def gauges(self) -> dict[str, Any]:
+        """The entries of this process's cache and the bytes they hold (as the byte bound
+        counts them), and no copies."""
+        with self._lock:
+            entries, held = len(self._cache), self._usage.total
+        return {"entries": entries, "bytes": held, "copies": self.hot.usage()}
 
     def server_info(self) -> dict[str, Any]:
         with self._lock:

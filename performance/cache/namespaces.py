@@ -23,6 +23,13 @@ class Namespace:
     name: str
     description: str = ""
     warmers: list[Callable[[], int]] = field(default_factory=list)
+    #: Whether it holds responses (``responses.CachedResponseMixin``): its hits and misses are
+    #: then responses, and they make the response cache's hit rate.
+    responses: bool = False
+
+
+#: What a namespace holds, as the statistics tell them apart (docs/design.md, "Invariants", 7).
+RESPONSES, BOOKKEEPING, INTERNAL = "responses", "bookkeeping", "internal"
 
 
 _registry: dict[str, Namespace] = {}
@@ -34,16 +41,21 @@ def register_namespace(
     description: str = "",
     warmer: Callable[[], int] | None = None,
     tables: Iterable[type[Model]] = (),
+    responses: bool = False,
 ) -> None:
     """Declare a namespace of cached entries: optionally how to warm it, and the models whose
     tables its responses show — any committed change to them, by any path, invalidates it
-    (``changes``: counted by database triggers, applied by ``sync``)."""
+    (``changes``: counted by database triggers, applied by ``sync``). ``responses``: it holds
+    API responses, whose hit rate is the one the console and Prometheus lead with; token
+    lookups and other bookkeeping are counted apart."""
     if not name or ":" in name or name.startswith("_"):
         raise ValueError(f"Invalid namespace name {name!r}.")
     changes.watch(name, tables)
     entry = _registry.setdefault(name, Namespace(name, description))
     if description:
         entry.description = description
+    if responses:
+        entry.responses = True
     if warmer is not None and warmer not in entry.warmers:
         entry.warmers.append(warmer)
 
@@ -51,6 +63,20 @@ def register_namespace(
 def namespaces() -> dict[str, str]:
     """Registered namespaces and what they hold."""
     return {name: ns.description for name, ns in sorted(_registry.items())}
+
+
+def kind_of(namespace: str) -> str:
+    """``internal`` (the cache layer's own, ``_``), ``responses`` (registered as holding
+    responses) or ``bookkeeping`` (token lookups, request rates, anything else)."""
+    if namespace.startswith("_"):
+        return INTERNAL
+    entry = _registry.get(namespace)
+    return RESPONSES if entry is not None and entry.responses else BOOKKEEPING
+
+
+def response_namespaces() -> list[str]:
+    """The registered namespaces that hold responses, by name."""
+    return sorted(name for name, entry in _registry.items() if entry.responses)
 
 
 def validate_namespace(namespace: str) -> str:

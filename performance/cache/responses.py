@@ -256,13 +256,12 @@ class CachedResponseMixin:
             )
             copied = copies.get(signature, epoch)
             if copied is not None:
-                key, entry = copied
-                cache.count_local_hits((key,))
+                _, entry = copied
                 return self._early_response(drf_request, entry)
         key = response_key(
             self.cache_namespace, generation, request, media_type=media_type, user_id=user_id
         )
-        entry = stored_entry(cache.get(key))
+        entry = stored_entry(cache.peek(key))
         self._early.key, self._early.entry = key, entry
         if entry is None:
             return None
@@ -425,7 +424,7 @@ class CachedResponseMixin:
         if early is not None and early.key == key:
             entry = early.entry  # looked up already
         else:
-            entry = stored_entry(cache.get(key))
+            entry = stored_entry(_peek(cache, key))
         if entry is not None:
             return self._replay(request, entry, "HIT")
 
@@ -453,6 +452,7 @@ class CachedResponseMixin:
             if locked:
                 cache.delete(lock)
         answer = _precondition(request, etag)
+        self._count(hit=False)
         return _decorated(response if answer is None else answer, etag, "MISS")
 
     def _wait_for(self, cache: Any, key: str, lock: str) -> Any:
@@ -464,21 +464,36 @@ class CachedResponseMixin:
         deadline = self.monotonic() + self.stampede_wait
         while True:
             if cache.has_key(key):
-                return stored_entry(cache.get(key))
+                return stored_entry(_peek(cache, key))
             if not cache.has_key(lock):
                 # The holder finished without storing (an error response) or gave up; or the
                 # lock was never taken because the cache refused it (an outage): never sleep then.
-                return stored_entry(cache.get(key))
+                return stored_entry(_peek(cache, key))
             if self.monotonic() >= deadline:
                 return None
             self.sleep(self.stampede_poll)
 
+    def _count(self, *, hit: bool) -> None:
+        """Count this request's response: one hit or one miss of the namespace, as the client
+        sees it in ``X-Cache`` (docs/design.md, "Invariants", 7)."""
+        count = getattr(backend(), "count_response", None)
+        if count is not None:
+            count(self.cache_namespace, hit=hit)
+
     def _replay(self, request: Any, entry: Sequence, outcome: str) -> HttpResponse:
+        self._count(hit=True)
         body, etag, content_type, _ = entry
         answer = _precondition(request, etag)
         if answer is None:
             answer = HttpResponse(body, content_type=content_type)
         return _decorated(answer, etag, outcome)
+
+
+def _peek(cache: Any, key: str) -> Any:
+    """The value under ``key``, counted as a call but neither a hit nor a miss (the response
+    is counted once, by what it was: ``_count``); a cache of Django's own has no ``peek``."""
+    peek = getattr(cache, "peek", None)
+    return peek(key) if peek is not None else cache.get(key)
 
 
 def stored_entry(value: Any) -> Sequence | None:

@@ -62,3 +62,14 @@ def duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {secs} s"
     return f"{secs} s"
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    """A duration given in seconds, with its unit: ``5.0`` → ``5 s``, ``12.345`` → ``12.35 s``;
+    below a second in milliseconds (``0.0007`` → ``0.7 ms``)."""
+    if (number := _number(value)) is None:
+        return UNKNOWN
+    if 0 < number < 1:
+        return milliseconds(number * 1000)
+    return f"{floatformat(number, '-2')} s"

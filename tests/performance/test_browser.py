@@ -197,3 +197,69 @@ def test_the_admin_the_console_and_the_api_docs_work_under_the_policy(
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert {path: found for path, found in visited.items() if found} == {}
     assert refused == []
+
+
+#: The scripted traffic: (path, times). Each first request computes, the others are answered
+#: from the cache; the 404s are not cacheable.
+KNOWN_TRAFFIC = [
+    ("/api/workstations/", 5),
+    ("/api/workstations/?status=staged", 3),
+    ("/api/locations/", 2),
+    ("/api/workstations/999999/", 2),
+]
+
+
+def test_the_console_shows_the_hit_rate_of_known_traffic(
+    page: Page, live_server, transactional_db, screenshot_dir: Path
+):
+    """After a scripted run whose outcome is known, the headline says it: responses answered
+    from the cache per cacheable request, token lookups and generations left out. The
+    screenshot shows the expected rate (written in by the test) beside the one shown."""
+    UserFactory(username="ops", is_staff=True, is_superuser=True)
+    WorkstationFactory.create_batch(5, location=LocationFactory(name="Lab 1"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(live_server.url + PAGE)
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page).to_have_url(live_server.url + PAGE)
+    perf_cache.reset_stats()
+
+    seen = {"HIT": 0, "MISS": 0, None: 0}
+    for path, times in KNOWN_TRAFFIC:
+        for _ in range(times):
+            response = page.request.get(
+                live_server.url + path, headers={"Accept": "application/json"}
+            )
+            seen[response.headers.get("x-cache")] += 1
+    expected_hits, expected_cacheable = 7, 10
+    assert seen == {"HIT": expected_hits, "MISS": 3, None: 2}
+    expected = f"{expected_hits / expected_cacheable * 100:.1f} %"
+
+    page.reload()
+    shown = page.locator("#perf-hit-rate")
+    expect(shown).to_have_text(expected)
+    expect(page.locator("#perf-cacheable")).to_have_text(
+        f"{expected_hits} of {expected_cacheable} cacheable requests answered from the cache"
+    )
+    expect(page.locator("#perf-group-responses")).to_contain_text("workstations")
+    expect(page.locator("#perf-group-bookkeeping")).to_contain_text("auth")
+    expect(page.locator("svg#perf-history rect.requests").first).to_be_visible()
+    # Side by side in the screenshot: what the script expects, next to what the page shows.
+    page.evaluate(
+        """([expected, detail]) => {
+            const box = document.createElement('div');
+            box.id = 'perf-expected';
+            box.style.cssText = 'border:2px dashed #c00;padding:4px 8px;min-width:140px';
+            box.innerHTML = '<span class="quiet">Expected from the scripted traffic</span>' +
+                '<strong style="color:#c00">' + expected + '</strong>' +
+                '<span class="quiet">' + detail + '</span>';
+            document.querySelector('#perf-hit-rate').parentElement.after(box);
+        }""",
+        [expected, f"{expected_hits} of {expected_cacheable}: {KNOWN_TRAFFIC}"],
+    )
+    expect(page.locator("#perf-expected")).to_contain_text(expected)
+    page.locator("#perf-backend").screenshot(
+        path=screenshot_dir / "performance-console-known-traffic-headline.png"
+    )
+    page.screenshot(path=screenshot_dir / "performance-console-known-traffic.png", full_page=True)

@@ -232,8 +232,9 @@ def test_clear_and_patterns_never_touch_another_apps_keys(
     try:
         for key, value in foreign.items():
             redis_client.set(key, value)
-        assert perf_cache.invalidate_pattern("*:*") == 4
-        assert perf_cache.invalidate_pattern("[a-z]*") == 0
+        assert perf_cache.invalidate_pattern("workstations:*") == 3
+        assert perf_cache.invalidate_pattern("locations:[a-z0-9]*") == 1
+        assert perf_cache.invalidate_pattern("otherapp:*") == 0
         perf_cache.clear()
         assert {key: redis_client.get(key) for key in foreign} == foreign
         assert cache_backend_keys(redis_client, redis_prefix) == []

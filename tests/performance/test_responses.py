@@ -230,6 +230,10 @@ def test_concurrent_cold_requests_compute_once(cache_backend, reader, workstatio
 
     assert len(computed) == 1
     assert namespace_stats("workstations")["sets"] == 1
+    # One response each, counted as the client sees it: the waiters were answered from the
+    # cache, whatever lookups they made while they waited.
+    assert namespace_stats("workstations")["hits"] == THREADS - 1
+    assert namespace_stats("workstations")["misses"] == 1
     assert {status for status, _, _ in results} == {200}
     assert sorted(outcome for _, outcome, _ in results) == ["HIT"] * (THREADS - 1) + ["MISS"]
     assert len({body for _, _, body in results}) == 1

@@ -113,6 +113,15 @@ def test_read_only_staff_sees_stats_and_metrics(locmem_cache, viewer, reader_cli
     row = stats.json()["namespaces"]["workstations"]
     assert (row["hits"], row["misses"], row["keys"]) == (1, 1, 1)
     assert "locations" in stats.json()["namespaces"]
+    # The response cache's figures, apart from token lookups and generations.
+    assert stats.json()["responses"] == {
+        "hits": 1,
+        "misses": 1,
+        "hit_rate": 0.5,
+        "namespaces": ["locations", "workstations"],
+    }
+    assert stats.json()["namespaces"]["auth"]["kind"] == "bookkeeping"
+    assert stats.json()["bookkeeping"]["hits"] + stats.json()["bookkeeping"]["misses"] > 0
 
     metrics = client.get(METRICS)
     assert metrics.status_code == 200

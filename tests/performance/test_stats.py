@@ -176,3 +176,84 @@ def test_redis_counters_add_up_across_processes(redis_cache, redis_url, redis_pr
 
     perf_cache.reset_stats()
     assert namespace_stats("tally")["hits"] == 0
+
+
+# The response cache's hit rate, apart from the bookkeeping ----------------------------------
+
+
+@pytest.fixture
+def inventory(db):
+    from tests.factories import LocationFactory, WorkstationFactory
+
+    location = LocationFactory(name="Lab")
+    return [WorkstationFactory(hostname=f"ws-{n}", location=location) for n in range(3)]
+
+
+def test_responses_count_what_the_client_saw_and_bookkeeping_apart(
+    cache_backend, reader_client, inventory
+):
+    """Known traffic: each cacheable response counts once, as its X-Cache says; token lookups,
+    generations and throttles are bookkeeping and never enter the response hit rate."""
+    from .support import LIST, LOCATIONS, get
+
+    seen = {"HIT": 0, "MISS": 0, None: 0}
+    detail = f"{LIST}{inventory[0].pk}/"
+    script = [LIST, LIST, LIST, f"{LIST}?status=staged", detail, detail, LOCATIONS, LOCATIONS]
+    script += [f"{LIST}999999/", f"{LIST}999999/"]  # 404s: not cacheable, not counted
+    etag = None
+    for path in script:
+        response = get(reader_client, path)
+        seen[response.headers.get("X-Cache")] += 1
+        etag = etag or response.headers.get("ETag")
+    revalidated = get(reader_client, LIST, HTTP_IF_NONE_MATCH=etag)  # a 304 from the cache
+    assert (revalidated.status_code, revalidated.headers["X-Cache"]) == (304, "HIT")
+    seen["HIT"] += 1
+
+    figures = perf_cache.stats(include_keys=False)
+
+    assert seen == {"HIT": 5, "MISS": 4, None: 2}
+    assert figures["responses"]["hits"] == seen["HIT"]
+    assert figures["responses"]["misses"] == seen["MISS"]
+    assert figures["responses"]["hit_rate"] == round(5 / 9, 4)
+    assert figures["responses"]["namespaces"] == ["locations", "workstations"]
+    kinds = {ns: row["kind"] for ns, row in figures["namespaces"].items()}
+    assert kinds["workstations"] == kinds["locations"] == "responses"
+    assert kinds["auth"] == "bookkeeping"
+    assert kinds["_gen"] == "internal"
+    responses = ("workstations", "locations")
+    bookkeeping = [row for ns, row in figures["namespaces"].items() if ns not in responses]
+    assert figures["bookkeeping"]["hits"] == sum(row["hits"] for row in bookkeeping) > 0
+    assert "hit_rate" not in figures["totals"]  # responses and lookups are not rated together
+
+
+def test_the_history_counts_http_requests_and_responses_per_minute(
+    cache_backend, reader_client, anon_client, inventory
+):
+    from .support import LIST, get
+
+    for _ in range(3):
+        get(reader_client, LIST)
+    get(anon_client, LIST)  # a 401: a request, not a cacheable response
+    reader_client.post(LIST, {}, format="json")  # a 403
+
+    history = perf_cache.stats(include_keys=False)["history"]
+
+    assert sum(row["requests"] for row in history) == 5
+    assert sum(row["hits"] for row in history) == 2
+    assert sum(row["misses"] for row in history) == 1
+
+
+def test_lifetime_counters_never_go_back(cache_backend):
+    recorder = cache_backend.recorder
+    cache_backend.set("tally:a", 1)
+    cache_backend.get("tally:a")
+    cache_backend.get("tally:b")
+    before = recorder.lifetime()["tally"]
+
+    perf_cache.reset_stats()
+    cache_backend.get("tally:a")
+
+    after = recorder.lifetime()["tally"]
+    assert (before["hits"], before["misses"]) == (1, 1)
+    assert (after["hits"], after["misses"], after["sets"]) == (2, 1, 1)
+    assert namespace_stats("tally")["hits"] == 1  # the console's figures were reset

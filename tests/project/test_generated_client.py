@@ -338,9 +338,12 @@ def test_the_generated_client_works_as_generated(site, api):
     stats = api.op("performance.performance_cache_stats_retrieve").sync(client=client)
     assert isinstance(stats, api.CacheStats)
     assert (stats.instrumented, stats.backend, stats.breaker) == (True, "locmem", None)
-    assert isinstance(stats.totals, api.CacheCounters)
+    assert isinstance(stats.totals, api.CacheTotals)
     assert stats.totals.hits >= 2 and stats.totals.misses >= 1
-    assert isinstance(stats.totals.hit_rate, float)
+    assert isinstance(stats.responses, api.Responses)
+    assert stats.responses.hits >= 2 and stats.responses.misses >= 1
+    assert isinstance(stats.responses.hit_rate, float)
+    assert "workstations" in stats.responses.namespaces
     workstations = stats.namespaces.additional_properties["workstations"]
     assert isinstance(workstations, api.NamespaceStats)
     assert workstations.hits >= 2 and not workstations.internal

@@ -168,14 +168,17 @@ def test_request_bodies_keep_their_optional_fields(schema):
 
 def test_the_staff_figures_are_typed(schema):
     stats = schema["components"]["schemas"]["CacheStats"]["properties"]
-    assert stats["totals"]["$ref"].endswith("/CacheCounters")
+    assert stats["totals"]["$ref"].endswith("/CacheTotals")
+    assert stats["responses"]["allOf"][0]["$ref"].endswith("/Responses")
     assert stats["breaker"]["allOf"][0]["$ref"].endswith("/Breaker")
     assert stats["namespaces"]["additionalProperties"]["$ref"].endswith("/NamespaceStats")
     required = schema["components"]["schemas"]["CacheStats"]["required"]
     assert sorted(required) == sorted(stats)
-    counters = schema["components"]["schemas"]["CacheCounters"]
+    counters = schema["components"]["schemas"]["NamespaceStats"]
     assert counters["properties"]["hits"]["type"] == "integer"
     assert "hit_rate" in counters["required"]
+    responses = schema["components"]["schemas"]["Responses"]
+    assert "hit_rate" in responses["required"]
     metrics = schema["components"]["schemas"]["SystemMetrics"]
     assert metrics["properties"]["pid"]["type"] == "integer"
     assert len(metrics["required"]) == len(metrics["properties"]) >= 15

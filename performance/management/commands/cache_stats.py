@@ -39,19 +39,28 @@ class Command(CacheCommand):
             f"default TTL: {stats['default_ttl']}s  figures: {scope}"
         )
         self.stdout.write(f"Since: {stats['reset_at']}")
+        responses = stats["responses"]
+        self.stdout.write(
+            f"Response cache hit rate: {_pct(responses['hit_rate'])} "
+            f"({responses['hits']} of {responses['hits'] + responses['misses']} cacheable "
+            f"requests answered from the cache; {', '.join(responses['namespaces']) or 'none'})"
+        )
         header = (
             f"{'namespace':<16}{'hits':>10}{'misses':>10}{'hit rate':>10}"
-            f"{'sets':>8}{'deletes':>9}{'keys':>8}{'ms':>10}"
+            f"{'sets':>8}{'deletes':>9}{'keys':>8}{'ms':>10}  kind"
         )
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
-        rows = [*stats["namespaces"].items(), ("TOTAL", stats["totals"])]
-        for name, row in rows:
+        for name, row in stats["namespaces"].items():
             keys = row.get("keys")
             self.stdout.write(
                 f"{name:<16}{row['hits']:>10}{row['misses']:>10}{_pct(row['hit_rate']):>10}"
                 f"{row['sets']:>8}{row['deletes']:>9}{'-' if keys is None else keys:>8}"
-                f"{row['time_us'] / 1000:>10.1f}"
+                f"{row['time_us'] / 1000:>10.1f}  {row['kind']}"
             )
+        self.stdout.write(
+            "(responses: hits and misses are responses, one per cacheable request; "
+            "bookkeeping and internal: lookups; ms: total time in the backend)"
+        )
         if stats.get("unavailable"):
             self.stderr.write(self.style.WARNING("The cache is unreachable: figures are partial."))
