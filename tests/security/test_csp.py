@@ -60,3 +60,23 @@ def test_the_docs_start_swagger_ui_from_a_file_not_an_inline_script(staff_browse
     assert script.status_code == 200
     assert script["Content-Type"].startswith("application/javascript")
     assert b"SwaggerUIBundle" in script.content
+
+
+def test_a_response_of_no_policy_of_its_own_gets_what_django_csp_builds(
+    staff_browser, reader_client, settings
+):
+    """The common header is built once (project/csp.py); it must be django-csp's own, for
+    JSON answered warm and cold alike, and follow the settings when they change."""
+    from csp.utils import build_policy
+
+    expected = build_policy()
+    assert "nonce" not in expected
+    for _ in range(2):  # a miss, then a warm hit answered before DRF's dispatch
+        response = reader_client.get("/api/workstations/", HTTP_ACCEPT="application/json")
+        assert response["Content-Security-Policy"] == expected
+    console = staff_browser.get("/admin/performance/cache/")["Content-Security-Policy"]
+    assert "nonce-" in console  # a page that took a nonce: django-csp builds its header
+
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    response = reader_client.get("/api/workstations/", HTTP_ACCEPT="application/json")
+    assert response["Content-Security-Policy"] == "default-src 'none'"
