@@ -26,6 +26,10 @@ browsable_api_login = (
 )
 
 urlpatterns = [
+    # The inventory's API first: Django tries the patterns in order, and its reads are most of
+    # the traffic (a warm hit resolves its URL in a fraction of what it took last in the list).
+    # No pattern below starts like one of the router's.
+    path("api/", include("workstations.api.urls")),
     path("health/", HealthView.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
     # The admin's login form spends the same budgets as the token endpoint.
@@ -38,7 +42,6 @@ urlpatterns = [
     # Content-Security-Policy allows no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/performance/", include("performance.api.urls")),
-    path("api/", include("workstations.api.urls")),
 ]
 
 handler400 = "project.api.bad_request"

@@ -11,6 +11,10 @@ import hashlib
 import pickle
 from typing import Any, Protocol
 
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
 #: Generation counters, one per namespace (``generations``).
 GENERATION_NAMESPACE = "_gen"
 #: The generation ``invalidate_pattern`` and ``clear`` bump: it ends every process's copies.
@@ -69,7 +73,8 @@ def response_key(
     type because ``; indent=4`` changes the bytes; the user only where the view says its output
     depends on who asks. Every path that reads or writes a response calls this function.
     """
-    path, scheme, host = request.path, request.scheme, request.get_host()
+    path = request.path
+    scheme, host = origin(request)
     # The same request as it came (its raw query string) has the same hash: remembered, so a
     # warm hit neither parses the query nor hashes it again.
     raw = (path, request.META.get("QUERY_STRING", ""), media_type, scheme, host, user_id)
@@ -86,6 +91,54 @@ def response_key(
 #: Requests whose hash ``response_key`` remembers (their query strings are the clients').
 _MAX_HASHES = 4096
 _hashes: dict[tuple, str] = {}
+
+
+def origin(request: KeyedRequest) -> tuple[str, str]:
+    """The request's scheme and host, as ``request.scheme`` and ``request.get_host()`` give
+    them (a host the settings do not allow raises ``DisallowedHost``, as it does there).
+
+    Django works them out from a few headers and settings on every call; the answer for the
+    same headers is remembered, and forgotten when a setting changes (``setting_changed``).
+    """
+    meta = request.META
+    proxy_ssl = _proxy_ssl[0]
+    if proxy_ssl is None:
+        proxy_ssl = _proxy_ssl_header()
+    raw = (
+        meta.get("HTTP_HOST"),
+        meta.get("HTTP_X_FORWARDED_HOST"),
+        meta.get("HTTP_X_FORWARDED_PORT"),
+        meta.get("SERVER_NAME"),
+        meta.get("SERVER_PORT"),
+        meta.get("wsgi.url_scheme"),
+        meta.get(proxy_ssl) if proxy_ssl else None,
+    )
+    known = _origins.get(raw)
+    if known is None:
+        known = (request.scheme, request.get_host())
+        if len(_origins) >= _MAX_HASHES:
+            _origins.clear()
+        _origins[raw] = known
+    return known
+
+
+def _proxy_ssl_header() -> str:
+    """The header ``SECURE_PROXY_SSL_HEADER`` names ("" for none), read once per setting."""
+    setting = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    header = _proxy_ssl[0] = setting[0] if setting else ""
+    return header
+
+
+_origins: dict[tuple, tuple[str, str]] = {}
+#: The name of the header of ``SECURE_PROXY_SSL_HEADER``, once read (``None``: not yet).
+_proxy_ssl: list[str | None] = [None]
+
+
+@receiver(setting_changed)
+def _forget_origins(**kwargs: Any) -> None:
+    """The hosts allowed, the proxy headers trusted: what ``origin`` remembers depends on them."""
+    _origins.clear()
+    _proxy_ssl[0] = None
 
 
 def lock_key(key: str) -> str:

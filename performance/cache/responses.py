@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
@@ -49,7 +49,14 @@ from . import tokens
 from .api import backend, default_timeout, jittered
 from .backends import InstrumentedCacheMixin
 from .generations import get_generation, went_back
-from .keys import AUTH_NAMESPACE, PURGE_NAMESPACE, generation_key, lock_key, response_key
+from .keys import (
+    AUTH_NAMESPACE,
+    PURGE_NAMESPACE,
+    generation_key,
+    lock_key,
+    origin,
+    response_key,
+)
 from .rates import RateCheck, Verdict
 
 CACHE_CONTROL = "private, no-cache"
@@ -249,15 +256,14 @@ class CachedResponseMixin:
                 generation,
                 request.path,
                 query,
-                request.scheme,
-                request.get_host(),
+                *origin(request),
                 media_type,
                 user_id,
             )
             copied = copies.get(signature, epoch)
             if copied is not None:
                 _, entry = copied
-                return self._early_response(drf_request, entry)
+                return self._early_response(drf_request, entry, cache)
         key = response_key(
             self.cache_namespace, generation, request, media_type=media_type, user_id=user_id
         )
@@ -269,7 +275,7 @@ class CachedResponseMixin:
             size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
             size += len(entry[0]) + len(entry[1]) + len(entry[2])
             copies.put(signature, (key, entry), epoch, size, expires_at=entry[3])
-        return self._early_response(drf_request, entry)
+        return self._early_response(drf_request, entry, cache)
 
     def refuses_query(self, request: HttpRequest) -> bool:
         """Whether the view's ``initial()`` refuses this request's query string once the
@@ -369,8 +375,8 @@ class CachedResponseMixin:
             passed = passed and (verdict is None or verdict.allowed)
         return passed
 
-    def _early_response(self, request: Request, entry: Sequence) -> HttpResponse:
-        response = self._replay(request, entry, "HIT")
+    def _early_response(self, request: Request, entry: Sequence, cache: Any) -> HttpResponse:
+        response = self._replay(request, entry, "HIT", cache)
         # What DRF's finalize_response adds to every response of this view.
         for name, value in self._default_headers():
             response[name] = value
@@ -426,14 +432,14 @@ class CachedResponseMixin:
         else:
             entry = stored_entry(_peek(cache, key))
         if entry is not None:
-            return self._replay(request, entry, "HIT")
+            return self._replay(request, entry, "HIT", cache)
 
         lock = lock_key(key)
         locked = cache.add(lock, 1, self.lock_timeout)
         if not locked:
             entry = self._wait_for(cache, key, lock)
             if entry is not None:
-                return self._replay(request, entry, "HIT")
+                return self._replay(request, entry, "HIT", cache)
         try:
             response = compute()
             if not isinstance(response, Response) or not 200 <= response.status_code < 300:
@@ -452,7 +458,7 @@ class CachedResponseMixin:
             if locked:
                 cache.delete(lock)
         answer = _precondition(request, etag)
-        self._count(hit=False)
+        self._count(cache, hit=False)
         return _decorated(response if answer is None else answer, etag, "MISS")
 
     def _wait_for(self, cache: Any, key: str, lock: str) -> Any:
@@ -473,15 +479,15 @@ class CachedResponseMixin:
                 return None
             self.sleep(self.stampede_poll)
 
-    def _count(self, *, hit: bool) -> None:
+    def _count(self, cache: Any, *, hit: bool) -> None:
         """Count this request's response: one hit or one miss of the namespace, as the client
         sees it in ``X-Cache`` (docs/design.md, "Invariants", 7)."""
-        count = getattr(backend(), "count_response", None)
+        count = getattr(cache, "count_response", None)
         if count is not None:
             count(self.cache_namespace, hit=hit)
 
-    def _replay(self, request: Any, entry: Sequence, outcome: str) -> HttpResponse:
-        self._count(hit=True)
+    def _replay(self, request: Any, entry: Sequence, outcome: str, cache: Any) -> HttpResponse:
+        self._count(cache, hit=True)
         body, etag, content_type, _ = entry
         answer = _precondition(request, etag)
         if answer is None:
@@ -518,16 +524,42 @@ def stored_entry(value: Any) -> Sequence | None:
 
 def _precondition(request: Any, etag: str) -> HttpResponse | None:
     """The 304 (or 412) Django's conditional request handling answers for a representation
-    with ``etag``, or ``None`` when the request asks for the representation itself."""
+    with ``etag``, or ``None`` when the request asks for the representation itself.
+
+    Django's function decides; what it decided is remembered. A cached representation has an
+    ETag and no Last-Modified, so the answer depends on nothing but the method, the four
+    conditional headers and the ETag: a client revalidating the same page again gets a 304
+    without its headers being parsed again.
+    """
     meta = request.META
-    if (
-        "HTTP_IF_NONE_MATCH" not in meta
-        and "HTTP_IF_MATCH" not in meta
-        and "HTTP_IF_MODIFIED_SINCE" not in meta
-        and "HTTP_IF_UNMODIFIED_SINCE" not in meta
-    ):
+    conditions = (
+        meta.get("HTTP_IF_NONE_MATCH"),
+        meta.get("HTTP_IF_MATCH"),
+        meta.get("HTTP_IF_MODIFIED_SINCE"),
+        meta.get("HTTP_IF_UNMODIFIED_SINCE"),
+    )
+    if conditions == _UNCONDITIONAL:
         return None  # what Django's function answers too, without parsing anything
-    return get_conditional_response(request, etag=etag)
+    memo = (request.method, etag, conditions)
+    status = _preconditions.get(memo, _UNDECIDED)
+    if status == 304:
+        return HttpResponseNotModified()  # what Django's function makes of a 304 for a GET
+    if status is None:
+        return None
+    answer = get_conditional_response(request, etag=etag)
+    if status is _UNDECIDED:
+        if len(_preconditions) >= _MAX_PRECONDITIONS:
+            _preconditions.clear()
+        _preconditions[memo] = None if answer is None else answer.status_code
+    return answer
+
+
+_UNCONDITIONAL = (None, None, None, None)
+_UNDECIDED = object()
+#: Decisions remembered (clients choose their conditional headers); a 412 is not short-cut, so
+#: that Django logs it as it does every refused precondition.
+_MAX_PRECONDITIONS = 4096
+_preconditions: dict[tuple, int | None] = {}
 
 
 def _decorated(response: HttpResponse, etag: str, outcome: str) -> HttpResponse:

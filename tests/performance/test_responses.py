@@ -130,6 +130,50 @@ def test_hosts_get_their_own_entries_and_links(cache_backend, api, workstations,
     assert again.json()["next"].startswith("http://b.example.com/")
 
 
+def test_a_proxy_setting_changed_gives_its_own_entries_and_links(
+    cache_backend, api, workstations, settings
+):
+    """What a request's scheme and host are is remembered per headers, and forgotten when the
+    settings that decide it change: the same headers then make another key and other links."""
+    settings.ALLOWED_HOSTS = ["a.example.com", "b.example.com"]
+    headers = {"HTTP_HOST": "a.example.com", "HTTP_X_FORWARDED_HOST": "b.example.com"}
+    headers["HTTP_X_FORWARDED_PROTO"] = "https"
+    for _ in range(2):
+        direct = get(api, LIST, {"page_size": 1}, **headers)
+        assert direct.json()["next"].startswith("http://a.example.com/")
+    settings.USE_X_FORWARDED_HOST = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    for outcome in ("MISS", "HIT"):
+        proxied = get(api, LIST, {"page_size": 1}, **headers)
+        assert proxied.headers["X-Cache"] == outcome
+        assert proxied.json()["next"].startswith("https://b.example.com/")
+    settings.ALLOWED_HOSTS = ["a.example.com"]
+    assert get(api, LIST, {"page_size": 1}, **headers).status_code == 400
+
+
+@pytest.mark.parametrize("times", [1, 3])
+def test_conditional_answers_are_the_same_however_often_asked(
+    cache_backend, api, workstations, times
+):
+    """A warm hit remembers what Django's conditional handling decided for the same headers:
+    asking again answers the same, with the headers of a cached representation."""
+    etag = get(api).headers["ETag"]
+    weak = f"W/{etag}"
+    cases = [
+        ({"HTTP_IF_NONE_MATCH": f'"other", {weak}'}, 304),  # weak comparison, a list
+        ({"HTTP_IF_NONE_MATCH": "*"}, 304),
+        ({"HTTP_IF_NONE_MATCH": '"other"'}, 200),
+        ({"HTTP_IF_MATCH": weak}, 412),  # If-Match compares strongly
+        ({"HTTP_IF_MATCH": etag}, 200),
+    ]
+    for _ in range(times):
+        for headers, status in cases:
+            response = get(api, **headers)
+            assert (response.status_code, response.headers["X-Cache"]) == (status, "HIT")
+            assert response.headers["ETag"] == etag
+            assert (response.content == b"") == (status != 200)
+
+
 @pytest.mark.parametrize(
     ("path", "status"), [(f"{LIST}?status=bogus", 400), (f"{LIST}999999/", 404)]
 )
