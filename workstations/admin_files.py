@@ -245,6 +245,7 @@ class WorkstationFilesMixin(admin.ModelAdmin):
             "file_error": outcome.file_error if outcome else None,
             "table": outcome.table if outcome else None,
             "report": report,
+            "error_lines": importing.summarise_errors(report.errors) if report else [],
             "token": token,
             "preview_rows": PREVIEW_ROWS,
             "created": report.workstations[:PREVIEW_ROWS] if report else [],

@@ -237,6 +237,45 @@ class RowError:
         return self.line, COLUMNS.index(self.field) if self.field in COLUMNS else len(COLUMNS)
 
 
+def summarise_errors(errors: Iterable[RowError], *, group_from: int = 3) -> list[str]:
+    """Errors as lines to show, the same problem on many rows said once with their lines.
+
+    An inventory exported and imported again without ``update`` has one "already exists" per
+    row: listed one by one, they hid the two rows that had a real problem.
+    """
+    groups: dict[tuple[str, str | None, str], list[RowError]] = {}
+    for error in errors:
+        groups.setdefault((error.unit, error.field, error.message), []).append(error)
+    shown: list[tuple[int, str]] = []
+    for (unit, field_name, message), members in groups.items():
+        if len(members) < group_from:
+            shown.extend((error.line, str(error)) for error in members)
+            continue
+        where = f"{unit}s {_ranges([error.line for error in members])} ({len(members):,} rows)"
+        shown.append(
+            (
+                members[0].line,
+                f"{where}, {field_name}: {message}" if field_name else f"{where}: {message}",
+            )
+        )
+    return [text for _, text in sorted(shown, key=lambda item: item[0])]
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``2-5, 7, 9-10`` for 2, 3, 4, 5, 7, 9, 10."""
+    parts: list[str] = []
+    numbers = sorted(numbers)
+    start = end = numbers[0]
+    for number in [*numbers[1:], None]:
+        if number is not None and number == end + 1:
+            end = number
+            continue
+        parts.append(str(start) if start == end else f"{start}-{end}")
+        if number is not None:
+            start = end = number
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class Row:
     """One record of the file: its position for messages and its cells by column name."""

@@ -147,8 +147,8 @@ def test_confirm_validates_again_and_writes_nothing_if_the_inventory_changed(sta
 
 
 def test_the_snipeit_preset_and_options_are_the_commands(staff_browser, settings):
-    LocationFactory(name="London HQ")
-    UserFactory(username="jdoe", first_name="Jane", last_name="Doe")
+    LocationFactory(name="London HQ / Floor 4")
+    UserFactory(username="elena.adams", first_name="Elena", last_name="Adams")
     with open(settings.BASE_DIR / "tests/workstations/data/snipeit_assets.csv") as stream:
         text = stream.read()
     response = preview(staff_browser, text, preset="snipeit", ignore_unknown_columns="on")

@@ -185,6 +185,39 @@ def test_without_update_existing_asset_tags_are_errors_that_say_to_use_update(tm
     ]
 
 
+def test_without_update_the_existing_rows_are_one_line_and_the_real_problems_stand_out(tmp_path):
+    """Before: one 'already exists' per row (904 of them), the two real problems among them."""
+    run("seed_demo", "--count", "30")
+    path = tmp_path / "inventory.csv"
+    rows = export(path)
+    rows[4]["mac_address"] = "00:11:22:33:44"  # line 6
+    rows[9]["hostname"] = rows[2]["hostname"]  # line 11
+    write(path, rows)
+
+    with pytest.raises(CommandError) as excinfo:
+        run("import_workstations", str(path))
+
+    assert str(excinfo.value).startswith("32 errors in ")
+    assert error_lines(excinfo) == [
+        "lines 2-31 (30 rows), asset_tag: Workstation with this Asset tag already exists. To "
+        "change existing workstations, run the import again with --update.",
+        "line 6, mac_address: Enter a valid MAC address, such as 00:1A:2B:3C:4D:5E.",
+        f"line 11, hostname: {rows[2]['hostname']!r} already appears on line 4.",
+    ]
+
+
+def test_errors_are_grouped_only_when_the_same_problem_repeats():
+    errors = [
+        importing.RowError(line, "location", "No location is named 'Mars'.")
+        for line in (2, 3, 4, 7, 9, 10)
+    ] + [importing.RowError(5, "hostname", "Bad."), importing.RowError(6, "hostname", "Bad.")]
+    assert importing.summarise_errors(errors) == [
+        "lines 2-4, 7, 9-10 (6 rows), location: No location is named 'Mars'.",
+        "line 5, hostname: Bad.",
+        "line 6, hostname: Bad.",
+    ]
+
+
 # Values, delimiters, columns ---------------------------------------------------------------
 
 
@@ -291,8 +324,8 @@ def test_unknown_columns_are_named_or_left_out_when_asked(tmp_path):
 
 def test_a_snipeit_asset_export_imports_with_its_preset():
     """Before: its header was refused, and so were "1,249.00" and its status names."""
-    london = LocationFactory(name="London HQ")
-    jane = UserFactory(username="jdoe", first_name="Jane", last_name="Doe")
+    london = LocationFactory(name="London HQ / Floor 4")
+    elena = UserFactory(username="elena.adams", first_name="Elena", last_name="Adams")
     path = DATA / "snipeit_assets.csv"
 
     with pytest.raises(CommandError) as excinfo:
@@ -323,7 +356,7 @@ def test_a_snipeit_asset_export_imports_with_its_preset():
         "SNIPE-0006": "in_repair",
     }
     first = by_tag["SNIPE-0001"]
-    assert first.assigned_to == jane  # "Checked Out To" holds the full name
+    assert first.assigned_to == elena  # "Checked Out To" holds the full name
     assert first.location == london
     assert (first.hostname, first.serial_number, first.model_name) == (
         "lon-lt-7001",

@@ -110,7 +110,7 @@ class Command(BaseCommand):
             count = len(report.errors)
             raise CommandError(
                 f"{count} error{'s' if count != 1 else ''} in {file}, {outcome}:\n"
-                + "\n".join(f"  {error}" for error in report.errors)
+                + "\n".join(f"  {line}" for line in importing.summarise_errors(report.errors))
             )
         if dry_run:
             if verbosity >= 1:
