@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from tests.factories import LocationFactory, UserFactory, WorkstationFactory
+from workstations import admin_files
 from workstations.models import Workstation
 
 pytestmark = pytest.mark.django_db
@@ -130,6 +131,14 @@ def test_an_unreadable_upload_is_a_clear_error_not_a_500(staff_browser):
         IMPORT, {"file": SimpleUploadedFile("deep.json", b"[" * 50_000 + b"]" * 50_000)}
     )
     assert "nested too deeply" in nested.context["file_error"]
+
+
+def test_an_upload_over_the_limit_is_refused_with_the_command_to_use(staff_browser, monkeypatch):
+    monkeypatch.setattr(admin_files, "MAX_UPLOAD_BYTES", 100)
+    response = preview(staff_browser, "asset_tag,hostname\n" + "A1,h1\n" * 30)
+    assert response.status_code == 200
+    assert "import_workstations command" in str(response.context["form"].errors["file"])
+    assert not Workstation.objects.exists()
 
 
 def test_confirm_validates_again_and_writes_nothing_if_the_inventory_changed(staff_browser):

@@ -20,6 +20,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import LocationFactory, UserFactory, WorkstationFactory
 from workstations import importing
@@ -149,6 +151,23 @@ def test_update_reports_only_the_real_problems_and_writes_nothing(tmp_path):
     ]
     assert str(excinfo.value).startswith("2 errors in ")
     assert snapshot() == before
+
+
+def test_validating_an_update_runs_a_constant_number_of_queries(tmp_path):
+    def queries(count: int) -> int:
+        Workstation.objects.all().delete()
+        WorkstationFactory.create_batch(count, assigned_to=UserFactory(username="jane"),
+                                        status="in_repair")  # fmt: skip
+        path = tmp_path / f"in-{count}.csv"
+        rows = export(path)
+        for row in rows:
+            row["department"] = "Changed"
+        write(path, rows)
+        with CaptureQueriesContext(connection) as context:
+            run("import_workstations", str(path), "--update", "--dry-run")
+        return len(context)
+
+    assert queries(5) == queries(40)
 
 
 def test_update_refuses_a_value_another_workstation_has(tmp_path):
