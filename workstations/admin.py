@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from . import columns, selectors, services
+from .admin_files import WorkstationFilesMixin
 from .choices import Status
 from .models import Location, Workstation
 
@@ -73,7 +74,8 @@ class LocationAdmin(SelectionCheckedAdmin):
 
 
 @admin.register(Workstation)
-class WorkstationAdmin(SelectionCheckedAdmin):
+class WorkstationAdmin(WorkstationFilesMixin, SelectionCheckedAdmin):
+    # Import (preview, confirm) and export of inventory files: ``admin_files``.
     list_display = [
         "hostname",
         "asset_tag",

@@ -132,6 +132,27 @@ def workstation_bulk_create(
     return created
 
 
+@transaction.atomic
+def workstation_bulk_import(
+    *,
+    create: Iterable[Workstation],
+    update: Iterable[tuple[Workstation, Mapping[str, Any]]],
+) -> tuple[list[Workstation], list[Workstation]]:
+    """Create new workstations and change existing ones, all in one transaction.
+
+    The file import's write: every change goes through ``workstation_update`` and every
+    creation through ``workstation_bulk_create``, so each rule of theirs applies; any failure
+    (``ValidationError``) rolls back every row. Returns the created and the updated ones.
+    Updates come first, so a row may take a value another row of the same file gives up.
+    """
+    updated = [
+        workstation_update(workstation=workstation, data=data) for workstation, data in update
+    ]
+    rows = list(create)
+    created = workstation_bulk_create(workstations=rows, validate=False) if rows else []
+    return created, updated
+
+
 # Locations ---------------------------------------------------------------------------------
 
 
