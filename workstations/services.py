@@ -6,8 +6,8 @@ The API, the admin, the management commands and the CSV import all call them, so
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -25,15 +25,34 @@ WORKSTATION_NAMESPACES = ("workstations", "locations")
 LOCATION_NAMESPACES = ("locations", "workstations")
 
 
+#: Called with the row as it is now, locked, before a change is applied to it: raises to refuse
+#: the change (the API's ``If-Match``, the admin's "changed since you opened it").
+Precondition = Callable[[Any], None]
+
+_Model = TypeVar("_Model", Workstation, Location)
+
+
 def _invalidate(namespaces: Iterable[str]) -> None:
     perf_cache.invalidate_on_commit(*namespaces)
 
 
-def _save(instance: Workstation | Location) -> None:
+def _locked(instance: _Model) -> _Model:
+    """``instance``'s row as committed now, locked until the transaction ends, so that what is
+    checked and changed is what is stored (PostgreSQL: ``FOR UPDATE``; SQLite's transactions
+    take the write lock when they begin: ``transaction_mode`` in the settings)."""
+    return type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+
+
+def _save(instance: Workstation | Location, *, fields: Collection[str] | None = None) -> None:
+    """Validate, then store ``instance``: every column of a new row, only ``fields`` (and the
+    time of the change) of an existing one, so a concurrent change of other columns stays."""
     instance.full_clean()
     try:
         with transaction.atomic():
-            instance.save()
+            if fields is None or instance._state.adding:
+                instance.save()
+            else:
+                instance.save(update_fields=[*fields, "updated_at"])
     except IntegrityError as exc:
         # A concurrent write took a unique value between full_clean and save. It has committed
         # by now, so validating again names the field, as full_clean would have.
@@ -53,9 +72,12 @@ def _apply(instance: Workstation | Location, data: Mapping[str, Any]) -> None:
 
 
 @transaction.atomic
-def workstation_save(*, workstation: Workstation) -> Workstation:
-    """Validate and store a prepared workstation (new or changed)."""
-    _save(workstation)
+def workstation_save(
+    *, workstation: Workstation, fields: Collection[str] | None = None
+) -> Workstation:
+    """Validate and store a prepared workstation (new or changed); of a changed one, only
+    ``fields`` when given (every column otherwise)."""
+    _save(workstation, fields=fields)
     _invalidate(WORKSTATION_NAMESPACES)
     return workstation
 
@@ -67,15 +89,34 @@ def workstation_create(*, data: Mapping[str, Any]) -> Workstation:
     return workstation_save(workstation=workstation)
 
 
-def workstation_update(*, workstation: Workstation, data: Mapping[str, Any]) -> Workstation:
-    """Change the given fields of a workstation."""
-    _apply(workstation, data)
-    return workstation_save(workstation=workstation)
+@transaction.atomic
+def workstation_update(
+    *,
+    workstation: Workstation,
+    data: Mapping[str, Any],
+    precondition: Precondition | None = None,
+) -> Workstation:
+    """Change the given fields of a workstation; returns it as stored now.
+
+    The change is applied to the row as committed (locked), not to the copy the caller read, and
+    only its fields are written: two clients changing different fields at once both keep their
+    change, and the rules are checked against what is really there.
+    ``Workstation.DoesNotExist`` when it was deleted meanwhile.
+    """
+    current = _locked(workstation)
+    if precondition is not None:
+        precondition(current)
+    _apply(current, data)
+    return workstation_save(workstation=current, fields=list(data))
 
 
 @transaction.atomic
-def workstation_delete(*, workstation: Workstation) -> None:
-    """Delete a workstation."""
+def workstation_delete(
+    *, workstation: Workstation, precondition: Precondition | None = None
+) -> None:
+    """Delete a workstation (``precondition``: checked on the locked row first)."""
+    if precondition is not None:
+        precondition(_locked(workstation))
     workstation.delete()
     _invalidate(WORKSTATION_NAMESPACES)
 
@@ -136,9 +177,9 @@ def workstation_bulk_create(
 
 
 @transaction.atomic
-def location_save(*, location: Location) -> Location:
-    """Validate and store a prepared location."""
-    _save(location)
+def location_save(*, location: Location, fields: Collection[str] | None = None) -> Location:
+    """Validate and store a prepared location (of a changed one, only ``fields`` when given)."""
+    _save(location, fields=fields)
     _invalidate(LOCATION_NAMESPACES)
     return location
 
@@ -150,15 +191,23 @@ def location_create(*, data: Mapping[str, Any]) -> Location:
     return location_save(location=location)
 
 
-def location_update(*, location: Location, data: Mapping[str, Any]) -> Location:
-    """Change the given fields of a location."""
-    _apply(location, data)
-    return location_save(location=location)
+@transaction.atomic
+def location_update(
+    *, location: Location, data: Mapping[str, Any], precondition: Precondition | None = None
+) -> Location:
+    """Change the given fields of a location, as ``workstation_update`` does."""
+    current = _locked(location)
+    if precondition is not None:
+        precondition(current)
+    _apply(current, data)
+    return location_save(location=current, fields=list(data))
 
 
 @transaction.atomic
-def location_delete(*, location: Location) -> None:
+def location_delete(*, location: Location, precondition: Precondition | None = None) -> None:
     """Delete a location that no workstation refers to (``ProtectedError`` otherwise)."""
+    if precondition is not None:
+        precondition(_locked(location))
     location.delete()
     _invalidate(LOCATION_NAMESPACES)
 
