@@ -139,3 +139,28 @@ def test_concurrent_patches_of_different_fields_keep_both(clients, order):
     later = answers[1].json() if order == "in_turn" else None
     if later is not None:
         assert (later["notes"], later["department"]) == ("A", "B")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_two_writes_with_the_same_if_match_one_wins_the_other_is_412(clients, order):
+    """Both clients read the same version and send its ETag: the check is made on the row
+    locked for the write, so the second sees the first's change and is refused."""
+    workstation = WorkstationFactory(notes="", department="Engineering")
+    path = f"{LIST}{workstation.pk}/"
+    alice, bob = clients
+    etag = alice.get(path)["ETag"]
+    first = PausedRequest(
+        alice, "patch", path, "workstations_workstation", data={"notes": "A"}, HTTP_IF_MATCH=etag
+    )
+    second = PausedRequest(
+        bob, "patch", path, "workstations_workstation", data={"notes": "B"}, HTTP_IF_MATCH=etag
+    )
+    first.start()
+    second.start()
+    answers = _release(first, second, order)
+
+    assert sorted(answer.status_code for answer in answers) == [200, 412]
+    winner = next(answer for answer in answers if answer.status_code == 200)
+    loser = next(answer for answer in answers if answer.status_code == 412)
+    assert Workstation.objects.get(pk=workstation.pk).notes == winner.json()["notes"]
+    assert loser["ETag"] == winner["ETag"]  # the version to read again
