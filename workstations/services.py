@@ -58,9 +58,41 @@ def _save(instance: Workstation | Location, *, fields: Collection[str] | None = 
         # by now, so validating again names the field, as full_clean would have.
         instance.validate_unique()
         instance.validate_constraints()
+        # Not seen (yet) by this transaction: the database's own message names the column.
+        field = _unique_field_in(instance, str(exc))
+        if field is not None:
+            raise ValidationError(
+                {field: f"This {_verbose(instance, field)} was just taken by another record."}
+            ) from exc
         raise ValidationError(
             "This change conflicts with another record (a unique value is already taken)."
         ) from exc
+
+
+def _unique_field_in(instance: Workstation | Location, message: str) -> str | None:
+    """The unique field a database's refusal names: PostgreSQL says ``Key (column)=...`` or
+    the constraint's name, SQLite ``UNIQUE constraint failed: table.column``."""
+    meta = instance._meta
+    names = {
+        field.name: {f"({field.column})", f"{meta.db_table}.{field.column}"}
+        for field in meta.concrete_fields
+        if field.unique and not field.primary_key
+    }
+    for constraint in meta.constraints:
+        fields = getattr(constraint, "fields", ())
+        if len(fields) == 1:
+            column = meta.get_field(fields[0]).column
+            names.setdefault(fields[0], set()).update(
+                {f'"{constraint.name}"', f"({column})", f"{meta.db_table}.{column}"}
+            )
+    for name, marks in names.items():
+        if any(mark in message for mark in marks):
+            return name
+    return None
+
+
+def _verbose(instance: Workstation | Location, field: str) -> str:
+    return str(instance._meta.get_field(field).verbose_name)
 
 
 def _apply(instance: Workstation | Location, data: Mapping[str, Any]) -> None:

@@ -28,46 +28,75 @@ from workstations.models import Workstation
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LIST = "/api/workstations/"
+TABLE = "workstations_workstation"
 WAIT = 20  # seconds: only ever reached when a request is stuck, which fails the test
 
 
+def after_reading(table: str) -> Callable[[str], bool]:
+    """Hold once the request has read ``table`` (the view loading the object), before its next
+    statement: the read's cursor is done with by then, and holds no lock on SQLite."""
+    seen = False
+
+    def hold_before(sql: str) -> bool:
+        nonlocal seen
+        if seen:
+            return True
+        plain_read = sql.lstrip().upper().startswith("SELECT") and "FOR UPDATE" not in sql.upper()
+        seen = plain_read and f'"{table}"' in sql
+        return False
+
+    return hold_before
+
+
+def before_writing(sql: str) -> bool:
+    """Hold before the request's first write: every check it makes before (the serializer's)
+    is done; on SQLite, before the service's transaction takes the write lock (``BEGIN``)."""
+    return sql.lstrip().upper().startswith(("BEGIN", "INSERT", "UPDATE", "DELETE"))
+
+
 @contextmanager
-def paused_after_reading(table: str, read: threading.Event, go: threading.Event) -> Iterator[None]:
-    """Hold this thread's request once it has read ``table`` (the view loading the object),
-    before its next statement, until ``go``; ``read`` tells that it got there. (Held before the
-    next statement, not right after the read: the read's cursor is done with by then, and holds
-    no lock on SQLite.)"""
-    state = {"read": False, "held": False}
+def paused(
+    hold_before: Callable[[str], bool], held: threading.Event, go: threading.Event
+) -> Iterator[None]:
+    """Hold this thread's request before the first statement ``hold_before`` names, until
+    ``go``; ``held`` tells that it got there."""
+    holding = True
 
     def wrapper(execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if state["read"] and not state["held"]:
-            state["held"] = True
-            read.set()
+        nonlocal holding
+        if holding and hold_before(sql):
+            holding = False
+            held.set()
             assert go.wait(WAIT), "the test never let this request go on"
-        result = execute(sql, params, many, context)
-        plain_read = sql.lstrip().upper().startswith("SELECT") and "FOR UPDATE" not in sql.upper()
-        if plain_read and f'"{table}"' in sql:
-            state["read"] = True
-        return result
+        return execute(sql, params, many, context)
 
     with connection.execute_wrapper(wrapper):
         yield
 
 
 class PausedRequest:
-    """One request in a thread of its own, paused after it read ``table``."""
+    """One request in a thread of its own, held where ``hold_before`` says."""
 
-    def __init__(self, client: APIClient, method: str, path: str, table: str, **kwargs: Any):
+    def __init__(
+        self,
+        client: APIClient,
+        method: str,
+        path: str,
+        hold_before: Callable[[str], bool],
+        **kwargs: Any,
+    ):
         self.read, self.go = threading.Event(), threading.Event()
         self.response: Any = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(
-            target=self._run, args=(client, method, path, table, kwargs), daemon=True
+            target=self._run, args=(client, method, path, hold_before, kwargs), daemon=True
         )
 
-    def _run(self, client: APIClient, method: str, path: str, table: str, kwargs: dict) -> None:
+    def _run(
+        self, client: APIClient, method: str, path: str, hold_before: Callable, kwargs: dict
+    ) -> None:
         try:
-            with paused_after_reading(table, self.read, self.go):
+            with paused(hold_before, self.read, self.go):
                 self.response = getattr(client, method)(path, format="json", **kwargs)
         except BaseException as exc:  # reported by finish()
             self.error = exc
@@ -76,7 +105,7 @@ class PausedRequest:
 
     def start(self) -> PausedRequest:
         self.thread.start()
-        assert self.read.wait(WAIT), "the request never read the object"
+        assert self.read.wait(WAIT), "the request never got to where it is held"
         return self
 
     def finish(self) -> Any:
@@ -124,8 +153,8 @@ def test_concurrent_patches_of_different_fields_keep_both(clients, order):
     workstation = WorkstationFactory(notes="", department="Engineering")
     path = f"{LIST}{workstation.pk}/"
     alice, bob = clients
-    first = PausedRequest(alice, "patch", path, "workstations_workstation", data={"notes": "A"})
-    second = PausedRequest(bob, "patch", path, "workstations_workstation", data={"department": "B"})
+    first = PausedRequest(alice, "patch", path, after_reading(TABLE), data={"notes": "A"})
+    second = PausedRequest(bob, "patch", path, after_reading(TABLE), data={"department": "B"})
     first.start()
     second.start()
     answers = _release(first, second, order)
@@ -150,10 +179,10 @@ def test_two_writes_with_the_same_if_match_one_wins_the_other_is_412(clients, or
     alice, bob = clients
     etag = alice.get(path)["ETag"]
     first = PausedRequest(
-        alice, "patch", path, "workstations_workstation", data={"notes": "A"}, HTTP_IF_MATCH=etag
+        alice, "patch", path, after_reading(TABLE), data={"notes": "A"}, HTTP_IF_MATCH=etag
     )
     second = PausedRequest(
-        bob, "patch", path, "workstations_workstation", data={"notes": "B"}, HTTP_IF_MATCH=etag
+        bob, "patch", path, after_reading(TABLE), data={"notes": "B"}, HTTP_IF_MATCH=etag
     )
     first.start()
     second.start()
@@ -164,3 +193,38 @@ def test_two_writes_with_the_same_if_match_one_wins_the_other_is_412(clients, or
     loser = next(answer for answer in answers if answer.status_code == 412)
     assert Workstation.objects.get(pk=workstation.pk).notes == winner.json()["notes"]
     assert loser["ETag"] == winner["ETag"]  # the version to read again
+
+
+# A unique value taken by a concurrent create ----------------------------------------------------
+
+RACERS = 5
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("field", ["serial_number", "hostname", "asset_tag"])
+def test_every_loser_of_a_unique_race_is_told_which_field(clients, order, field):
+    """Clients create workstations sharing one unique value at once, each having checked it was
+    free: one is created, every other one is a 400 naming the field (never ``__all__``)."""
+    client = clients[0]
+    requests = []
+    for n in range(RACERS):
+        body = {"asset_tag": f"AT-RACE-{n}", "hostname": f"ws-race-{n}", "serial_number": f"S{n}"}
+        body[field] = {"serial_number": "SN-RACE", "hostname": "ws-race", "asset_tag": "AT-R"}[
+            field
+        ]
+        requests.append(PausedRequest(client, "post", LIST, before_writing, data=body))
+    for request in requests:
+        request.start()  # every one has checked the value: it was free
+    if order == "together":
+        if not on_postgresql():
+            pytest.skip("several writers at once: PostgreSQL only (see the module docstring)")
+        for request in requests:
+            request.go.set()
+    answers = [request.finish() for request in requests]
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] + [400] * (RACERS - 1), [answer.content for answer in answers]
+    for answer in answers:
+        if answer.status_code == 400:
+            assert list(answer.json()) == [field], answer.json()
+    assert Workstation.objects.count() == 1
