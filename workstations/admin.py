@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import BadRequest, ValidationError
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.text import capfirst
 
 from . import columns, selectors, services
 from .choices import Status
@@ -48,8 +52,101 @@ class SelectionCheckedAdmin(admin.ModelAdmin):
                 raise BadRequest("An action's selection holds an id out of range.")
 
 
+# Refusing to save over a change made since the form was opened -------------------------------
+
+STALE_FORM = (
+    "Someone else changed this {model} since you opened this page: {fields}. Nothing was "
+    "saved. Reload the page to see the current values, then make your change again."
+)
+
+
+def _versioned_fields(model: type[models.Model]) -> list[models.Field]:
+    """The stored values a change form shows or depends on (the timestamps excepted)."""
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if not field.primary_key and not getattr(field, "auto_now", False)
+    ]
+
+
+def form_version(instance: models.Model) -> str:
+    """A fingerprint of each stored value of ``instance``: small, and it says which changed."""
+    return json.dumps(
+        {
+            field.name: hashlib.blake2b(
+                field.value_to_string(instance).encode(), digest_size=6
+            ).hexdigest()
+            for field in _versioned_fields(type(instance))
+        },
+        separators=(",", ":"),
+    )
+
+
+class VersionedAdminForm(forms.ModelForm):
+    """A change form that carries the version of the object it was opened on, and refuses to
+    save when the stored object is another one by then, naming the fields that changed.
+
+    The admin's change view runs in one transaction: the row read here is locked
+    (``select_for_update``) until the change is saved, so no write comes in between.
+    """
+
+    version = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["version"].initial = form_version(self.instance)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        sent = cleaned.get("version")
+        if self.instance.pk is None or not sent:
+            return cleaned  # a new object, or a form posted by a script without a version
+        model = type(self.instance)
+        try:
+            opened = json.loads(sent)
+        except ValueError:
+            opened = None
+        if not isinstance(opened, dict):
+            raise forms.ValidationError("This form is damaged: reload the page.", code="version")
+        current = model._default_manager.select_for_update().filter(pk=self.instance.pk).first()
+        if current is None:
+            raise forms.ValidationError(
+                f"Someone else deleted this {model._meta.verbose_name} since you opened this page.",
+                code="deleted",
+            )
+        now = json.loads(form_version(current))
+        changed = [
+            str(capfirst(field.verbose_name))
+            for field in _versioned_fields(model)
+            if opened.get(field.name) != now[field.name]
+        ]
+        if changed:
+            raise forms.ValidationError(
+                STALE_FORM.format(model=model._meta.verbose_name, fields=", ".join(changed)),
+                code="stale",
+            )
+        return cleaned
+
+
+class VersionedAdmin(admin.ModelAdmin):
+    """Change forms carry their object's version (``VersionedAdminForm``) and save only the
+    fields the user changed, through the model's service."""
+
+    form = VersionedAdminForm
+
+    def get_fieldsets(self, request: HttpRequest, obj: models.Model | None = None) -> Any:
+        # The hidden field is rendered only if a fieldset names it.
+        return [*super().get_fieldsets(request, obj), (None, {"fields": ["version"]})]
+
+    @staticmethod
+    def changed_fields(obj: models.Model, form: forms.ModelForm) -> list[str]:
+        stored = {field.name for field in _versioned_fields(type(obj))}
+        return [name for name in form.changed_data if name in stored]
+
+
 @admin.register(Location)
-class LocationAdmin(SelectionCheckedAdmin):
+class LocationAdmin(VersionedAdmin, SelectionCheckedAdmin):
     list_display = ["name", "site", "building", "room", "workstation_count"]
     list_filter = ["site", "building"]
     search_fields = ["name", "site", "building", "room"]
@@ -62,7 +159,9 @@ class LocationAdmin(SelectionCheckedAdmin):
         return obj.workstation_count
 
     def save_model(self, request: HttpRequest, obj: Location, form: Any, change: bool) -> None:
-        services.location_save(location=obj)
+        services.location_save(
+            location=obj, fields=self.changed_fields(obj, form) if change else None
+        )
 
     def delete_model(self, request: HttpRequest, obj: Location) -> None:
         services.location_delete(location=obj)
@@ -73,7 +172,7 @@ class LocationAdmin(SelectionCheckedAdmin):
 
 
 @admin.register(Workstation)
-class WorkstationAdmin(SelectionCheckedAdmin):
+class WorkstationAdmin(VersionedAdmin, SelectionCheckedAdmin):
     list_display = [
         "hostname",
         "asset_tag",
@@ -97,7 +196,9 @@ class WorkstationAdmin(SelectionCheckedAdmin):
     readonly_fields = columns.ADMIN_READONLY_FIELDS
 
     def save_model(self, request: HttpRequest, obj: Workstation, form: Any, change: bool) -> None:
-        services.workstation_save(workstation=obj)
+        services.workstation_save(
+            workstation=obj, fields=self.changed_fields(obj, form) if change else None
+        )
 
     def delete_model(self, request: HttpRequest, obj: Workstation) -> None:
         services.workstation_delete(workstation=obj)

@@ -356,3 +356,59 @@ def test_an_object_page_with_an_impossible_id_is_not_a_server_error(staff, view)
     browser.force_login(staff)
     response = browser.get(f"{WS_CHANGELIST}{2**70}/{view}/")
     assert response.status_code in {302, 404}  # Django's "doesn't exist" message and redirect
+
+
+# A change made since the form was opened -------------------------------------------------------
+
+
+def opened_form(browser: Client, workstation: Workstation) -> dict:
+    """The change form's fields as the page holds them when it is opened."""
+    response = browser.get(f"{WS_CHANGELIST}{workstation.pk}/change/")
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        data[name] = "" if value is None else value
+    assert data["version"], "the form carries the version it was opened on"
+    return data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_form_refuses_to_save_over_a_change_made_since_it_opened(staff_browser):
+    workstation = WorkstationFactory(notes="", department="Engineering")
+    data = opened_form(staff_browser, workstation)
+    services.workstation_update(workstation=workstation, data={"notes": "meanwhile"})
+
+    response = staff_browser.post(
+        f"{WS_CHANGELIST}{workstation.pk}/change/", {**data, "department": "Sales"}
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.non_field_errors()
+    assert len(errors) == 1 and "since you opened this page: Notes." in errors[0], errors
+    stored = Workstation.objects.get(pk=workstation.pk)
+    assert (stored.notes, stored.department) == ("meanwhile", "Engineering")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_form_saves_when_nothing_changed_since_it_opened(staff_browser):
+    workstation = WorkstationFactory(notes="", department="Engineering")
+    data = opened_form(staff_browser, workstation)
+    response = staff_browser.post(
+        f"{WS_CHANGELIST}{workstation.pk}/change/", {**data, "department": "Sales"}
+    )
+    assert response.status_code == 302
+    assert Workstation.objects.get(pk=workstation.pk).department == "Sales"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_location_change_form_refuses_a_stale_save_too(staff_browser):
+    location = LocationFactory(name="Lab")
+    response = staff_browser.get(f"{LOC_CHANGELIST}{location.pk}/change/")
+    form = response.context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    services.location_update(location=location, data={"room": "7"})
+    response = staff_browser.post(f"{LOC_CHANGELIST}{location.pk}/change/", {**data, "site": "X"})
+    assert response.status_code == 200
+    assert "Room" in response.context["adminform"].form.non_field_errors()[0]
+    assert Location.objects.get(pk=location.pk).site == location.site
