@@ -182,6 +182,56 @@ def workstation_bulk_set_status(*, queryset: QuerySet[Workstation], status: Stat
     return updated
 
 
+#: The fields the admin's bulk edit sets on many workstations at once.
+BULK_EDIT_FIELDS = ("location", "department", "status", "assigned_to")
+#: How many refused rows a bulk edit names before "and N more".
+_MAX_NAMED = 10
+
+
+@transaction.atomic
+def workstation_bulk_update(*, queryset: QuerySet[Workstation], data: Mapping[str, Any]) -> int:
+    """Set the same ``data`` (among ``BULK_EDIT_FIELDS``) on every workstation of ``queryset``;
+    returns how many changed. All or nothing: every row is validated as a single change would
+    be (a deployed machine needs an assignee...) and one refused row refuses them all, named
+    with what is wrong. A status that forbids an assignee clears it unless ``data`` sets one.
+    """
+    unknown = sorted(set(data) - set(BULK_EDIT_FIELDS))
+    if unknown:
+        raise ValidationError(f"Not editable in bulk: {', '.join(unknown)}.")
+    changes = dict(data)
+    if changes.get("status") in STATUSES_FORBIDDING_ASSIGNEE and "assigned_to" not in changes:
+        changes["assigned_to"] = None
+    rows = list(
+        Workstation.objects.select_for_update()
+        .filter(pk__in=list(queryset.values_list("pk", flat=True)))
+        .order_by("hostname")
+    )
+    # The same values on every row: fields are checked once (a relation costs a query), the
+    # rules between fields (``Workstation.clean``) on every row. Nothing unique is set here.
+    others = [f.name for f in Workstation._meta.fields if f.name not in changes]
+    refused: list[str] = []
+    for index, workstation in enumerate(rows):
+        _apply(workstation, changes)
+        try:
+            workstation.full_clean(
+                exclude=others if index == 0 else [*others, *changes],
+                validate_unique=False,
+                validate_constraints=False,
+            )
+        except ValidationError as exc:
+            refused.append(f"{workstation.hostname}: {' '.join(exc.messages)}")
+    if refused:
+        more = len(refused) - _MAX_NAMED
+        named = refused[:_MAX_NAMED] + ([f"and {more} more"] if more > 0 else [])
+        raise ValidationError([f"Nothing was changed. {named[0]}", *named[1:]])
+    fields = [*changes, "updated_at"]
+    for workstation in rows:
+        workstation.updated_at = timezone.now()
+    Workstation.objects.bulk_update(rows, fields, batch_size=500)
+    _invalidate(WORKSTATION_NAMESPACES)
+    return len(rows)
+
+
 @transaction.atomic
 def workstation_bulk_create(
     *, workstations: Iterable[Workstation], batch_size: int = 500, validate: bool = True
