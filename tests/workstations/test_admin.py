@@ -431,7 +431,7 @@ def test_the_site_is_named_for_the_product_and_view_site_leads_somewhere(staff_b
     assert staff_browser.get(view_site[1]).status_code == 200
 
 
-def test_the_changelist_shows_eight_columns_with_location_and_warranty(staff_browser):
+def test_the_changelist_shows_seven_columns_with_location_and_warranty(staff_browser):
     WorkstationFactory(manufacturer="Lenovo", model_name="ThinkCentre M70q")
     response = staff_browser.get(WS_CHANGELIST)
     headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', response.content.decode())
@@ -441,7 +441,6 @@ def test_the_changelist_shows_eight_columns_with_location_and_warranty(staff_bro
         "status",
         "hardware",
         "assigned_to",
-        "department",
         "location",
         "warranty_expires",
     ]
