@@ -354,7 +354,10 @@ class ConditionalWriteMixin:
         if isinstance(exc, ObjectDoesNotExist):
             # Deleted by another client between loading it and locking it for the write.
             exc = exceptions.NotFound()
-        return super().handle_exception(exc)
+        response = super().handle_exception(exc)
+        if isinstance(exc, PreconditionFailed):
+            response["ETag"] = exc.etag  # the current version, to read again
+        return response
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
@@ -368,8 +371,4 @@ class ConditionalWriteMixin:
             and "id" in response.data
         ):
             response["ETag"] = self._etag_of(response.data)
-        if isinstance(getattr(response, "data", None), Mapping) and response.status_code == 412:
-            etag = response.data.get("etag")
-            if etag:
-                response["ETag"] = etag
         return response
