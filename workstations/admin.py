@@ -14,7 +14,7 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import BadRequest, ValidationError
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -112,7 +112,10 @@ class VersionedAdminForm(forms.ModelForm):
             opened = None
         if not isinstance(opened, dict):
             raise forms.ValidationError("This form is damaged: reload the page.", code="version")
-        current = model._default_manager.select_for_update().filter(pk=self.instance.pk).first()
+        rows = model._default_manager.all()
+        if transaction.get_connection(router.db_for_write(model)).in_atomic_block:
+            rows = rows.select_for_update()  # the admin's change view: held until it saves
+        current = rows.filter(pk=self.instance.pk).first()
         if current is None:
             raise forms.ValidationError(
                 f"Someone else deleted this {model._meta.verbose_name} since you opened this page.",
