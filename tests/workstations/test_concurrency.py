@@ -1,13 +1,14 @@
-"""Concurrent writes to one workstation: each client's change survives the other's.
+"""Concurrent writes: each client's change survives the other's, or is refused by name.
 
-Two API clients run in threads of their own, each with its own database connection, against the
-test database (SQLite, or PostgreSQL on that pass). A ``connection.execute_wrapper`` (Django's
-own hook on each thread's connection) holds each request right after it has read the
-workstation, so that both have read the same version before either writes: the interleaving
-that lost a change, made every time instead of by chance. Then the writes are let go, one after
-the other (``in_turn``) or together (``together``: PostgreSQL, whose row locks make the second
-wait; SQLite allows one writer at a time and refuses the other at once with a shared in-memory
-test database).
+Clients run in threads of their own, each with its own database connection, against the test
+database (SQLite, or PostgreSQL on that pass). A ``connection.execute_wrapper`` (Django's own hook
+on each thread's connection) holds each request at the point where the race is lost: a change
+right after it has read the object (``after_reading``), a create right before its first write,
+every check of its values done (``before_writing``). So the interleaving that lost a change, or
+answered ``__all__``, happens every time instead of by chance. Then the requests are let go one
+after the other (``in_turn``) or all at once (``together``: PostgreSQL, whose row and index locks
+make the later ones wait; SQLite's shared in-memory test database refuses a second writer at
+once instead of waiting, so there the writes go in turn).
 """
 
 from __future__ import annotations
