@@ -237,6 +237,14 @@ CONDITIONAL_WRITE = [
     ),
 ]
 
+CREATED_ETAG = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    response=[201],
+    description="The new object's tag, for If-Match on its next change.",
+)
+
 #: Reads answered through the cache carry an ETag, and honour conditional requests (RFC 9110).
 CONDITIONAL_READ = [
     OpenApiParameter(
@@ -300,6 +308,8 @@ class InventoryAutoSchema(AutoSchema):
             parameters += CONDITIONAL_READ
         if self._conditional_write():
             parameters += CONDITIONAL_WRITE
+        elif self._creates_versioned():
+            parameters.append(CREATED_ETAG)
         return parameters
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
@@ -333,6 +343,15 @@ class InventoryAutoSchema(AutoSchema):
         return (
             self.method in ("PUT", "PATCH", "DELETE")
             and self._has_path_parameters()
+            and callable(getattr(self.view, "write_precondition", None))
+        )
+
+    def _creates_versioned(self) -> bool:
+        """A create whose answer carries the new object's ETag (``ConditionalWriteMixin``)."""
+        return (
+            self.method == "POST"
+            and not self._has_path_parameters()
+            and getattr(self.view, "action", None) == "create"
             and callable(getattr(self.view, "write_precondition", None))
         )
 

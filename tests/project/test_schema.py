@@ -151,6 +151,11 @@ def test_conditional_writes_document_if_match_and_412_with_the_current_etag(sche
         assert "ETag" in operation["responses"]["200"]["headers"]
 
 
+@pytest.mark.parametrize("path", ["/api/workstations/", "/api/locations/"])
+def test_creates_document_the_etag_of_the_new_object(schema, path):
+    assert "ETag" in schema["paths"][path]["post"]["responses"]["201"]["headers"]
+
+
 def test_every_operation_documents_429_with_retry_after(schema):
     for path, method, operation in operations(schema):
         assert "Retry-After" in operation["responses"]["429"]["headers"], (method, path)
