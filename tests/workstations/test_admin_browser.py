@@ -94,3 +94,16 @@ def test_staff_edit_a_machine_at_1366_and_a_stale_save_is_refused(
     page.screenshot(path=screenshot_dir / "admin-stale-save-refused.png", full_page=True)
     machine.refresh_from_db()
     assert (machine.department, machine.notes) == ("Finance", "Screen replaced")
+
+    # Bulk edit: two machines to the repair shop, through the intermediate form.
+    page.goto(live_server.url + CHANGELIST)
+    page.locator("#result_list input.action-select").nth(0).check()
+    page.locator("#result_list input.action-select").nth(1).check()
+    page.select_option("select[name=action]", "bulk_edit")
+    page.click("button[name=index]")
+    expect(page.locator("#bulk-edit-selection li")).to_have_count(2)
+    page.select_option("#id_status", "in_repair")
+    page.screenshot(path=screenshot_dir / "admin-bulk-edit.png", full_page=True)
+    page.click("input[value='Apply to 2 workstations']")
+    expect(page.locator(".messagelist .success")).to_have_text("2 workstation(s) changed.")
+    assert Workstation.objects.filter(status=Status.IN_REPAIR).count() == 2
