@@ -163,6 +163,14 @@ ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
         "`non_field_errors` for the body as a whole, `detail` for a body that cannot be read.",
         "additionalProperties": STRING_OR_STRINGS,
     },
+    "PreconditionFailed": {
+        "type": "object",
+        "description": "The object changed since the version `If-Match` names: `etag` is the "
+        "current one (also in the `ETag` header). Get the object again and apply the change to "
+        "it.",
+        "properties": {"detail": {"type": "string"}, "etag": {"type": "string"}},
+        "required": ["detail", "etag"],
+    },
     "Conflict": {
         "type": "object",
         "description": "The object is still referred to, by the objects named (at most ten).",
@@ -204,6 +212,39 @@ RETRY_AFTER_HEADER = OpenApiParameter(
     response=[429, 503],
     description="Seconds to wait before trying again.",
 )
+#: Writes of one object honour If-Match, answer 412 with the current ETag, and a success
+#: carries the new ETag (``workstations.api.base.ConditionalWriteMixin``).
+CONDITIONAL_WRITE_412 = (
+    "PreconditionFailed",
+    "Precondition failed: the object changed since the version `If-Match` names; `ETag` is "
+    "the current one.",
+)
+CONDITIONAL_WRITE = [
+    OpenApiParameter(
+        "If-Match",
+        str,
+        OpenApiParameter.HEADER,
+        description="The ETag of the version this change was made to, as a GET of the object "
+        "sent it (quotes included), or `*`: 412 when the object has changed since. Without it, "
+        "the write proceeds and changes only the fields sent.",
+    ),
+    OpenApiParameter(
+        "ETag",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200, 412],
+        description="The object's current tag, for the next If-Match.",
+    ),
+]
+
+CREATED_ETAG = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    response=[201],
+    description="The new object's tag, for If-Match on its next change.",
+)
+
 #: Reads answered through the cache carry an ETag, and honour conditional requests (RFC 9110).
 CONDITIONAL_READ = [
     OpenApiParameter(
@@ -243,6 +284,8 @@ class InventoryAutoSchema(AutoSchema):
         for code in self._other_codes():
             if str(code) not in responses:
                 component, description = OTHER_RESPONSES[code]
+                if code == 412 and self._conditional_write():
+                    component, description = CONDITIONAL_WRITE_412
                 body = None if component is None else self._component(component)
                 responses[str(code)] = self._get_response_for_code(
                     OpenApiResponse(response=body, description=description), str(code)
@@ -263,6 +306,10 @@ class InventoryAutoSchema(AutoSchema):
         parameters = [*super().get_override_parameters(), RETRY_AFTER_HEADER]
         if self._conditional():
             parameters += CONDITIONAL_READ
+        if self._conditional_write():
+            parameters += CONDITIONAL_WRITE
+        elif self._creates_versioned():
+            parameters.append(CREATED_ETAG)
         return parameters
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
@@ -291,6 +338,23 @@ class InventoryAutoSchema(AutoSchema):
             in {"list", "retrieve", *getattr(view, "cache_fast_actions", ())}
         )
 
+    def _conditional_write(self) -> bool:
+        """A change of one object that honours If-Match (``ConditionalWriteMixin``)."""
+        return (
+            self.method in ("PUT", "PATCH", "DELETE")
+            and self._has_path_parameters()
+            and callable(getattr(self.view, "write_precondition", None))
+        )
+
+    def _creates_versioned(self) -> bool:
+        """A create whose answer carries the new object's ETag (``ConditionalWriteMixin``)."""
+        return (
+            self.method == "POST"
+            and not self._has_path_parameters()
+            and getattr(self.view, "action", None) == "create"
+            and callable(getattr(self.view, "write_precondition", None))
+        )
+
     def _other_codes(self) -> list[int]:
         method = self.method
         writes = method in ("POST", "PUT", "PATCH")
@@ -306,7 +370,7 @@ class InventoryAutoSchema(AutoSchema):
             codes.append(404)  # no such object, or no such page
         if method == "DELETE":
             codes.append(409)
-        if self._conditional():
+        if self._conditional() or self._conditional_write():
             codes.append(412)
         if writes:
             codes += [413, 415]

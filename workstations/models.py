@@ -151,6 +151,9 @@ class Workstation(models.Model):
                 condition=~Q(serial_number=""),
                 name="ws_serial_unique_when_set",
                 violation_error_message="A workstation with this serial number already exists.",
+                # Django files a one-field constraint's error under its field only when the code
+                # is "unique"; otherwise a lost race answered {"__all__": [...]}.
+                violation_error_code="unique",
             ),
             models.CheckConstraint(
                 condition=~Q(status__in=sorted(STATUSES_REQUIRING_ASSIGNEE))

@@ -6,8 +6,8 @@ The API, the admin, the management commands and the CSV import all call them, so
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -25,23 +25,74 @@ WORKSTATION_NAMESPACES = ("workstations", "locations")
 LOCATION_NAMESPACES = ("locations", "workstations")
 
 
+#: Called with the row as it is now, locked, before a change is applied to it: raises to refuse
+#: the change (the API's ``If-Match``, the admin's "changed since you opened it").
+Precondition = Callable[[Any], None]
+
+_Model = TypeVar("_Model", Workstation, Location)
+
+
 def _invalidate(namespaces: Iterable[str]) -> None:
     perf_cache.invalidate_on_commit(*namespaces)
 
 
-def _save(instance: Workstation | Location) -> None:
+def _locked(instance: _Model) -> _Model:
+    """``instance``'s row as committed now, locked until the transaction ends, so that what is
+    checked and changed is what is stored (PostgreSQL: ``FOR UPDATE``; SQLite's transactions
+    take the write lock when they begin: ``transaction_mode`` in the settings)."""
+    return type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+
+
+def _save(instance: Workstation | Location, *, fields: Collection[str] | None = None) -> None:
+    """Validate, then store ``instance``: every column of a new row, only ``fields`` (and the
+    time of the change) of an existing one, so a concurrent change of other columns stays."""
     instance.full_clean()
     try:
         with transaction.atomic():
-            instance.save()
+            if fields is None or instance._state.adding:
+                instance.save()
+            else:
+                instance.save(update_fields=[*fields, "updated_at"])
     except IntegrityError as exc:
         # A concurrent write took a unique value between full_clean and save. It has committed
         # by now, so validating again names the field, as full_clean would have.
         instance.validate_unique()
         instance.validate_constraints()
+        # Not seen (yet) by this transaction: the database's own message names the column.
+        field = _unique_field_in(instance, str(exc))
+        if field is not None:
+            raise ValidationError(
+                {field: f"This {_verbose(instance, field)} was just taken by another record."}
+            ) from exc
         raise ValidationError(
             "This change conflicts with another record (a unique value is already taken)."
         ) from exc
+
+
+def _unique_field_in(instance: Workstation | Location, message: str) -> str | None:
+    """The unique field a database's refusal names: PostgreSQL says ``Key (column)=...`` or
+    the constraint's name, SQLite ``UNIQUE constraint failed: table.column``."""
+    meta = instance._meta
+    names = {
+        field.name: {f"({field.column})", f"{meta.db_table}.{field.column}"}
+        for field in meta.concrete_fields
+        if field.unique and not field.primary_key
+    }
+    for constraint in meta.constraints:
+        fields = getattr(constraint, "fields", ())
+        if len(fields) == 1:
+            column = meta.get_field(fields[0]).column
+            names.setdefault(fields[0], set()).update(
+                {f'"{constraint.name}"', f"({column})", f"{meta.db_table}.{column}"}
+            )
+    for name, marks in names.items():
+        if any(mark in message for mark in marks):
+            return name
+    return None
+
+
+def _verbose(instance: Workstation | Location, field: str) -> str:
+    return str(instance._meta.get_field(field).verbose_name)
 
 
 def _apply(instance: Workstation | Location, data: Mapping[str, Any]) -> None:
@@ -53,9 +104,12 @@ def _apply(instance: Workstation | Location, data: Mapping[str, Any]) -> None:
 
 
 @transaction.atomic
-def workstation_save(*, workstation: Workstation) -> Workstation:
-    """Validate and store a prepared workstation (new or changed)."""
-    _save(workstation)
+def workstation_save(
+    *, workstation: Workstation, fields: Collection[str] | None = None
+) -> Workstation:
+    """Validate and store a prepared workstation (new or changed); of a changed one, only
+    ``fields`` when given (every column otherwise)."""
+    _save(workstation, fields=fields)
     _invalidate(WORKSTATION_NAMESPACES)
     return workstation
 
@@ -67,15 +121,34 @@ def workstation_create(*, data: Mapping[str, Any]) -> Workstation:
     return workstation_save(workstation=workstation)
 
 
-def workstation_update(*, workstation: Workstation, data: Mapping[str, Any]) -> Workstation:
-    """Change the given fields of a workstation."""
-    _apply(workstation, data)
-    return workstation_save(workstation=workstation)
+@transaction.atomic
+def workstation_update(
+    *,
+    workstation: Workstation,
+    data: Mapping[str, Any],
+    precondition: Precondition | None = None,
+) -> Workstation:
+    """Change the given fields of a workstation; returns it as stored now.
+
+    The change is applied to the row as committed (locked), not to the copy the caller read, and
+    only its fields are written: two clients changing different fields at once both keep their
+    change, and the rules are checked against what is really there.
+    ``Workstation.DoesNotExist`` when it was deleted meanwhile.
+    """
+    current = _locked(workstation)
+    if precondition is not None:
+        precondition(current)
+    _apply(current, data)
+    return workstation_save(workstation=current, fields=list(data))
 
 
 @transaction.atomic
-def workstation_delete(*, workstation: Workstation) -> None:
-    """Delete a workstation."""
+def workstation_delete(
+    *, workstation: Workstation, precondition: Precondition | None = None
+) -> None:
+    """Delete a workstation (``precondition``: checked on the locked row first)."""
+    if precondition is not None:
+        precondition(_locked(workstation))
     workstation.delete()
     _invalidate(WORKSTATION_NAMESPACES)
 
@@ -107,6 +180,56 @@ def workstation_bulk_set_status(*, queryset: QuerySet[Workstation], status: Stat
     updated = Workstation.objects.filter(pk__in=pks).update(**changes)
     _invalidate(WORKSTATION_NAMESPACES)
     return updated
+
+
+#: The fields the admin's bulk edit sets on many workstations at once.
+BULK_EDIT_FIELDS = ("location", "department", "status", "assigned_to")
+#: How many refused rows a bulk edit names before "and N more".
+_MAX_NAMED = 10
+
+
+@transaction.atomic
+def workstation_bulk_update(*, queryset: QuerySet[Workstation], data: Mapping[str, Any]) -> int:
+    """Set the same ``data`` (among ``BULK_EDIT_FIELDS``) on every workstation of ``queryset``;
+    returns how many changed. All or nothing: every row is validated as a single change would
+    be (a deployed machine needs an assignee...) and one refused row refuses them all, named
+    with what is wrong. A status that forbids an assignee clears it unless ``data`` sets one.
+    """
+    unknown = sorted(set(data) - set(BULK_EDIT_FIELDS))
+    if unknown:
+        raise ValidationError(f"Not editable in bulk: {', '.join(unknown)}.")
+    changes = dict(data)
+    if changes.get("status") in STATUSES_FORBIDDING_ASSIGNEE and "assigned_to" not in changes:
+        changes["assigned_to"] = None
+    rows = list(
+        Workstation.objects.select_for_update()
+        .filter(pk__in=list(queryset.values_list("pk", flat=True)))
+        .order_by("hostname")
+    )
+    # The same values on every row: fields are checked once (a relation costs a query), the
+    # rules between fields (``Workstation.clean``) on every row. Nothing unique is set here.
+    others = [f.name for f in Workstation._meta.fields if f.name not in changes]
+    refused: list[str] = []
+    for index, workstation in enumerate(rows):
+        _apply(workstation, changes)
+        try:
+            workstation.full_clean(
+                exclude=others if index == 0 else [*others, *changes],
+                validate_unique=False,
+                validate_constraints=False,
+            )
+        except ValidationError as exc:
+            refused.append(f"{workstation.hostname}: {' '.join(exc.messages)}")
+    if refused:
+        more = len(refused) - _MAX_NAMED
+        named = refused[:_MAX_NAMED] + ([f"and {more} more"] if more > 0 else [])
+        raise ValidationError([f"Nothing was changed. {named[0]}", *named[1:]])
+    fields = [*changes, "updated_at"]
+    for workstation in rows:
+        workstation.updated_at = timezone.now()
+    Workstation.objects.bulk_update(rows, fields, batch_size=500)
+    _invalidate(WORKSTATION_NAMESPACES)
+    return len(rows)
 
 
 @transaction.atomic
@@ -157,9 +280,9 @@ def workstation_bulk_import(
 
 
 @transaction.atomic
-def location_save(*, location: Location) -> Location:
-    """Validate and store a prepared location."""
-    _save(location)
+def location_save(*, location: Location, fields: Collection[str] | None = None) -> Location:
+    """Validate and store a prepared location (of a changed one, only ``fields`` when given)."""
+    _save(location, fields=fields)
     _invalidate(LOCATION_NAMESPACES)
     return location
 
@@ -171,15 +294,23 @@ def location_create(*, data: Mapping[str, Any]) -> Location:
     return location_save(location=location)
 
 
-def location_update(*, location: Location, data: Mapping[str, Any]) -> Location:
-    """Change the given fields of a location."""
-    _apply(location, data)
-    return location_save(location=location)
+@transaction.atomic
+def location_update(
+    *, location: Location, data: Mapping[str, Any], precondition: Precondition | None = None
+) -> Location:
+    """Change the given fields of a location, as ``workstation_update`` does."""
+    current = _locked(location)
+    if precondition is not None:
+        precondition(current)
+    _apply(current, data)
+    return location_save(location=current, fields=list(data))
 
 
 @transaction.atomic
-def location_delete(*, location: Location) -> None:
+def location_delete(*, location: Location, precondition: Precondition | None = None) -> None:
     """Delete a location that no workstation refers to (``ProtectedError`` otherwise)."""
+    if precondition is not None:
+        precondition(_locked(location))
     location.delete()
     _invalidate(LOCATION_NAMESPACES)
 

@@ -74,6 +74,12 @@ _headers_by_route: dict[tuple, tuple[tuple[str, str], ...]] = {}
 _generation_names: dict[str, dict[str, str]] = {}
 
 
+def representation_etag(body: bytes) -> str:
+    """The strong ETag of a representation: a hash of its bytes. Cached reads send it, and
+    conditional writes compare ``If-Match`` with it, so both must make it here."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
 def _counted(checks: Sequence[RateCheck | None] | None) -> list[RateCheck]:
     """The checks that count something (a throttle may count nothing for this request)."""
     return [check for check in checks if check is not None] if checks else []
@@ -447,7 +453,7 @@ class CachedResponseMixin:
             response = self.finalize_response(request, response)
             response.render()
             body = bytes(response.content)
-            etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            etag = representation_etag(body)
             content_type = response["Content-Type"]
             timeout = self.cache_timeout if self.cache_timeout is not None else default_timeout()
             ttl = jittered(timeout)

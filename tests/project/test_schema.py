@@ -131,6 +131,31 @@ def test_conditional_reads_document_304_412_and_their_headers(schema, path, meth
     assert headers == {"If-None-Match", "If-Match"}
 
 
+CONDITIONAL_WRITES = [
+    (path, method)
+    for path in ("/api/workstations/{id}/", "/api/locations/{id}/")
+    for method in ("put", "patch", "delete")
+]
+
+
+@pytest.mark.parametrize(("path", "method"), CONDITIONAL_WRITES)
+def test_conditional_writes_document_if_match_and_412_with_the_current_etag(schema, path, method):
+    operation = schema["paths"][path][method]
+    headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert headers == {"If-Match"}
+    refused = operation["responses"]["412"]
+    assert "ETag" in refused["headers"]
+    body = refused["content"]["application/json"]["schema"]
+    assert set(component(schema, body["$ref"])["required"]) == {"detail", "etag"}
+    if method != "delete":
+        assert "ETag" in operation["responses"]["200"]["headers"]
+
+
+@pytest.mark.parametrize("path", ["/api/workstations/", "/api/locations/"])
+def test_creates_document_the_etag_of_the_new_object(schema, path):
+    assert "ETag" in schema["paths"][path]["post"]["responses"]["201"]["headers"]
+
+
 def test_every_operation_documents_429_with_retry_after(schema):
     for path, method, operation in operations(schema):
         assert "Retry-After" in operation["responses"]["429"]["headers"], (method, path)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import re
 from unittest import mock
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.http import HttpResponse
 from django.test import Client
+from django.utils import timezone
 
 from tests.factories import LocationFactory, UserFactory, WorkstationFactory
 from workstations import services
@@ -356,3 +359,195 @@ def test_an_object_page_with_an_impossible_id_is_not_a_server_error(staff, view)
     browser.force_login(staff)
     response = browser.get(f"{WS_CHANGELIST}{2**70}/{view}/")
     assert response.status_code in {302, 404}  # Django's "doesn't exist" message and redirect
+
+
+# A change made since the form was opened -------------------------------------------------------
+
+
+def opened_form(browser: Client, workstation: Workstation) -> dict:
+    """The change form's fields as the page holds them when it is opened."""
+    response = browser.get(f"{WS_CHANGELIST}{workstation.pk}/change/")
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        data[name] = "" if value is None else value
+    assert data["version"], "the form carries the version it was opened on"
+    return data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_form_refuses_to_save_over_a_change_made_since_it_opened(staff_browser):
+    workstation = WorkstationFactory(notes="", department="Engineering")
+    data = opened_form(staff_browser, workstation)
+    services.workstation_update(workstation=workstation, data={"notes": "meanwhile"})
+
+    response = staff_browser.post(
+        f"{WS_CHANGELIST}{workstation.pk}/change/", {**data, "department": "Sales"}
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.non_field_errors()
+    assert len(errors) == 1 and "since you opened this page: Notes." in errors[0], errors
+    stored = Workstation.objects.get(pk=workstation.pk)
+    assert (stored.notes, stored.department) == ("meanwhile", "Engineering")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_form_saves_when_nothing_changed_since_it_opened(staff_browser):
+    workstation = WorkstationFactory(notes="", department="Engineering")
+    data = opened_form(staff_browser, workstation)
+    response = staff_browser.post(
+        f"{WS_CHANGELIST}{workstation.pk}/change/", {**data, "department": "Sales"}
+    )
+    assert response.status_code == 302
+    assert Workstation.objects.get(pk=workstation.pk).department == "Sales"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_location_change_form_refuses_a_stale_save_too(staff_browser):
+    location = LocationFactory(name="Lab")
+    response = staff_browser.get(f"{LOC_CHANGELIST}{location.pk}/change/")
+    form = response.context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    services.location_update(location=location, data={"room": "7"})
+    response = staff_browser.post(f"{LOC_CHANGELIST}{location.pk}/change/", {**data, "site": "X"})
+    assert response.status_code == 200
+    assert "Room" in response.context["adminform"].form.non_field_errors()[0]
+    assert Location.objects.get(pk=location.pk).site == location.site
+
+
+# The site, the changelist's columns and filters, bulk edit ---------------------------------------
+
+
+def test_the_site_is_named_for_the_product_and_view_site_leads_somewhere(staff_browser):
+    response = staff_browser.get("/admin/")
+    page = response.content.decode()
+    assert "<title>Inventory administration | Workstation Inventory</title>" in page
+    assert '<a href="/admin/">Workstation Inventory</a>' in page
+    assert "Django administration" not in page
+    view_site = re.search(r'<a href="([^"]+)">View site</a>', page)
+    assert view_site is not None
+    assert staff_browser.get(view_site[1]).status_code == 200
+
+
+def test_the_changelist_shows_seven_columns_with_location_and_warranty(staff_browser):
+    WorkstationFactory(manufacturer="Lenovo", model_name="ThinkCentre M70q")
+    response = staff_browser.get(WS_CHANGELIST)
+    headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', response.content.decode())
+    assert headers == [
+        "hostname",
+        "asset_tag",
+        "status",
+        "hardware",
+        "assigned_to",
+        "location",
+        "warranty_expires",
+    ]
+    assert "Lenovo ThinkCentre M70q" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("expired", ["ws-expired"]),
+        ("30", ["ws-in-10-days", "ws-today"]),
+        ("90", ["ws-in-10-days", "ws-in-60-days", "ws-today"]),
+        ("none", ["ws-no-date"]),
+    ],
+)
+def test_the_warranty_filter(staff_browser, choice, expected):
+    today = timezone.localdate()
+    for hostname, days in [
+        ("ws-expired", -1),
+        ("ws-today", 0),
+        ("ws-in-10-days", 10),
+        ("ws-in-60-days", 60),
+        ("ws-in-120-days", 120),
+    ]:
+        WorkstationFactory(
+            hostname=hostname,
+            purchase_date=None,
+            warranty_expires=today + datetime.timedelta(days=days),
+        )
+    WorkstationFactory(hostname="ws-no-date", warranty_expires=None)
+    response = staff_browser.get(WS_CHANGELIST, {"warranty": choice})
+    assert response.status_code == 200
+    assert sorted(w.hostname for w in response.context["cl"].result_list) == expected
+
+
+def bulk_edit(client: Client, workstations, **changes) -> HttpResponse:
+    return client.post(
+        WS_CHANGELIST,
+        {
+            "action": "bulk_edit",
+            ACTION_CHECKBOX_NAME: [w.pk for w in workstations],
+            "apply": "yes",
+            **changes,
+        },
+    )
+
+
+def test_bulk_edit_asks_what_to_set_then_sets_it_on_the_selection(staff_browser):
+    chosen = WorkstationFactory.create_batch(3, department="Engineering")
+    untouched = WorkstationFactory(department="Engineering")
+    lab = LocationFactory(name="Lab 9")
+
+    page = staff_browser.post(
+        WS_CHANGELIST, {"action": "bulk_edit", ACTION_CHECKBOX_NAME: [w.pk for w in chosen]}
+    )
+    assert page.status_code == 200
+    assert "Apply to 3 workstations" in page.content.decode()
+    assert not Workstation.objects.filter(location=lab).exists()
+
+    with mock.patch.object(
+        services, "workstation_bulk_update", wraps=services.workstation_bulk_update
+    ) as service:
+        response = bulk_edit(
+            staff_browser, chosen, location=lab.pk, department="Finance", status="in_repair"
+        )
+    assert response.status_code == 302
+    service.assert_called_once()
+    for workstation in chosen:
+        workstation.refresh_from_db()
+        assert (workstation.location, workstation.department, workstation.status) == (
+            lab,
+            "Finance",
+            Status.IN_REPAIR,
+        )
+    untouched.refresh_from_db()
+    assert untouched.department == "Engineering"
+
+
+def test_bulk_edit_deploys_with_an_assignee_and_stocking_clears_it(staff_browser):
+    chosen = WorkstationFactory.create_batch(2, status=Status.STAGED)
+    user = UserFactory(username="zoe")
+    assert bulk_edit(staff_browser, chosen, status="deployed", assigned_to=user.pk).status_code
+    assert {(w.status, w.assigned_to_id) for w in Workstation.objects.all()} == {
+        (Status.DEPLOYED, user.pk)
+    }
+    assert bulk_edit(staff_browser, chosen, status="in_stock").status_code == 302
+    assert {(w.status, w.assigned_to_id) for w in Workstation.objects.all()} == {
+        (Status.IN_STOCK, None)
+    }
+
+
+def test_bulk_edit_that_breaks_a_rule_changes_nothing_and_names_the_machines(staff_browser):
+    holder = UserFactory()
+    ready = WorkstationFactory(hostname="ws-ready", status=Status.DEPLOYED, assigned_to=holder)
+    bare = WorkstationFactory(hostname="ws-bare", status=Status.STAGED, department="Ops")
+    response = bulk_edit(staff_browser, [ready, bare], status="deployed", department="Sales")
+    assert response.status_code == 200
+    errors = response.context["form"].non_field_errors()
+    assert "Nothing was changed" in errors[0] and "ws-bare" in errors[0], errors
+    assert "ws-ready" not in " ".join(errors)
+    bare.refresh_from_db()
+    assert (bare.status, bare.department) == (Status.STAGED, "Ops")
+    assert Workstation.objects.get(pk=ready.pk).department == ready.department
+
+
+def test_bulk_edit_without_a_change_asks_for_one(staff_browser):
+    chosen = WorkstationFactory.create_batch(2)
+    response = bulk_edit(staff_browser, chosen)
+    assert response.status_code == 200
+    assert "Choose at least one change." in response.context["form"].non_field_errors()

@@ -182,4 +182,9 @@ def test_the_admin_form_edits_every_shown_field_a_user_may_write(rf, admin_user)
     request.user = admin_user
     form = admin.site._registry[Workstation].get_form(request)
     shown = [name for _, names in admin_fieldsets() for name in names]
-    assert list(form.base_fields) == [name for name in shown if not BY_NAME[name].read_only]
+    # Besides them, the hidden version of the object the form was opened on (admin.py).
+    assert list(form.base_fields) == [
+        *(name for name in shown if not BY_NAME[name].read_only),
+        "version",
+    ]
+    assert form.base_fields["version"].widget.is_hidden

@@ -165,8 +165,20 @@ def test_a_unique_value_taken_after_validation_names_the_field(field, taken):
     workstation.full_clean = validate_then_lose_the_race
     with pytest.raises(ValidationError) as excinfo:
         services.workstation_save(workstation=workstation)
-    assert field in str(excinfo.value).lower().replace(" ", "_"), excinfo.value
+    assert list(excinfo.value.message_dict) == [field], excinfo.value
     assert not Workstation.objects.filter(asset_tag="AT-RACE").exists()
+
+
+@pytest.mark.parametrize("field", ["hostname", "serial_number", "asset_tag"])
+def test_the_databases_refusal_of_a_taken_value_names_the_field(field):
+    """When the winner of a race is not visible to the loser's transaction, the refusal of the
+    database itself (SQLite's or PostgreSQL's words) still names the field."""
+    winner = WorkstationFactory(location=None)
+    loser = build(asset_tag="AT-LOSER", hostname="ws-loser", serial_number="SN-LOSER")
+    setattr(loser, field, getattr(winner, field))
+    with pytest.raises(IntegrityError) as excinfo, transaction.atomic():
+        loser.save()
+    assert services._unique_field_in(loser, str(excinfo.value)) == field
 
 
 # Status and assignee ----------------------------------------------------------------------

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.http import HttpRequest, QueryDict
-from rest_framework import filters, serializers
+from django.utils.cache import get_conditional_response
+from django.utils.http import parse_etags
+from rest_framework import exceptions, filters, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
+
+from performance.cache.responses import representation_etag
 
 UNKNOWN_FIELD = "Unknown field."
 EMPTY_FOR_NULL = "An empty string is not a value here: send null for none."
@@ -275,3 +282,93 @@ def _parameters_of(reader: QueryReader | Any, view: Any) -> Iterable[str]:
     if read is not None:
         return read(view)
     return [parameter["name"] for parameter in reader.get_schema_operation_parameters(view)]
+
+
+# Conditional writes ---------------------------------------------------------------------------
+
+#: The request headers that make a write conditional (RFC 9110, section 13.1).
+_PRECONDITION_HEADERS = ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
+#: The actions whose answer is one object's representation, as its GET sends it.
+_WRITES_OF_ONE = frozenset({"create", "update", "partial_update"})
+CHANGED_SINCE_READ = (
+    "The object has changed since the version you sent in If-Match: get it again (its ETag "
+    "is in the ETag header and in `etag`), apply your change to it, and send that."
+)
+
+
+class PreconditionFailed(exceptions.APIException):
+    """412: the object is no longer the version the client's ``If-Match`` names."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = CHANGED_SINCE_READ
+    default_code = "precondition_failed"
+
+    def __init__(self, etag: str) -> None:
+        super().__init__({"detail": CHANGED_SINCE_READ, "etag": etag})
+        self.etag = etag
+
+
+class ConditionalWriteMixin:
+    """Single objects carry an ``ETag``; ``PUT``, ``PATCH`` and ``DELETE`` honour ``If-Match``.
+
+    The ETag is the one a ``GET`` of the object sends (``representation_etag`` of its default
+    JSON body), so a client sends back what it read. The precondition is checked by the service,
+    on the row locked for the write (``services.Precondition``): no other write can come between
+    the check and the change. Django's ``get_conditional_response`` decides, as it does for
+    reads: strong comparison for ``If-Match``, ``*`` and lists. A write without a precondition
+    proceeds (and changes only the fields it sends).
+    """
+
+    def write_precondition(self) -> Callable[[models.Model], None] | None:
+        """The check for the service to run on the locked row, ``None`` without a precondition
+        header. An ``If-Match`` that holds no ETag (unquoted, say) is a 400 rather than ignored:
+        the client believes its write is guarded."""
+        meta = self.request.META
+        if not any(header in meta for header in _PRECONDITION_HEADERS):
+            return None
+        if_match = meta.get("HTTP_IF_MATCH", "").strip()
+        if if_match and not parse_etags(if_match):
+            raise serializers.ValidationError(
+                {"If-Match": ['Send an ETag as GET returns it, quotes included ("..."), or *.']}
+            )
+
+        def check(current: models.Model) -> None:
+            etag = self.representation_etag(current)
+            if get_conditional_response(self.request, etag=etag) is not None:
+                raise PreconditionFailed(etag)
+
+        return check
+
+    def representation_etag(self, instance: models.Model) -> str:
+        """The ETag of ``instance``'s default JSON representation, as a ``GET`` sends it."""
+        return self._etag_of(self.get_serializer(instance).data)
+
+    def _etag_of(self, data: Any) -> str:
+        renderer = next(
+            (kind() for kind in self.renderer_classes if issubclass(kind, JSONRenderer)),
+            JSONRenderer(),
+        )
+        return representation_etag(renderer.render(data, renderer.media_type, {}))
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ObjectDoesNotExist):
+            # Deleted by another client between loading it and locking it for the write.
+            exc = exceptions.NotFound()
+        response = super().handle_exception(exc)
+        if isinstance(exc, PreconditionFailed):
+            response["ETag"] = exc.etag  # the current version, to read again
+        return response
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # A created or changed object: the ETag its next GET sends, for the client's next write.
+        if (
+            getattr(self, "action", None) in _WRITES_OF_ONE
+            and response.status_code in (200, 201)
+            and isinstance(getattr(response, "data", None), Mapping)
+            and "id" in response.data
+        ):
+            response["ETag"] = self._etag_of(response.data)
+        return response

@@ -12,7 +12,7 @@ from performance.cache.responses import CachedResponseMixin
 from workstations import selectors, services
 
 from . import rows
-from .base import StrictQueryMixin
+from .base import ConditionalWriteMixin, StrictQueryMixin
 from .filters import WorkstationFilter
 from .serializers import LocationSerializer, WorkstationSerializer, WorkstationSummarySerializer
 
@@ -44,7 +44,9 @@ from .serializers import LocationSerializer, WorkstationSerializer, WorkstationS
         description="Needs the *delete workstation* permission.",
     ),
 )
-class WorkstationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewSet):
+class WorkstationViewSet(
+    ConditionalWriteMixin, StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewSet
+):
     """The organisation's workstations: list, filter, search, order, create, change, delete."""
 
     cache_namespace = "workstations"
@@ -82,11 +84,13 @@ class WorkstationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelVi
 
     def perform_update(self, serializer: WorkstationSerializer) -> None:
         serializer.instance = services.workstation_update(
-            workstation=serializer.instance, data=serializer.validated_data
+            workstation=serializer.instance,
+            data=serializer.validated_data,
+            precondition=self.write_precondition(),
         )
 
     def perform_destroy(self, instance) -> None:
-        services.workstation_delete(workstation=instance)
+        services.workstation_delete(workstation=instance, precondition=self.write_precondition())
 
     @extend_schema(
         summary="Count workstations",
@@ -130,7 +134,9 @@ class WorkstationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelVi
         "*delete location* permission.",
     ),
 )
-class LocationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewSet):
+class LocationViewSet(
+    ConditionalWriteMixin, StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewSet
+):
     """Places where workstations live, each with its workstation count."""
 
     cache_namespace = "locations"
@@ -146,8 +152,10 @@ class LocationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelViewS
 
     def perform_update(self, serializer: LocationSerializer) -> None:
         serializer.instance = services.location_update(
-            location=serializer.instance, data=serializer.validated_data
+            location=serializer.instance,
+            data=serializer.validated_data,
+            precondition=self.write_precondition(),
         )
 
     def perform_destroy(self, instance) -> None:
-        services.location_delete(location=instance)
+        services.location_delete(location=instance, precondition=self.write_precondition())
