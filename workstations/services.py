@@ -1,11 +1,14 @@
 """Every write to the inventory goes through these functions.
 
 The API, the admin, the management commands and the CSV import all call them, so the rules
-(validation, the status/assignee constraints, cache invalidation after commit) hold on every path.
+(validation, the status/assignee constraints, cache invalidation after commit) hold on every path,
+and every write leaves its change history (``history``): who (``actor``: the request's user, or
+the command and OS user when none is passed), when, each field before and after.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,7 +20,9 @@ from django.utils import timezone
 
 from performance import cache as perf_cache
 
+from . import history
 from .choices import STATUSES_FORBIDDING_ASSIGNEE, Status
+from .history import ActorLike
 from .models import Location, Workstation
 
 #: Cache namespaces whose responses show workstation or location data.
@@ -53,43 +58,77 @@ def _apply(instance: Workstation | Location, data: Mapping[str, Any]) -> None:
 
 
 @transaction.atomic
-def workstation_save(*, workstation: Workstation) -> Workstation:
+def workstation_save(*, workstation: Workstation, actor: ActorLike = None) -> Workstation:
     """Validate and store a prepared workstation (new or changed)."""
-    _save(workstation)
+    with history.acting_as(actor):
+        _save(workstation)
     _invalidate(WORKSTATION_NAMESPACES)
     return workstation
 
 
-def workstation_create(*, data: Mapping[str, Any]) -> Workstation:
+def workstation_create(*, data: Mapping[str, Any], actor: ActorLike = None) -> Workstation:
     """Create a workstation from validated field values."""
     workstation = Workstation()
     _apply(workstation, data)
-    return workstation_save(workstation=workstation)
+    return workstation_save(workstation=workstation, actor=actor)
 
 
-def workstation_update(*, workstation: Workstation, data: Mapping[str, Any]) -> Workstation:
+def workstation_update(
+    *, workstation: Workstation, data: Mapping[str, Any], actor: ActorLike = None
+) -> Workstation:
     """Change the given fields of a workstation."""
     _apply(workstation, data)
-    return workstation_save(workstation=workstation)
+    return workstation_save(workstation=workstation, actor=actor)
 
 
 @transaction.atomic
-def workstation_delete(*, workstation: Workstation) -> None:
+def workstation_delete(*, workstation: Workstation, actor: ActorLike = None) -> None:
     """Delete a workstation."""
-    workstation.delete()
+    with history.acting_as(actor):
+        workstation.delete()
     _invalidate(WORKSTATION_NAMESPACES)
 
 
 @transaction.atomic
-def workstation_delete_many(*, queryset: QuerySet[Workstation]) -> int:
-    """Delete every workstation of ``queryset``; returns how many went."""
-    deleted, _ = queryset.filter(pk__in=list(queryset.values_list("pk", flat=True))).delete()
+def workstation_delete_many(*, queryset: QuerySet[Workstation], actor: ActorLike = None) -> int:
+    """Delete every workstation of ``queryset``; returns how many went.
+
+    The model has receivers (the history's), so Django deletes row by row with a signal each:
+    every workstation gets its entry."""
+    with history.acting_as(actor):
+        deleted, _ = queryset.filter(pk__in=list(queryset.values_list("pk", flat=True))).delete()
     _invalidate(WORKSTATION_NAMESPACES)
     return deleted
 
 
 @transaction.atomic
-def workstation_bulk_set_status(*, queryset: QuerySet[Workstation], status: Status) -> int:
+def workstation_checkout(
+    *, workstation: Workstation, assigned_to: Any, note: str = "", actor: ActorLike = None
+) -> Workstation:
+    """Hand a workstation to ``assigned_to``: assigned and deployed, recorded with ``note``.
+
+    The rules of a deployment hold (an active assignee: ``Workstation.clean``)."""
+    with history.acting_as(actor, event="checkout", note=note):
+        return workstation_update(
+            workstation=workstation, data={"assigned_to": assigned_to, "status": Status.DEPLOYED}
+        )
+
+
+@transaction.atomic
+def workstation_checkin(
+    *, workstation: Workstation, note: str = "", actor: ActorLike = None
+) -> Workstation:
+    """Take a workstation back: unassigned and in stock, recorded with ``note``."""
+    with history.acting_as(actor, event="checkin", note=note):
+        return workstation_update(
+            workstation=workstation, data={"assigned_to": None, "status": Status.IN_STOCK}
+        )
+
+
+@transaction.atomic
+def workstation_bulk_set_status(
+    *, queryset: QuerySet[Workstation], status: Status, actor: ActorLike = None
+) -> int:
     """Move many workstations to ``status`` in one statement.
 
     Statuses that forbid an assignee (in stock, retired, lost) clear it, so the rules hold without
@@ -103,15 +142,30 @@ def workstation_bulk_set_status(*, queryset: QuerySet[Workstation], status: Stat
     changes: dict[str, Any] = {"status": status, "updated_at": timezone.now()}
     if status in STATUSES_FORBIDDING_ASSIGNEE:
         changes["assigned_to"] = None
-    pks = list(queryset.values_list("pk", flat=True))
-    updated = Workstation.objects.filter(pk__in=pks).update(**changes)
+    # The rows as they were, for their history: update() sends no signal. Locked on PostgreSQL,
+    # so that what is recorded as "before" is what the update changes.
+    before = list(Workstation.objects.filter(pk__in=queryset.values("pk")).select_for_update())
+    history.load_related(before, "assigned_to", "location")
+    updated = Workstation.objects.filter(pk__in=[ws.pk for ws in before]).update(**changes)
+    after = []
+    for old in before:
+        new = copy.copy(old)
+        new._state = copy.copy(old._state)
+        new._state.fields_cache = dict(old._state.fields_cache)
+        _apply(new, changes)
+        after.append(new)
+    history.record_bulk(history.Action.UPDATE, zip(before, after, strict=True), actor=actor)
     _invalidate(WORKSTATION_NAMESPACES)
     return updated
 
 
 @transaction.atomic
 def workstation_bulk_create(
-    *, workstations: Iterable[Workstation], batch_size: int = 500, validate: bool = True
+    *,
+    workstations: Iterable[Workstation],
+    batch_size: int = 500,
+    validate: bool = True,
+    actor: ActorLike = None,
 ) -> list[Workstation]:
     """Validate every workstation, then insert them all in one transaction.
 
@@ -128,6 +182,9 @@ def workstation_bulk_create(
         raise ValidationError(
             "Two rows, or a row and an existing workstation, share a unique value."
         ) from exc
+    # bulk_create sends no signal: one entry per workstation here.
+    history.load_related(created, "assigned_to", "location")
+    history.record_bulk(history.Action.CREATE, ((None, ws) for ws in created), actor=actor)
     _invalidate(WORKSTATION_NAMESPACES)
     return created
 
@@ -136,30 +193,34 @@ def workstation_bulk_create(
 
 
 @transaction.atomic
-def location_save(*, location: Location) -> Location:
+def location_save(*, location: Location, actor: ActorLike = None) -> Location:
     """Validate and store a prepared location."""
-    _save(location)
+    with history.acting_as(actor):
+        _save(location)
     _invalidate(LOCATION_NAMESPACES)
     return location
 
 
-def location_create(*, data: Mapping[str, Any]) -> Location:
+def location_create(*, data: Mapping[str, Any], actor: ActorLike = None) -> Location:
     """Create a location from validated field values."""
     location = Location()
     _apply(location, data)
-    return location_save(location=location)
+    return location_save(location=location, actor=actor)
 
 
-def location_update(*, location: Location, data: Mapping[str, Any]) -> Location:
+def location_update(
+    *, location: Location, data: Mapping[str, Any], actor: ActorLike = None
+) -> Location:
     """Change the given fields of a location."""
     _apply(location, data)
-    return location_save(location=location)
+    return location_save(location=location, actor=actor)
 
 
 @transaction.atomic
-def location_delete(*, location: Location) -> None:
+def location_delete(*, location: Location, actor: ActorLike = None) -> None:
     """Delete a location that no workstation refers to (``ProtectedError`` otherwise)."""
-    location.delete()
+    with history.acting_as(actor):
+        location.delete()
     _invalidate(LOCATION_NAMESPACES)
 
 

@@ -1,5 +1,6 @@
 from rest_framework.routers import DefaultRouter
 
+from .history import ChangeViewSet
 from .views import LocationViewSet, WorkstationViewSet
 
 app_name = "workstations-api"
@@ -7,5 +8,6 @@ app_name = "workstations-api"
 router = DefaultRouter()
 router.register("workstations", WorkstationViewSet, basename="workstation")
 router.register("locations", LocationViewSet, basename="location")
+router.register("changes", ChangeViewSet, basename="change")
 
 urlpatterns = router.urls
