@@ -389,6 +389,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "workstations.choices.Status",
         "FormFactorEnum": "workstations.choices.FormFactor",
+        "ObjectTypeEnum": "workstations.choices.ObjectType",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -29,16 +29,21 @@ from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models.signals import pre_save
 from django.utils import timezone
+from django.utils.text import capfirst
+
+from .choices import ObjectType
 
 Action = LogEntry.Action
 
-#: Fields the database sets on every write: in every entry, they would tell nothing.
-UNTRACKED_FIELDS = ["created_at", "updated_at"]
+#: Fields every entry would show and none would tell anything by: the database sets them (the
+#: id is the entry's object id already).
+UNTRACKED_FIELDS = ["id", "created_at", "updated_at"]
 #: The kinds of objects with a history, as the API names them (``object_type``).
-OBJECT_TYPES = ("workstation", "location")
+OBJECT_TYPES = tuple(ObjectType.values)
 #: How an entry's action is named in the API.
 ACTION_NAMES = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "delete"}
 
@@ -198,3 +203,33 @@ def entry_actor(entry: LogEntry) -> str:
     if label:
         return str(label)
     return entry.actor.get_username() if entry.actor is not None else "unknown"
+
+
+#: How an empty value is shown in the admin's diff.
+NO_VALUE = "—"
+
+
+def field_changes(entry: LogEntry) -> list[tuple[str, str, str]]:
+    """An entry's changes as people read them: (field label, before, after), choices by their
+    labels ("In stock", not "in_stock"), no value as a dash."""
+    model = entry.content_type.model_class()
+    rows = []
+    for name, pair in sorted((entry.changes_dict or {}).items()):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            continue
+        try:
+            model_field = model._meta.get_field(name) if model is not None else None
+        except FieldDoesNotExist:
+            model_field = None
+        label = capfirst(getattr(model_field, "verbose_name", name))
+        choices = dict(getattr(model_field, "flatchoices", None) or ())
+        before, after = (_shown(value, choices) for value in pair)
+        if before != after:  # "" and null are both no value
+            rows.append((label, before, after))
+    return rows
+
+
+def _shown(value: Any, choices: Mapping[Any, Any]) -> str:
+    if value is None or value == "":
+        return NO_VALUE
+    return str(choices.get(value, value))

@@ -14,6 +14,7 @@ from rest_framework.viewsets import GenericViewSet
 
 from performance.cache.responses import CachedResponseMixin
 from workstations import history, selectors
+from workstations.choices import ObjectType
 from workstations.models import MAX_NOTES_LENGTH
 
 from .base import UNKNOWN_FIELD, StrictCharField, StrictQueryMixin
@@ -47,7 +48,9 @@ class ChangeSerializer(serializers.ModelSerializer):
     """One recorded change: who, when, which object, each field before and after."""
 
     action = serializers.SerializerMethodField(help_text="create, update or delete.")
-    object_type = serializers.SerializerMethodField(help_text="workstation or location.")
+    object_type = serializers.ChoiceField(
+        choices=ObjectType.choices, source="content_type.model", help_text="What changed."
+    )
     object_repr = serializers.CharField(help_text="The object's name when it changed.")
     actor = serializers.SerializerMethodField(
         help_text="Who made the change: a username, or the command and OS user that ran it."
@@ -78,9 +81,6 @@ class ChangeSerializer(serializers.ModelSerializer):
     def get_action(self, entry: LogEntry) -> str:
         return history.ACTION_NAMES.get(entry.action, str(entry.action))
 
-    def get_object_type(self, entry: LogEntry) -> str:
-        return entry.content_type.model
-
     def get_actor(self, entry: LogEntry) -> str:
         return history.entry_actor(entry)
 
@@ -102,9 +102,7 @@ class ChangeFilter(django_filters.FilterSet):
         help_text="Who made them: a username, or a command's label as the history shows it.",
     )
     object_type = django_filters.ChoiceFilter(
-        field_name="content_type__model",
-        choices=[(name, name) for name in history.OBJECT_TYPES],
-        help_text="workstation or location.",
+        field_name="content_type__model", choices=ObjectType.choices, help_text="What changed."
     )
     object_id = django_filters.NumberFilter(
         field_name="object_id", help_text="The id of the object (with object_type)."
