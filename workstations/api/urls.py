@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .history import ChangeViewSet
@@ -8,6 +9,9 @@ app_name = "workstations-api"
 router = DefaultRouter()
 router.register("workstations", WorkstationViewSet, basename="workstation")
 router.register("locations", LocationViewSet, basename="location")
-router.register("changes", ChangeViewSet, basename="change")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    # A list only: the router would route a detail too (the cached views' mixin has retrieve).
+    path("changes/", ChangeViewSet.as_view({"get": "list"}), name="change-list"),
+]
