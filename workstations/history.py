@@ -148,17 +148,19 @@ def record_bulk(
     pairs: Iterable[tuple[models.Model | None, models.Model | None]],
     *,
     actor: ActorLike = None,
+    force: bool = False,
 ) -> list[LogEntry]:
     """One entry per object for a write signals never saw, as auditlog would have made it:
     ``pairs`` are (before, after), ``None`` for an object that did not exist or no longer does.
-    An object whose fields did not change gets no entry (as a ``save()`` that changed nothing)."""
+    An object whose fields did not change gets no entry (as a ``save()`` that changed nothing),
+    unless ``force``: an event worth recording by itself (a check-out with its note)."""
     who = as_actor(actor) or current_actor()
     now = timezone.now()
     entries = []
     for before, after in pairs:
         instance = after if after is not None else before
         changes = model_instance_diff(before, after, use_json_for_changes=True)
-        if changes is None and action != Action.DELETE:
+        if changes is None and action != Action.DELETE and not force:
             continue
         entry = LogEntry(
             content_type=ContentType.objects.get_for_model(instance),
@@ -214,9 +216,7 @@ def field_changes(entry: LogEntry) -> list[tuple[str, str, str]]:
     labels ("In stock", not "in_stock"), no value as a dash."""
     model = entry.content_type.model_class()
     rows = []
-    for name, pair in sorted((entry.changes_dict or {}).items()):
-        if not isinstance(pair, list | tuple) or len(pair) != 2:
-            continue
+    for name, pair in meaningful_changes(entry.changes_dict).items():
         try:
             model_field = model._meta.get_field(name) if model is not None else None
         except FieldDoesNotExist:
@@ -227,6 +227,18 @@ def field_changes(entry: LogEntry) -> list[tuple[str, str, str]]:
         if before != after:  # "" and null are both no value
             rows.append((label, before, after))
     return rows
+
+
+def meaningful_changes(changes: Mapping[str, Any] | None) -> dict[str, tuple[Any, Any]]:
+    """The changes that change something people see: null and "" are both no value (a new
+    object's empty fields are no news)."""
+    return {
+        name: (pair[0], pair[1])
+        for name, pair in sorted((changes or {}).items())
+        if isinstance(pair, list | tuple)
+        and len(pair) == 2
+        and not (pair[0] in (None, "") and pair[1] in (None, ""))
+    }
 
 
 def _shown(value: Any, choices: Mapping[Any, Any]) -> str:

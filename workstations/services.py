@@ -107,22 +107,33 @@ def workstation_checkout(
 ) -> Workstation:
     """Hand a workstation to ``assigned_to``: assigned and deployed, recorded with ``note``.
 
-    The rules of a deployment hold (an active assignee: ``Workstation.clean``)."""
+    The rules of a deployment hold (an active assignee: ``Workstation.clean``). Checking it
+    out again to whoever has it changes no field, and is recorded all the same."""
+    target = (getattr(assigned_to, "pk", assigned_to), Status.DEPLOYED)
+    already = (workstation.assigned_to_id, workstation.status) == target
     with history.acting_as(actor, event="checkout", note=note):
-        return workstation_update(
+        workstation = workstation_update(
             workstation=workstation, data={"assigned_to": assigned_to, "status": Status.DEPLOYED}
         )
+        if already:
+            history.record_bulk(history.Action.UPDATE, [(workstation, workstation)], force=True)
+    return workstation
 
 
 @transaction.atomic
 def workstation_checkin(
     *, workstation: Workstation, note: str = "", actor: ActorLike = None
 ) -> Workstation:
-    """Take a workstation back: unassigned and in stock, recorded with ``note``."""
+    """Take a workstation back: unassigned and in stock, recorded with ``note`` (also when it
+    was in stock already: the note may say what came back)."""
+    already = (workstation.assigned_to_id, workstation.status) == (None, Status.IN_STOCK)
     with history.acting_as(actor, event="checkin", note=note):
-        return workstation_update(
+        workstation = workstation_update(
             workstation=workstation, data={"assigned_to": None, "status": Status.IN_STOCK}
         )
+        if already:
+            history.record_bulk(history.Action.UPDATE, [(workstation, workstation)], force=True)
+    return workstation
 
 
 @transaction.atomic

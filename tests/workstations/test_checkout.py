@@ -60,6 +60,17 @@ def test_checkout_and_checkin_answer_who_had_the_machine_and_when(editor_client,
     assert checkin["actor"] == "editor"
 
 
+def test_checking_out_again_to_the_same_user_is_recorded_with_its_note(editor_client, zoe):
+    workstation = WorkstationFactory(status=Status.DEPLOYED, assigned_to=zoe)
+    url = f"{LIST}{workstation.pk}/"
+    response = editor_client.post(
+        f"{url}checkout/", {"assigned_to": zoe.pk, "note": "extended loan"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    latest = editor_client.get(f"{url}history/").json()["results"][0]
+    assert (latest["event"], latest["note"], latest["changes"]) == ("checkout", "extended loan", {})
+
+
 def test_checkout_needs_the_change_permission(reader_client, zoe):
     workstation = WorkstationFactory(status=Status.IN_STOCK)
     response = reader_client.post(

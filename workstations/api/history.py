@@ -38,9 +38,8 @@ from .filters import FilterBackend
 class ChangesField(serializers.Field):
     def to_representation(self, value: Any) -> dict[str, dict[str, Any]]:
         return {
-            name: {"before": pair[0], "after": pair[1]}
-            for name, pair in sorted((value or {}).items())
-            if isinstance(pair, list | tuple) and len(pair) == 2
+            name: {"before": before, "after": after}
+            for name, (before, after) in history.meaningful_changes(value).items()
         }
 
 
