@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from performance.cache import changes
 from tests.factories import LocationFactory, UserFactory, WorkstationFactory
 from workstations import services
 from workstations.choices import Status
@@ -285,3 +286,14 @@ def test_admin_history_page_shows_api_writes_as_a_diff(staff_browser, editor_cli
         '<th scope="row">Status</th><td class="before">Staged</td><td class="arrow">→</td>'
         '<td class="after">In repair</td>'
     ) in page
+
+
+def test_a_change_to_the_history_by_any_path_invalidates_the_cached_history():
+    """The history table is among the workstation namespace's tables: entries removed by
+    auditlog's own auditlogflush, or by SQL, are counted by the database's triggers like any
+    change (docs/design.md, "A write"), so no cached history outlives them."""
+    WorkstationFactory()
+    before = changes.versions()["workstations"]
+    call_command("auditlogflush", "--yes", stdout=StringIO())
+    assert not LogEntry.objects.exists()
+    assert changes.versions()["workstations"] > before
