@@ -12,9 +12,12 @@ import pytest
 from auditlog.models import LogEntry
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from performance import cache as perf_cache
 from performance.cache import changes
 from tests.factories import LocationFactory, UserFactory, WorkstationFactory
 from workstations import services
@@ -297,3 +300,22 @@ def test_a_change_to_the_history_by_any_path_invalidates_the_cached_history():
     call_command("auditlogflush", "--yes", stdout=StringIO())
     assert not LogEntry.objects.exists()
     assert changes.versions()["workstations"] > before
+
+
+@pytest.mark.parametrize("url", ["history", CHANGES])
+def test_history_pages_run_the_same_queries_however_many_entries(editor_client, url):
+    """No query per entry (its actor, its object type): as every list here."""
+    workstation = WorkstationFactory(location=None)
+    path = f"{LIST}{workstation.pk}/history/" if url == "history" else url
+
+    def queries() -> int:
+        perf_cache.invalidate("workstations")  # a cold read each time
+        with CaptureQueriesContext(connection) as captured:
+            assert editor_client.get(path).status_code == 200
+        return len(captured)
+
+    queries()  # the token's lookup, cached from then on
+    few = queries()
+    for n in range(10):
+        editor_client.patch(f"{LIST}{workstation.pk}/", {"notes": f"n{n}"}, format="json")
+    assert queries() == few
