@@ -93,8 +93,8 @@ def workstation_delete(*, workstation: Workstation, actor: ActorLike = None) -> 
 def workstation_delete_many(*, queryset: QuerySet[Workstation], actor: ActorLike = None) -> int:
     """Delete every workstation of ``queryset``; returns how many went.
 
-    The model has receivers (the history's), so Django deletes row by row with a signal each:
-    every workstation gets its entry."""
+    The model has delete receivers (the history's), so Django loads the rows and sends a
+    signal for each before deleting them: every workstation gets its entry."""
     with history.acting_as(actor):
         deleted, _ = queryset.filter(pk__in=list(queryset.values_list("pk", flat=True))).delete()
     _invalidate(WORKSTATION_NAMESPACES)

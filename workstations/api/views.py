@@ -147,10 +147,11 @@ class WorkstationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelVi
     )
     @action(detail=True, methods=["post"], permission_classes=[ChangePermissions])
     def checkout(self, request: Request, pk: str | None = None) -> Response:
+        workstation = self.get_object()  # a 404 before the body is read, as DRF's update
         body = CheckoutSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         workstation = services.workstation_checkout(
-            workstation=self.get_object(),
+            workstation=workstation,
             assigned_to=body.validated_data["assigned_to"],
             note=body.validated_data["note"],
             actor=request.user,
@@ -168,10 +169,11 @@ class WorkstationViewSet(StrictQueryMixin, CachedResponseMixin, viewsets.ModelVi
     )
     @action(detail=True, methods=["post"], permission_classes=[ChangePermissions])
     def checkin(self, request: Request, pk: str | None = None) -> Response:
+        workstation = self.get_object()
         body = CheckinSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         workstation = services.workstation_checkin(
-            workstation=self.get_object(), note=body.validated_data["note"], actor=request.user
+            workstation=workstation, note=body.validated_data["note"], actor=request.user
         )
         return Response(
             WorkstationSerializer(workstation, context=self.get_serializer_context()).data
