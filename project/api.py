@@ -361,8 +361,13 @@ class InventoryAutoSchema(AutoSchema):
         codes = []
         if self._conditional():
             codes.append(304)
-        # A body, or a query string: reads refuse parameters they do not read (StrictQueryMixin).
-        if writes or getattr(self.view, "filter_backends", None):
+        # A body, or a query string: reads refuse parameters they do not read (StrictQueryMixin),
+        # and bad page sizes (a workstation's history: pages, no filters).
+        if (
+            writes
+            or getattr(self.view, "filter_backends", None)
+            or self._get_pagination_parameters()
+        ):
             codes.append(400)
         if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
             codes += [401, 403]

@@ -100,6 +100,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The change history of the inventory (workstations/history.py).
+    "auditlog",
     "performance",
     "workstations",
 ]
@@ -301,6 +303,12 @@ STORAGES = {
 # Tests and a fresh checkout run before collectstatic: fall back to unhashed names.
 WHITENOISE_MANIFEST_STRICT = False
 
+# The change history (django-auditlog, workstations/history.py): before and after as JSON values
+# (numbers stay numbers, an empty value is null), and a related object as its name when the
+# change was made ("who had this machine" reads "zoe", not an id that may be reused or renamed).
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header makes anonymous requests 401, not 403.
@@ -381,6 +389,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "workstations.choices.Status",
         "FormFactorEnum": "workstations.choices.FormFactor",
+        "ObjectTypeEnum": "workstations.choices.ObjectType",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

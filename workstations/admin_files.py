@@ -200,7 +200,7 @@ class WorkstationFilesMixin(admin.ModelAdmin):
             del request.session[_SESSION_PREFIX + token]
             return self._render(request, ImportForm(), upload, outcome, "")
         try:
-            result = importing.apply_report(report)
+            result = importing.apply_report(report, actor=request.user)
         except ValidationError as exc:
             del request.session[_SESSION_PREFIX + token]
             outcome = _Outcome(outcome.table, None, f"{'; '.join(exc.messages)} Nothing imported.")

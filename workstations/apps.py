@@ -7,20 +7,25 @@ class WorkstationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from auditlog.models import LogEntry
         from django.contrib.auth import get_user_model
 
         from performance import cache
 
-        from . import signals, warming  # noqa: F401  (signals connects the receivers)
+        from . import history, signals, warming  # noqa: F401  (signals connects the receivers)
         from .models import Location, Workstation
 
+        # Every save and delete of these is recorded, whoever makes it (history.py).
+        history.register(Workstation, Location)
+
         # The tables each namespace's responses show (assignees by name, locations by name,
-        # workstation counts per location): any committed change to them invalidates it.
+        # workstation counts per location, the change history): any committed change to them
+        # invalidates it.
         cache.register_namespace(
             "workstations",
-            description="Workstation list, detail and summary responses",
+            description="Workstation list, detail, summary and history responses, the changes",
             warmer=warming.warm_workstations,
-            tables=(Workstation, Location, get_user_model()),
+            tables=(Workstation, Location, get_user_model(), LogEntry),
             responses=True,
         )
         cache.register_namespace(

@@ -26,3 +26,10 @@ class Status(models.TextChoices):
 STATUSES_REQUIRING_ASSIGNEE = frozenset({Status.DEPLOYED})
 #: Machines on the shelf, gone for good or missing belong to nobody.
 STATUSES_FORBIDDING_ASSIGNEE = frozenset({Status.IN_STOCK, Status.RETIRED, Status.LOST_STOLEN})
+
+
+class ObjectType(models.TextChoices):
+    """The kinds of objects with a change history, as the API names them."""
+
+    WORKSTATION = "workstation", "Workstation"
+    LOCATION = "location", "Location"

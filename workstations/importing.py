@@ -953,8 +953,9 @@ class ImportResult:
     unchanged: int
 
 
-def apply_report(report: ValidationReport) -> ImportResult:
-    """Create and update what a clean report says, all in one transaction (the service's).
+def apply_report(report: ValidationReport, *, actor: Any = None) -> ImportResult:
+    """Create and update what a clean report says, all in one transaction (the service's),
+    recorded in the history as ``actor``'s (the admin's user; a command's own by default).
 
     Every row already passed ``full_clean``; a unique value taken by a concurrent writer in
     between still fails the whole import (``ValidationError``, nothing written).
@@ -964,6 +965,7 @@ def apply_report(report: ValidationReport) -> ImportResult:
     created, updated = services.workstation_bulk_import(
         create=report.workstations,
         update=[(change.workstation, change.data) for change in report.changes],
+        actor=actor,
     )
     return ImportResult(created=created, updated=updated, unchanged=report.unchanged)
 

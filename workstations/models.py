@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -174,9 +175,20 @@ class Workstation(models.Model):
     def __str__(self) -> str:
         return self.hostname
 
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Workstation:
+        instance = super().from_db(db, field_names, values)
+        # The assignment as stored, for the rules about changing it (``clean``).
+        instance._stored_assignment = (
+            instance.__dict__.get("status"),
+            instance.__dict__.get("assigned_to_id"),
+        )
+        return instance
+
     def clean(self) -> None:
         """Enforce the status/assignee rules with a message on the field a user can fix."""
         super().clean()
+        self._check_deployed_to_active_user()
         if self.status in STATUSES_REQUIRING_ASSIGNEE and self.assigned_to_id is None:
             raise ValidationError(
                 {"assigned_to": f"A workstation with status '{self.status}' needs an assignee."}
@@ -197,4 +209,24 @@ class Workstation(models.Model):
         ):
             raise ValidationError(
                 {"warranty_expires": "The warranty cannot expire before the purchase date."}
+            )
+
+    def _check_deployed_to_active_user(self) -> None:
+        """Deploying to (or checking out to) a deactivated account hands a machine to nobody.
+
+        Asked only when the deployment is new (a new assignee or a new status): a machine
+        already deployed to someone deactivated since can still be edited, and then checked in.
+        """
+        if self.status not in STATUSES_REQUIRING_ASSIGNEE or self.assigned_to_id is None:
+            return
+        if getattr(self, "_stored_assignment", None) == (self.status, self.assigned_to_id):
+            return
+        if not self.assigned_to.is_active:
+            raise ValidationError(
+                {
+                    "assigned_to": (
+                        f"The user '{self.assigned_to.get_username()}' is deactivated: a "
+                        "workstation can be deployed to an active user only."
+                    )
+                }
             )

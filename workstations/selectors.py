@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditlog.models import LogEntry
 from django.db.models import Count, QuerySet
 
+from . import history
 from .choices import Status
 from .models import Location, Workstation
 
@@ -42,3 +44,25 @@ def workstation_summary(*, queryset: QuerySet[Workstation] | None = None) -> dic
         .order_by("location__name")
     ]
     return {"total": sum(by_status.values()), "by_status": by_status, "by_location": by_location}
+
+
+# The change history (``history``) ------------------------------------------------------------
+
+
+def change_list() -> QuerySet[LogEntry]:
+    """Every recorded change of a workstation or a location, newest first."""
+    return (
+        LogEntry.objects.filter(
+            content_type__app_label=Workstation._meta.app_label,
+            content_type__model__in=history.OBJECT_TYPES,
+        )
+        .select_related("content_type", "actor")
+        .order_by("-timestamp", "-id")
+    )
+
+
+def workstation_history(*, workstation_id: int) -> QuerySet[LogEntry]:
+    """The changes of one workstation, newest first (those made before it was deleted too)."""
+    return change_list().filter(
+        content_type__model=Workstation._meta.model_name, object_id=workstation_id
+    )

@@ -1,11 +1,14 @@
 """Every write to the inventory goes through these functions.
 
 The API, the admin, the management commands and the CSV import all call them, so the rules
-(validation, the status/assignee constraints, cache invalidation after commit) hold on every path.
+(validation, the status/assignee constraints, cache invalidation after commit) hold on every path,
+and every write leaves its change history (``history``): who (``actor``: the request's user, or
+the command and OS user when none is passed), when, each field before and after.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -17,7 +20,9 @@ from django.utils import timezone
 
 from performance import cache as perf_cache
 
+from . import history
 from .choices import STATUSES_FORBIDDING_ASSIGNEE, Status
+from .history import ActorLike
 from .models import Location, Workstation
 
 #: Cache namespaces whose responses show workstation or location data.
@@ -100,25 +105,35 @@ def _apply(instance: Workstation | Location, data: Mapping[str, Any]) -> None:
         setattr(instance, field, value)
 
 
+def _snapshot(instance: _Model) -> _Model:
+    """A copy of ``instance`` and its loaded relations, to change while it stays as it was (the
+    "before" of a bulk write's history, which no signal records)."""
+    copied = copy.copy(instance)
+    copied._state = copy.copy(instance._state)
+    copied._state.fields_cache = dict(instance._state.fields_cache)
+    return copied
+
+
 # Workstations ------------------------------------------------------------------------------
 
 
 @transaction.atomic
 def workstation_save(
-    *, workstation: Workstation, fields: Collection[str] | None = None
+    *, workstation: Workstation, fields: Collection[str] | None = None, actor: ActorLike = None
 ) -> Workstation:
     """Validate and store a prepared workstation (new or changed); of a changed one, only
     ``fields`` when given (every column otherwise)."""
-    _save(workstation, fields=fields)
+    with history.acting_as(actor):
+        _save(workstation, fields=fields)
     _invalidate(WORKSTATION_NAMESPACES)
     return workstation
 
 
-def workstation_create(*, data: Mapping[str, Any]) -> Workstation:
+def workstation_create(*, data: Mapping[str, Any], actor: ActorLike = None) -> Workstation:
     """Create a workstation from validated field values."""
     workstation = Workstation()
     _apply(workstation, data)
-    return workstation_save(workstation=workstation)
+    return workstation_save(workstation=workstation, actor=actor)
 
 
 @transaction.atomic
@@ -127,6 +142,7 @@ def workstation_update(
     workstation: Workstation,
     data: Mapping[str, Any],
     precondition: Precondition | None = None,
+    actor: ActorLike = None,
 ) -> Workstation:
     """Change the given fields of a workstation; returns it as stored now.
 
@@ -139,30 +155,72 @@ def workstation_update(
     if precondition is not None:
         precondition(current)
     _apply(current, data)
-    return workstation_save(workstation=current, fields=list(data))
+    return workstation_save(workstation=current, fields=list(data), actor=actor)
 
 
 @transaction.atomic
 def workstation_delete(
-    *, workstation: Workstation, precondition: Precondition | None = None
+    *, workstation: Workstation, precondition: Precondition | None = None, actor: ActorLike = None
 ) -> None:
     """Delete a workstation (``precondition``: checked on the locked row first)."""
     if precondition is not None:
         precondition(_locked(workstation))
-    workstation.delete()
+    with history.acting_as(actor):
+        workstation.delete()
     _invalidate(WORKSTATION_NAMESPACES)
 
 
 @transaction.atomic
-def workstation_delete_many(*, queryset: QuerySet[Workstation]) -> int:
-    """Delete every workstation of ``queryset``; returns how many went."""
-    deleted, _ = queryset.filter(pk__in=list(queryset.values_list("pk", flat=True))).delete()
+def workstation_delete_many(*, queryset: QuerySet[Workstation], actor: ActorLike = None) -> int:
+    """Delete every workstation of ``queryset``; returns how many went.
+
+    The model has delete receivers (the history's), so Django loads the rows and sends a
+    signal for each before deleting them: every workstation gets its entry."""
+    with history.acting_as(actor):
+        deleted, _ = queryset.filter(pk__in=list(queryset.values_list("pk", flat=True))).delete()
     _invalidate(WORKSTATION_NAMESPACES)
     return deleted
 
 
 @transaction.atomic
-def workstation_bulk_set_status(*, queryset: QuerySet[Workstation], status: Status) -> int:
+def workstation_checkout(
+    *, workstation: Workstation, assigned_to: Any, note: str = "", actor: ActorLike = None
+) -> Workstation:
+    """Hand a workstation to ``assigned_to``: assigned and deployed, recorded with ``note``.
+
+    The rules of a deployment hold (an active assignee: ``Workstation.clean``). Checking it
+    out again to whoever has it changes no field, and is recorded all the same."""
+    target = (getattr(assigned_to, "pk", assigned_to), Status.DEPLOYED)
+    already = (workstation.assigned_to_id, workstation.status) == target
+    with history.acting_as(actor, event="checkout", note=note):
+        workstation = workstation_update(
+            workstation=workstation, data={"assigned_to": assigned_to, "status": Status.DEPLOYED}
+        )
+        if already:
+            history.record_bulk(history.Action.UPDATE, [(workstation, workstation)], force=True)
+    return workstation
+
+
+@transaction.atomic
+def workstation_checkin(
+    *, workstation: Workstation, note: str = "", actor: ActorLike = None
+) -> Workstation:
+    """Take a workstation back: unassigned and in stock, recorded with ``note`` (also when it
+    was in stock already: the note may say what came back)."""
+    already = (workstation.assigned_to_id, workstation.status) == (None, Status.IN_STOCK)
+    with history.acting_as(actor, event="checkin", note=note):
+        workstation = workstation_update(
+            workstation=workstation, data={"assigned_to": None, "status": Status.IN_STOCK}
+        )
+        if already:
+            history.record_bulk(history.Action.UPDATE, [(workstation, workstation)], force=True)
+    return workstation
+
+
+@transaction.atomic
+def workstation_bulk_set_status(
+    *, queryset: QuerySet[Workstation], status: Status, actor: ActorLike = None
+) -> int:
     """Move many workstations to ``status`` in one statement.
 
     Statuses that forbid an assignee (in stock, retired, lost) clear it, so the rules hold without
@@ -176,8 +234,17 @@ def workstation_bulk_set_status(*, queryset: QuerySet[Workstation], status: Stat
     changes: dict[str, Any] = {"status": status, "updated_at": timezone.now()}
     if status in STATUSES_FORBIDDING_ASSIGNEE:
         changes["assigned_to"] = None
-    pks = list(queryset.values_list("pk", flat=True))
-    updated = Workstation.objects.filter(pk__in=pks).update(**changes)
+    # The rows as they were, for their history: update() sends no signal. Locked on PostgreSQL,
+    # so that what is recorded as "before" is what the update changes.
+    before = list(Workstation.objects.filter(pk__in=queryset.values("pk")).select_for_update())
+    history.load_related(before, "assigned_to", "location")
+    updated = Workstation.objects.filter(pk__in=[ws.pk for ws in before]).update(**changes)
+    after = []
+    for old in before:
+        new = _snapshot(old)
+        _apply(new, changes)
+        after.append(new)
+    history.record_bulk(history.Action.UPDATE, zip(before, after, strict=True), actor=actor)
     _invalidate(WORKSTATION_NAMESPACES)
     return updated
 
@@ -189,7 +256,9 @@ _MAX_NAMED = 10
 
 
 @transaction.atomic
-def workstation_bulk_update(*, queryset: QuerySet[Workstation], data: Mapping[str, Any]) -> int:
+def workstation_bulk_update(
+    *, queryset: QuerySet[Workstation], data: Mapping[str, Any], actor: ActorLike = None
+) -> int:
     """Set the same ``data`` (among ``BULK_EDIT_FIELDS``) on every workstation of ``queryset``;
     returns how many changed. All or nothing: every row is validated as a single change would
     be (a deployed machine needs an assignee...) and one refused row refuses them all, named
@@ -206,6 +275,9 @@ def workstation_bulk_update(*, queryset: QuerySet[Workstation], data: Mapping[st
         .filter(pk__in=list(queryset.values_list("pk", flat=True)))
         .order_by("hostname")
     )
+    # The rows as they were, for their history: bulk_update() sends no signal.
+    history.load_related(rows, "assigned_to", "location")
+    before = [_snapshot(workstation) for workstation in rows]
     # The same values on every row: fields are checked once (a relation costs a query), the
     # rules between fields (``Workstation.clean``) on every row. Nothing unique is set here.
     others = [f.name for f in Workstation._meta.fields if f.name not in changes]
@@ -228,13 +300,18 @@ def workstation_bulk_update(*, queryset: QuerySet[Workstation], data: Mapping[st
     for workstation in rows:
         workstation.updated_at = timezone.now()
     Workstation.objects.bulk_update(rows, fields, batch_size=500)
+    history.record_bulk(history.Action.UPDATE, zip(before, rows, strict=True), actor=actor)
     _invalidate(WORKSTATION_NAMESPACES)
     return len(rows)
 
 
 @transaction.atomic
 def workstation_bulk_create(
-    *, workstations: Iterable[Workstation], batch_size: int = 500, validate: bool = True
+    *,
+    workstations: Iterable[Workstation],
+    batch_size: int = 500,
+    validate: bool = True,
+    actor: ActorLike = None,
 ) -> list[Workstation]:
     """Validate every workstation, then insert them all in one transaction.
 
@@ -251,6 +328,9 @@ def workstation_bulk_create(
         raise ValidationError(
             "Two rows, or a row and an existing workstation, share a unique value."
         ) from exc
+    # bulk_create sends no signal: one entry per workstation here.
+    history.load_related(created, "assigned_to", "location")
+    history.record_bulk(history.Action.CREATE, ((None, ws) for ws in created), actor=actor)
     _invalidate(WORKSTATION_NAMESPACES)
     return created
 
@@ -260,6 +340,7 @@ def workstation_bulk_import(
     *,
     create: Iterable[Workstation],
     update: Iterable[tuple[Workstation, Mapping[str, Any]]],
+    actor: ActorLike = None,
 ) -> tuple[list[Workstation], list[Workstation]]:
     """Create new workstations and change existing ones, all in one transaction.
 
@@ -269,10 +350,13 @@ def workstation_bulk_import(
     Updates come first, so a row may take a value another row of the same file gives up.
     """
     updated = [
-        workstation_update(workstation=workstation, data=data) for workstation, data in update
+        workstation_update(workstation=workstation, data=data, actor=actor)
+        for workstation, data in update
     ]
     rows = list(create)
-    created = workstation_bulk_create(workstations=rows, validate=False) if rows else []
+    created = (
+        workstation_bulk_create(workstations=rows, validate=False, actor=actor) if rows else []
+    )
     return created, updated
 
 
@@ -280,38 +364,48 @@ def workstation_bulk_import(
 
 
 @transaction.atomic
-def location_save(*, location: Location, fields: Collection[str] | None = None) -> Location:
+def location_save(
+    *, location: Location, fields: Collection[str] | None = None, actor: ActorLike = None
+) -> Location:
     """Validate and store a prepared location (of a changed one, only ``fields`` when given)."""
-    _save(location, fields=fields)
+    with history.acting_as(actor):
+        _save(location, fields=fields)
     _invalidate(LOCATION_NAMESPACES)
     return location
 
 
-def location_create(*, data: Mapping[str, Any]) -> Location:
+def location_create(*, data: Mapping[str, Any], actor: ActorLike = None) -> Location:
     """Create a location from validated field values."""
     location = Location()
     _apply(location, data)
-    return location_save(location=location)
+    return location_save(location=location, actor=actor)
 
 
 @transaction.atomic
 def location_update(
-    *, location: Location, data: Mapping[str, Any], precondition: Precondition | None = None
+    *,
+    location: Location,
+    data: Mapping[str, Any],
+    precondition: Precondition | None = None,
+    actor: ActorLike = None,
 ) -> Location:
     """Change the given fields of a location, as ``workstation_update`` does."""
     current = _locked(location)
     if precondition is not None:
         precondition(current)
     _apply(current, data)
-    return location_save(location=current, fields=list(data))
+    return location_save(location=current, fields=list(data), actor=actor)
 
 
 @transaction.atomic
-def location_delete(*, location: Location, precondition: Precondition | None = None) -> None:
+def location_delete(
+    *, location: Location, precondition: Precondition | None = None, actor: ActorLike = None
+) -> None:
     """Delete a location that no workstation refers to (``ProtectedError`` otherwise)."""
     if precondition is not None:
         precondition(_locked(location))
-    location.delete()
+    with history.acting_as(actor):
+        location.delete()
     _invalidate(LOCATION_NAMESPACES)
 
 

@@ -145,7 +145,9 @@ def test_every_module_imports_and_every_model_is_a_component(generated):
     for model in models:
         # A component, or an object nested in one (CacheStats.namespaces: CacheStatsNamespaces).
         assert any(model == c or model.startswith(f"{c}_") for c in components), model
-    assert len(models) < 40, models
+    # (The change history added 7: Change and its changes' two nested objects, its page, the
+    # check-out and check-in bodies, ObjectTypeEnum.)
+    assert len(models) < 45, models
     assert len(generated["modules"]) > len(models)
 
 
@@ -304,6 +306,34 @@ def test_the_generated_client_works_as_generated(site, api):
     )
     assert isinstance(taken, api.ValidationError)
     assert "asset_tag" in taken.additional_properties
+
+    # Check out and check in: the history answers who had it, and when.
+    lent = api.op("workstations.workstations_checkout_create").sync(
+        id=second.id,
+        client=client,
+        body=api.CheckoutRequest(assigned_to=site["root_id"], note="loan"),
+    )
+    assert isinstance(lent, api.Workstation), lent
+    assert (lent.status, lent.assigned_to_username) == (api.StatusEnum.DEPLOYED, "root")
+    back = api.op("workstations.workstations_checkin_create").sync(
+        id=second.id, client=client, body=api.CheckinRequest(note="back")
+    )
+    assert (back.status, back.assigned_to) == (api.StatusEnum.IN_STOCK, None)
+    history = api.op("workstations.workstations_history_list").sync(
+        id=second.id, client=client, page_size=2
+    )
+    assert isinstance(history, api.PaginatedChangeList), history
+    assert [(c.event, c.note, c.actor) for c in history.results] == [
+        ("checkin", "back", "root"),
+        ("checkout", "loan", "root"),
+    ]
+    assigned = history.results[1].changes.additional_properties["assigned_to"]
+    assert (assigned.before, assigned.after) == (None, "root")
+    changes = api.op("changes.changes_list").sync(
+        client=client, object_type=api.ObjectTypeEnum.WORKSTATION, object_id=second.id
+    )
+    assert isinstance(changes, api.PaginatedChangeList)
+    assert changes.count == 5  # created, changed, replaced, checked out, checked in
 
     # Locations: read, change, replace; a location still in use is a 409.
     locations = api.op("locations.locations_list").sync(

@@ -255,6 +255,7 @@ def test_the_documented_query_parameters_are_the_ones_read(schema, reader_client
     ids = {
         "/api/workstations/{id}/": workstation.pk,
         "/api/locations/{id}/": workstation.location_id,
+        "/api/workstations/{id}/history/": workstation.pk,
     }
     checked = 0
     for path, method, operation in operations(schema):

@@ -20,3 +20,10 @@ class ModelPermissions(DjangoModelPermissions):
     def _queryset(self, view: Any) -> QuerySet:
         queryset = getattr(view, "queryset", None)
         return queryset if isinstance(queryset, QuerySet) else super()._queryset(view)
+
+
+class ChangePermissions(ModelPermissions):
+    """A POST that changes an existing object (check-out, check-in) needs the *change*
+    permission, not the *add* permission DRF asks of a POST."""
+
+    perms_map = {**ModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}

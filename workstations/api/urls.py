@@ -1,5 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from .history import ChangeViewSet
 from .views import LocationViewSet, WorkstationViewSet
 
 app_name = "workstations-api"
@@ -8,4 +10,8 @@ router = DefaultRouter()
 router.register("workstations", WorkstationViewSet, basename="workstation")
 router.register("locations", LocationViewSet, basename="location")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    # A list only: the router would route a detail too (the cached views' mixin has retrieve).
+    path("changes/", ChangeViewSet.as_view({"get": "list"}), name="change-list"),
+]

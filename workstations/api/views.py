@@ -14,6 +14,8 @@ from workstations import selectors, services
 from . import rows
 from .base import ConditionalWriteMixin, StrictQueryMixin
 from .filters import WorkstationFilter
+from .history import ChangeSerializer, CheckinSerializer, CheckoutSerializer
+from .permissions import ChangePermissions
 from .serializers import LocationSerializer, WorkstationSerializer, WorkstationSummarySerializer
 
 
@@ -50,7 +52,7 @@ class WorkstationViewSet(
     """The organisation's workstations: list, filter, search, order, create, change, delete."""
 
     cache_namespace = "workstations"
-    cache_fast_actions = frozenset({"list", "retrieve", "summary"})
+    cache_fast_actions = frozenset({"list", "retrieve", "summary", "history"})
     queryset = selectors.workstation_list()
     serializer_class = WorkstationSerializer
     filterset_class = WorkstationFilter
@@ -80,17 +82,22 @@ class WorkstationViewSet(
         return self.get_paginated_response(rows.rows_to_representation(page))
 
     def perform_create(self, serializer: WorkstationSerializer) -> None:
-        serializer.instance = services.workstation_create(data=serializer.validated_data)
+        serializer.instance = services.workstation_create(
+            data=serializer.validated_data, actor=self.request.user
+        )
 
     def perform_update(self, serializer: WorkstationSerializer) -> None:
         serializer.instance = services.workstation_update(
             workstation=serializer.instance,
             data=serializer.validated_data,
             precondition=self.write_precondition(),
+            actor=self.request.user,
         )
 
     def perform_destroy(self, instance) -> None:
-        services.workstation_delete(workstation=instance, precondition=self.write_precondition())
+        services.workstation_delete(
+            workstation=instance, precondition=self.write_precondition(), actor=self.request.user
+        )
 
     @extend_schema(
         summary="Count workstations",
@@ -107,6 +114,74 @@ class WorkstationViewSet(
             lambda: Response(
                 selectors.workstation_summary(queryset=self.filter_queryset(self.get_queryset()))
             ),
+        )
+
+    # Change history, check-out and check-in -----------------------------------------------
+
+    @extend_schema(
+        summary="History of a workstation",
+        description="Every recorded change of this workstation, newest first: who, when, each "
+        "field before and after, the note of a check-out or check-in. Answers who had the "
+        "machine, and when.",
+        responses=ChangeSerializer(many=True),
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], serializer_class=ChangeSerializer)
+    def history(self, request: Request, pk: str | None = None) -> Response:
+        """One workstation's changes, a page at a time, cached like every read."""
+        return self.cached_response(request, self._history)
+
+    def _history(self) -> Response:
+        workstation = self.get_object()
+        page = self.paginate_queryset(selectors.workstation_history(workstation_id=workstation.pk))
+        return self.get_paginated_response(ChangeSerializer(page, many=True).data)
+
+    def _query_readers(self) -> list:
+        # The history is a detail route with pages: it reads the paginator's parameters.
+        if self.action == "history" and self.paginator is not None:
+            return [self.paginator]
+        return super()._query_readers()
+
+    @extend_schema(
+        summary="Check out a workstation",
+        description="Hand it to a user: `assigned_to` gets it, its status becomes deployed, "
+        "and the history records it with the `note`. The user must be active. Needs the "
+        "*change workstation* permission.",
+        request=CheckoutSerializer,
+        responses=WorkstationSerializer,
+    )
+    @action(detail=True, methods=["post"], permission_classes=[ChangePermissions])
+    def checkout(self, request: Request, pk: str | None = None) -> Response:
+        workstation = self.get_object()  # a 404 before the body is read, as DRF's update
+        body = CheckoutSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        workstation = services.workstation_checkout(
+            workstation=workstation,
+            assigned_to=body.validated_data["assigned_to"],
+            note=body.validated_data["note"],
+            actor=request.user,
+        )
+        return Response(
+            WorkstationSerializer(workstation, context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(
+        summary="Check in a workstation",
+        description="Take it back: no assignee, status in stock, recorded in the history with "
+        "the `note`. Needs the *change workstation* permission.",
+        request=CheckinSerializer,
+        responses=WorkstationSerializer,
+    )
+    @action(detail=True, methods=["post"], permission_classes=[ChangePermissions])
+    def checkin(self, request: Request, pk: str | None = None) -> Response:
+        workstation = self.get_object()
+        body = CheckinSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        workstation = services.workstation_checkin(
+            workstation=workstation, note=body.validated_data["note"], actor=request.user
+        )
+        return Response(
+            WorkstationSerializer(workstation, context=self.get_serializer_context()).data
         )
 
 
@@ -148,14 +223,19 @@ class LocationViewSet(
     ordering = ["name"]
 
     def perform_create(self, serializer: LocationSerializer) -> None:
-        serializer.instance = services.location_create(data=serializer.validated_data)
+        serializer.instance = services.location_create(
+            data=serializer.validated_data, actor=self.request.user
+        )
 
     def perform_update(self, serializer: LocationSerializer) -> None:
         serializer.instance = services.location_update(
             location=serializer.instance,
             data=serializer.validated_data,
             precondition=self.write_precondition(),
+            actor=self.request.user,
         )
 
     def perform_destroy(self, instance) -> None:
-        services.location_delete(location=instance, precondition=self.write_precondition())
+        services.location_delete(
+            location=instance, precondition=self.write_precondition(), actor=self.request.user
+        )

@@ -9,11 +9,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.urls import reverse
 
 from workstations.selectors import workstation_list
+
+from ._recorded import RecordedCommand
 
 ADMIN_USERNAME = "admin"
 #: Hosts gunicorn listens on everywhere with: this machine reaches them at the loopback address.
@@ -98,7 +100,7 @@ def login_box(password: str) -> str:
     return "\n".join([border, *(f"| {line.ljust(width)} |" for line in lines), border])
 
 
-class Command(BaseCommand):
+class Command(RecordedCommand):
     help = (
         "Prepare the database after `migrate`: demo data when there are no workstations (not "
         "with --no-demo), a superuser when there is none (its password printed once), and the "

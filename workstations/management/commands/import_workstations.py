@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from workstations import importing
+
+from ._recorded import RecordedCommand
 
 #: Files longer than this show progress, every this many rows.
 PROGRESS_EVERY = 1_000
@@ -20,7 +22,7 @@ DELIMITER_NAMES = {
 }
 
 
-class Command(BaseCommand):
+class Command(RecordedCommand):
     help = (
         "Import workstations from a CSV file with a header row (columns: "
         + ", ".join(importing.COLUMNS)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from workstations.selectors import workstation_list
 
 from . import _demo
+from ._recorded import RecordedCommand
 
 
-class Command(BaseCommand):
+class Command(RecordedCommand):
     help = (
         "Create demo locations, employees and workstations. The same --seed always gives the "
         "same rows. Refuses to run when workstations exist, unless --append."
