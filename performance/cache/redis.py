@@ -176,6 +176,11 @@ class InventoryClientMixin:
     scan_count = 1000
     delete_chunk = 500
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: ``read_values``'s plans: where each set of keys is read, and its packed MGET.
+        self._read_plans: dict[tuple[str, ...], tuple[bool, list[bytes]]] = {}
+
     def redis(self) -> Any:
         """The connection to the primary: everything read-your-writes depends on is read there."""
         return self.get_client(write=True)
@@ -189,6 +194,50 @@ class InventoryClientMixin:
         if index == 0 and state is not None:
             fence(client.connection_pool).watch(state)
         return client
+
+    def read_values(self, keys: Sequence[str]) -> dict[str, Any]:
+        """``get_many(keys)`` for the few keys every warm hit reads (the generations), with less
+        in between: the MGET is made and packed once per set of keys, sent on a connection of
+        the same pool, and its answer read back, without the layers a general command crosses
+        (django-redis's key making, redis-py's command dispatch and retry policy). The pool
+        hands out a connection as it does for any command: one the server has closed is
+        connected anew, and fenced (``connect``). A failure after that is the caller's (the
+        breaker's), as an outage is."""
+        plan = self._read_plans.get(keys)
+        if plan is None:
+            plan = self._read_plan(keys)
+        on_primary, packed = plan
+        client = self.redis() if on_primary else self.get_client(write=False)
+        pool = client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(packed)
+            raw = connection.read_response()
+        except _CONNECTION_ERRORS as exc:
+            connection.disconnect()
+            raise ConnectionInterrupted(connection=client) from exc
+        except redis_errors.ResponseError as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        finally:
+            pool.release(connection)
+        values = {}
+        for key, value in zip(keys, raw, strict=True):
+            if value is not None:
+                value = self.decode(value)
+                if value is not _UNREADABLE:
+                    values[key] = value
+        return values
+
+    def _read_plan(self, keys: Sequence[str]) -> tuple[bool, list[bytes]]:
+        """Where ``keys`` are read (``reader``) and their MGET, packed as the pool sends it."""
+        client = self.reader(keys)
+        made = [self.make_key(key) for key in keys]
+        connection = client.connection_pool.make_connection()
+        plan = (client is self.redis(), connection.pack_command("MGET", *made))
+        if len(self._read_plans) >= _MAX_READ_PLANS:
+            self._read_plans.clear()
+        self._read_plans[tuple(keys)] = plan
+        return plan
 
     def identity(self) -> tuple[str, str]:
         """Who the primary is: its ``run_id`` (new at each start) and ``master_replid`` (new when
@@ -541,6 +590,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+#: Sets of keys whose reads are planned (``read_values``): the generations a view reads.
+_MAX_READ_PLANS = 256
+
 _CONNECTION_ERRORS = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
@@ -758,7 +810,11 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         rates_if: tuple[str, Any] | None = None,
     ) -> tuple[dict[str, Any], list[Verdict] | None]:
         if not rates:
-            return self.get_many(keys), None
+            keys = tuple(keys)
+            values = self._run_many(
+                keys, lambda: self.client.read_values(keys), fallback={}, count=count_found
+            )
+            return values, None
         outcome = self._run_many(
             [*keys, *(check.key for check in rates)],
             lambda: self.client.read(keys, rates, rates_if),

@@ -225,3 +225,29 @@ def test_a_copy_never_outlives_the_entry_it_was_made_from(
     time.sleep(0.7)  # the entry has expired in Redis; a copy timed from when it was made has not
 
     assert later.get(LIST, HTTP_ACCEPT="application/json")["X-Cache"] == "MISS"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_costs_a_warm_hit_nothing(
+    redis_cache, clients, redis_client
+):
+    """Redis closes idle connections (its ``timeout``), a proxy or a restart drops them: the warm
+    read sends its command again on a new connection of the same pool, and the hit is served
+    from the cache, with no error counted and the breaker closed."""
+    by_token, _ = clients
+    for _ in range(2):
+        assert by_token.get(LIST, HTTP_ACCEPT="application/json")["X-Cache"] in ("MISS", "HIT")
+    # The connection the next read takes: the one this thread released last.
+    pool = redis_cache.client.redis().connection_pool
+    connection = pool.get_connection()
+    connection.send_command("CLIENT", "ID")
+    client_id = connection.read_response()
+    pool.release(connection)
+    assert redis_client.client_kill_filter(_id=client_id) == 1
+    errors = perf_cache.stats(include_keys=False)["totals"]["errors"]
+
+    hit = by_token.get(LIST, HTTP_ACCEPT="application/json")
+    assert (hit.status_code, hit["X-Cache"]) == (200, "HIT")
+    assert perf_cache.stats(include_keys=False)["totals"]["errors"] == errors
+    assert redis_cache.breaker_state()["state"] == "closed"
