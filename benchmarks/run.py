@@ -39,6 +39,9 @@ LUA = ROOT / "benchmarks" / "lua"
 PYTHON = sys.executable
 PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+#: The production shape's databases are PREFIX_ROWS: another prefix keeps two checkouts' runs on
+#: one machine (make test in each, say) out of each other's data.
+DATABASE_PREFIX = os.environ.get("BENCH_DATABASE_PREFIX", "wsinv_bench")
 PAGE = 50
 #: Every scenario, in the order of the table.
 SCENARIO_NAMES = (
@@ -98,6 +101,10 @@ class Result:
     #: rate's terms), where the hit rate is measured.
     hits: int | None = None
     misses: int | None = None
+    #: The same as the client saw them (``X-Cache`` of the responses wrk read): the cache's
+    #: figures may exceed them by the responses cut off at the end of each run, never more.
+    client_hits: int | None = None
+    client_misses: int | None = None
     #: Resident memory of the worker processes (MB, summed) after warming and at the end.
     rss_mb: tuple[float, float] | None = None
 
@@ -174,7 +181,7 @@ def prepare(shape: str, rows: int, work: Path, *, fresh: bool) -> dict[str, str]
             db.unlink()
         env["DATABASE_URL"] = f"sqlite:///{db}"
     else:
-        env["DATABASE_URL"] = postgres_database(f"wsinv_bench_{rows}")
+        env["DATABASE_URL"] = postgres_database(f"{DATABASE_PREFIX}_{rows}")
         env["REDIS_URL"] = REDIS_URL
     env["CACHE_KEY_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}"
     manage(env, "migrate", "--noinput", "-v0")
@@ -512,12 +519,16 @@ class Run:
     p99_ms: float
     errors: int
     requests: int
+    #: Responses read with ``X-Cache: HIT`` and ``MISS`` (scenarios that measure a hit rate).
+    client_hits: int | None = None
+    client_misses: int | None = None
 
 
 _PERCENTILES = re.compile(r"^percentiles-us p50=(\d+) p95=(\d+) p99=(\d+)$", re.M)
 _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 _REQUESTS = re.compile(r"(\d+) requests in")
 _NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_OUTCOMES = re.compile(r"^x-cache hits=(\d+) misses=(\d+)$", re.M)
 _SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 
 
@@ -538,9 +549,12 @@ def drive(
     ]
     for name, value in scenario.headers.items():
         cmd += ["-H", f"{name}: {value}"]
-    # One script a run: the scenario's own, if any, then the percentiles' done().
+    # One script a run: the scenario's own, if any, then the percentiles' done() (and the
+    # count of cache outcomes, which wraps the others' setup() and done()).
     script = (LUA / scenario.script).read_text() + "\n" if scenario.script else ""
     script += (LUA / "percentiles.lua").read_text()
+    if scenario.measures_hit_rate:
+        script += "\n" + (LUA / "cache_outcomes.lua").read_text()
     with tempfile.NamedTemporaryFile("w", prefix="wrk-", suffix=".lua") as file:
         file.write(script)
         file.flush()
@@ -556,6 +570,7 @@ def drive(
     errors = int(m.group(1)) if (m := _NON2XX.search(text)) else 0
     if m := _SOCKET.search(text):
         errors += sum(int(x) for x in m.groups())
+    outcomes = _OUTCOMES.search(text)
     return Run(
         rps=float(_RPS.search(text).group(1)),
         p50_ms=p50,
@@ -563,6 +578,8 @@ def drive(
         p99_ms=p99,
         errors=errors,
         requests=int(m.group(1)) if (m := _REQUESTS.search(text)) else 0,
+        client_hits=int(outcomes.group(1)) if outcomes else None,
+        client_misses=int(outcomes.group(2)) if outcomes else None,
     )
 
 
@@ -687,6 +704,9 @@ def bench_server(
                 if before is not None and after is not None:
                     result.hits = (result.hits or 0) + after[0] - before[0]
                     result.misses = (result.misses or 0) + after[1] - before[1]
+                if measured.client_hits is not None and measured.client_misses is not None:
+                    result.client_hits = (result.client_hits or 0) + measured.client_hits
+                    result.client_misses = (result.client_misses or 0) + measured.client_misses
         rss_after = worker_rss(master)
     out = list(results.values())
     for result in out:
