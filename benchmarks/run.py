@@ -458,14 +458,16 @@ def realistic_plan(
     """The realistic load's requests, one a line ("METHOD PATH CLIENT", as realistic.lua
     reads them): the same seed gives the same plan, so that runs stay comparable. Each kind of
     request has exactly its share (``REALISTIC_SHARES``); the rest is drawn at random."""
+    if not clients.ids or not clients.tokens:
+        raise SystemExit("the realistic load needs workstations and clients to read them")
     rng = random.Random(seed)
     kinds = [kind for kind, share in REALISTIC_SHARES.items() for _ in range(length * share // 100)]
     kinds += ["list"] * (length - len(kinds))
     rng.shuffle(kinds)
     # A few thousand machines are read, spread over the whole table; a fifth of them, anywhere
     # in it, take most of the detail reads.
-    step = max(1, len(clients.ids) // REALISTIC_MACHINES)
-    read = clients.ids[::step][:REALISTIC_MACHINES]
+    machines = min(REALISTIC_MACHINES, len(clients.ids))
+    read = [clients.ids[n * len(clients.ids) // machines] for n in range(machines)]
     read = rng.sample(read, len(read))
     hot_size = max(1, len(read) // 5)
     hot, tail = read[:hot_size], read[hot_size:] or read[:hot_size]
