@@ -6,8 +6,14 @@
 
 For each runtime shape (embedded: SQLite + locmem, one gunicorn process with threads; production:
 PostgreSQL + Redis, two gunicorn worker processes) it prepares its own database and token, serves
-with gunicorn, and drives every scenario with wrk over loopback in interleaved rounds. It prints a
-Markdown table and writes JSON. Every figure is a ratio between scenarios of one run, or a count.
+with gunicorn, and drives every scenario with wrk over loopback in interleaved rounds (the realistic
+load, at its own number of connections, against a server of its own). It prints a Markdown table
+and the targets met or missed, and writes JSON. Throughput figures are ratios between scenarios of
+one run; besides them, counts (SQL, cache calls), and for the loads that write, the response hit
+rate and the latency percentiles.
+
+    .venv/bin/python -m benchmarks.run --shapes embedded --duration 2 --rounds 1 \
+        --scenarios one_round_trip,realistic           # a quick look at a few scenarios
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The benchmark's smoke run: every scenario on both shapes in a few seconds, so it cannot rot.
 
 Throughput is not asserted (it is measured by ``make bench``); what is deterministic is: every
-scenario ran without errors, and the counts a warm hit costs.
+scenario ran without errors, the counts a warm hit and one round trip cost, the hit rates of the
+loads that write against the X-Cache headers the client read, and every target's row.
 """
 
 from __future__ import annotations
