@@ -5,6 +5,7 @@ from . import views
 
 urlpatterns = [
     path("bench/ceiling/", views.ceiling),
+    path("bench/one-round-trip/", views.one_round_trip),
     path("bench/peer-drf/", views.PlainWorkstationList.as_view()),
     path(
         "bench/peer-cache-page/",

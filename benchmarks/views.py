@@ -7,7 +7,12 @@ from functools import lru_cache
 from django.http import HttpRequest, HttpResponse
 from rest_framework import generics, serializers
 
+from performance import cache as product_cache
+from performance.cache.keys import AUTH_NAMESPACE, PURGE_NAMESPACE, generation_key
 from workstations.models import Workstation
+
+#: The namespace of the list page the warm-hit scenarios read.
+LIST_NAMESPACE = "workstations"
 
 
 class PlainWorkstationSerializer(serializers.ModelSerializer):
@@ -29,10 +34,34 @@ def _body(size: int) -> bytes:
     return head + b"x" * max(0, size - len(head) - len(tail)) + tail
 
 
+def _size(request: HttpRequest) -> int:
+    try:
+        return min(int(request.GET.get("bytes", "20000")), 10_000_000)
+    except ValueError:
+        return 20_000
+
+
 def ceiling(request: HttpRequest) -> HttpResponse:
     """A constant body of the requested size: the fastest a response that big can be here."""
-    try:
-        size = min(int(request.GET.get("bytes", "20000")), 10_000_000)
-    except ValueError:
-        size = 20_000
-    return HttpResponse(_body(size), content_type="application/json")
+    return HttpResponse(_body(_size(request)), content_type="application/json")
+
+
+def read_keys() -> list[str]:
+    """The generations a warm hit of the list reads before it may answer (``read_early`` in
+    performance/cache/responses.py): the ``auth`` generation that confirms the token, the list's
+    namespace generation, and where this process keeps copies of entries (Redis), the purge
+    epoch that ends them."""
+    keys = [generation_key(AUTH_NAMESPACE), generation_key(LIST_NAMESPACE)]
+    copies = getattr(product_cache.backend(), "hot", None)
+    if copies is not None and copies.enabled:
+        keys.append(generation_key(PURGE_NAMESPACE))
+    return keys
+
+
+def one_round_trip(request: HttpRequest) -> HttpResponse:
+    """The ceiling plus the one cache read a warm hit cannot do without: the same keys, read
+    with the product's backend object and client library (``read``: one round trip on Redis),
+    throttles off as in the benchmark's settings. What a warm hit costs beyond this is the
+    product's own code, which is what the ratio of the two measures."""
+    product_cache.backend().read(read_keys())
+    return HttpResponse(_body(_size(request)), content_type="application/json")
