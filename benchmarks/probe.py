@@ -9,15 +9,11 @@ from __future__ import annotations
 import json
 import os
 
-import django
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-django.setup()
-
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-
-from performance import cache as perf_cache  # noqa: E402
+from performance import cache as perf_cache
 
 
 def round_trips() -> int:
@@ -58,4 +54,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # Set up here, not at import: a test that imports ``round_trips`` has Django set up
+    # already, and a second setup would configure its logging twice.
+    import django
+
+    django.setup()
     main()

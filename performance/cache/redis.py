@@ -198,11 +198,11 @@ class InventoryClientMixin:
     def read_values(self, keys: Sequence[str]) -> dict[str, Any]:
         """``get_many(keys)`` for the few keys every warm hit reads (the generations), with less
         in between: the MGET is made and packed once per set of keys, sent on a connection of
-        the same pool, and its answer read back, without the layers a general command crosses
-        (django-redis's key making, redis-py's command dispatch and retry policy). The pool
-        hands out a connection as it does for any command: one the server has closed is
-        connected anew, and fenced (``connect``). A failure after that is the caller's (the
-        breaker's), as an outage is."""
+        the same pool under its retry policy, and its answer read back, without the layers a
+        general command crosses (django-redis's key making, redis-py's command dispatch). The
+        pool hands out a connection as it does for any command: one the server has closed is
+        connected anew, and fenced (``connect``). What fails after the retries is the
+        caller's (the breaker's), as an outage is."""
         plan = self._read_plans.get(keys)
         if plan is None:
             plan = self._read_plan(keys)
@@ -210,9 +210,15 @@ class InventoryClientMixin:
         client = self.redis() if on_primary else self.get_client(write=False)
         pool = client.connection_pool
         connection = pool.get_connection()
-        try:
+
+        def exchange() -> Any:
             connection.send_packed_command(packed)
-            raw = connection.read_response()
+            return connection.read_response()
+
+        try:
+            # The connection's retry policy, as for any command: a dropped connection is
+            # closed and the command sent again on a new one.
+            raw = connection.retry.call_with_retry(exchange, lambda _: connection.disconnect())
         except _CONNECTION_ERRORS as exc:
             connection.disconnect()
             raise ConnectionInterrupted(connection=client) from exc
@@ -232,8 +238,12 @@ class InventoryClientMixin:
         """Where ``keys`` are read (``reader``) and their MGET, packed as the pool sends it."""
         client = self.reader(keys)
         made = [self.make_key(key) for key in keys]
-        connection = client.connection_pool.make_connection()
-        plan = (client is self.redis(), connection.pack_command("MGET", *made))
+        pool = client.connection_pool
+        connection = pool.get_connection()  # borrowed to pack as it would: never one more made
+        try:
+            plan = (client is self.redis(), connection.pack_command("MGET", *made))
+        finally:
+            pool.release(connection)
         if len(self._read_plans) >= _MAX_READ_PLANS:
             self._read_plans.clear()
         self._read_plans[tuple(keys)] = plan
