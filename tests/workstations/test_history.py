@@ -135,6 +135,30 @@ def test_admin_bulk_action_records_one_entry_per_workstation(staff_browser, staf
     assert {deployed.actor_id, staged.actor_id} == {staff.pk}
 
 
+def test_admin_bulk_edit_records_one_entry_per_workstation(staff_browser, staff):
+    """The bulk edit writes with ``bulk_update``, which sends no signal: the service records
+    each machine's change itself, as the admin's user."""
+    lab = LocationFactory(name="Lab")
+    chosen = WorkstationFactory.create_batch(2, department="Engineering", status=Status.STAGED)
+    response = staff_browser.post(
+        WS_CHANGELIST,
+        {
+            "action": "bulk_edit",
+            ACTION_CHECKBOX_NAME: [w.pk for w in chosen],
+            "apply": "yes",
+            "location": lab.pk,
+            "department": "Finance",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    for workstation in chosen:
+        latest = entries_of(workstation)[0]
+        assert latest.actor_id == staff.pk
+        assert latest.changes["department"] == ["Engineering", "Finance"]
+        assert latest.changes["location"][1] == "Lab"
+
+
 def test_admin_delete_selected_records_each_workstation(staff_browser, staff):
     chosen = WorkstationFactory.create_batch(2)
     staff_browser.post(
