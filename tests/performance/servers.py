@@ -48,9 +48,26 @@ print(json.dumps({"token": Token.objects.create(user=user).key, "pks": pks}))
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, and never handed out before by this process.
+
+    Asking the system for a free port finds one nobody has bound: two servers started side by
+    side could both be given the same one, the first not having bound it yet when the second's
+    is chosen. The second then fails to bind and exits, while the first answers on the port for
+    both (a full run saw the "B" server of an outage test never start, and the test wait for
+    its breaker in vain).
+    """
+    with _ports_lock:
+        while True:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            if port not in _ports_given:
+                _ports_given.add(port)
+                return port
+
+
+_ports_given: set[int] = set()
+_ports_lock = threading.Lock()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:

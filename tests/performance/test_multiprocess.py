@@ -10,7 +10,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .servers import free_port
 
 pytestmark = pytest.mark.redis
 
@@ -36,12 +37,6 @@ user = get_user_model().objects.create_superuser("root", "root@example.com", "un
 workstation = Workstation.objects.create(asset_tag="AT-1", hostname="ws-1", serial_number="SN-1")
 print(json.dumps({"token": Token.objects.create(user=user).key, "pk": workstation.pk}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
