@@ -190,15 +190,9 @@ def workstation_checkout(
 
     The rules of a deployment hold (an active assignee: ``Workstation.clean``). Checking it
     out again to whoever has it changes no field, and is recorded all the same."""
-    target = (getattr(assigned_to, "pk", assigned_to), Status.DEPLOYED)
-    already = (workstation.assigned_to_id, workstation.status) == target
-    with history.acting_as(actor, event="checkout", note=note):
-        workstation = workstation_update(
-            workstation=workstation, data={"assigned_to": assigned_to, "status": Status.DEPLOYED}
-        )
-        if already:
-            history.record_bulk(history.Action.UPDATE, [(workstation, workstation)], force=True)
-    return workstation
+    return _hand_over(
+        workstation, assigned_to, Status.DEPLOYED, event="checkout", note=note, actor=actor
+    )
 
 
 @transaction.atomic
@@ -207,10 +201,25 @@ def workstation_checkin(
 ) -> Workstation:
     """Take a workstation back: unassigned and in stock, recorded with ``note`` (also when it
     was in stock already: the note may say what came back)."""
-    already = (workstation.assigned_to_id, workstation.status) == (None, Status.IN_STOCK)
-    with history.acting_as(actor, event="checkin", note=note):
+    return _hand_over(workstation, None, Status.IN_STOCK, event="checkin", note=note, actor=actor)
+
+
+def _hand_over(
+    workstation: Workstation,
+    assigned_to: Any,
+    status: Status,
+    *,
+    event: str,
+    note: str,
+    actor: ActorLike,
+) -> Workstation:
+    """Set the assignee and status of a check-out or check-in, recorded as ``event`` with
+    ``note``; recorded all the same when neither changes (the event is worth keeping)."""
+    target = (getattr(assigned_to, "pk", assigned_to), status)
+    already = (workstation.assigned_to_id, workstation.status) == target
+    with history.acting_as(actor, event=event, note=note):
         workstation = workstation_update(
-            workstation=workstation, data={"assigned_to": None, "status": Status.IN_STOCK}
+            workstation=workstation, data={"assigned_to": assigned_to, "status": status}
         )
         if already:
             history.record_bulk(history.Action.UPDATE, [(workstation, workstation)], force=True)
