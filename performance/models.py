@@ -84,3 +84,33 @@ class NamespaceVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace} at {self.version}"
+
+
+class ObjectChange(models.Model):
+    """Which object a counted change touched: one row per namespace, version and object.
+
+    The triggers that count a change (``NamespaceVersion``) also note here the object it
+    touched, for the tables a namespace keys by object (a workstation's row, its history), and
+    ``""`` for any other change (a location renamed, a user, a ``TRUNCATE``), which may touch
+    every object. A process that takes in the versions ``after < v <= upto`` reads them here:
+    when each of those versions touched a few objects only, only those objects' responses and
+    the namespace's collections are invalidated (docs/design.md, "Invariants", 6); anything
+    else — a version without rows (pruned, or counted by hand), ``""``, many objects —
+    invalidates the whole namespace. Rows the caches have taken in are pruned by the sweep.
+    """
+
+    namespace = models.CharField(max_length=100)
+    version = models.BigIntegerField()
+    #: The object's primary key as text (``""``: not one object).
+    object_id = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "object change"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["namespace", "version", "object_id"], name="performance_objectchange_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace} at {self.version}: {self.object_id or 'every object'}"

@@ -26,6 +26,9 @@ class WorkstationsConfig(AppConfig):
             description="Workstation list, detail, summary and history responses, the changes",
             warmer=warming.warm_workstations,
             tables=(Workstation, Location, get_user_model(), LogEntry),
+            # A workstation's row and its history entries belong to that workstation alone: a
+            # write to one leaves the others' detail and history cached.
+            objects={Workstation: "id", LogEntry: "object_pk"},
             responses=True,
         )
         cache.register_namespace(
@@ -33,5 +36,8 @@ class WorkstationsConfig(AppConfig):
             description="Location list and detail responses",
             warmer=warming.warm_locations,
             tables=(Location, Workstation),
+            objects={Location: "id"},
+            # Of a workstation, a location's responses show only where it is (the counts).
+            shown={Workstation: ["location"]},
             responses=True,
         )

@@ -16,7 +16,7 @@ from django.core.cache import caches
 
 from . import glob, sync
 from .backends import InstrumentedCacheMixin
-from .generations import bump_generation, bump_generations, get_generation
+from .generations import bump_generation, bump_generations, generation_of
 from .keys import PURGE_NAMESPACE, RATE_NAMESPACE, namespace_of, value_key
 from .namespaces import _registry, kind_of, response_namespaces
 from .rates import RateCheck, Verdict
@@ -269,7 +269,8 @@ def remember(
     ttl: int | None = None,
     internal: bool = False,
 ) -> R:
-    """``compute()``'s value, cached under the namespace's generation and a hash of ``parts``.
+    """``compute()``'s value, cached under the namespace's generation (and its collections',
+    ``generation_of``) and a hash of ``parts``.
 
     The generation is read before computing, so a value computed while a write commits is
     stored where nobody looks (docs/design.md, "Invariants", 2). ``None``, ``0`` and ``[]``
@@ -282,7 +283,7 @@ def remember(
     raises when stored, on both backends (docs/design.md, "Invariants", 4).
     """
     cache = backend()
-    key = value_key(namespace, get_generation(namespace), parts, internal=internal)
+    key = value_key(namespace, generation_of(namespace), parts, internal=internal)
     value = cache.get(key, _MISSING)
     if value is not _MISSING:
         return value

@@ -14,6 +14,13 @@ transaction counts once per namespace, however many rows it writes), which keeps
 commit order — a log with a sequence would not be (a transaction can commit after one that
 took a later number).
 
+For the tables a namespace keys by object (``watch(..., objects=...)``: a workstation's row,
+its history entries), the triggers also note which object each change touched
+(``ObjectChange``); every other change is noted as touching every object. ``object_changes``
+reads them back for the versions a cache has not taken in yet, so that a write to one object
+invalidates that object's responses and the namespace's collections only (``sync``;
+docs/design.md, "Invariants", 6).
+
 The triggers are (re)installed after every ``migrate`` (``install_triggers``, from
 ``post_migrate``): SQLite drops a table's triggers when a migration rebuilds the table.
 """
@@ -21,7 +28,7 @@ The triggers are (re)installed after every ``migrate`` (``install_triggers``, fr
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -40,15 +47,49 @@ _watched: dict[str, set[str]] = {}
 _models: dict[str, type[Model]] = {}
 #: db_table -> columns whose change alone changes nothing cached (a user's last login).
 _ignored: dict[str, set[str]] = {}
+#: db_table -> namespace -> the only columns whose update changes what the namespace shows.
+_shown: dict[str, dict[str, set[str]]] = {}
+#: db_table -> namespace -> the column naming the object a change of a row touches.
+_objects: dict[str, dict[str, str]] = {}
+
+#: The namespaces some of whose tables' changes touch one object at a time.
+_keyed: set[str] = set()
+
+#: At most this many objects in the versions taken in at once are invalidated one by one;
+#: beyond, the whole namespace is (one bump, whatever the number).
+MAX_OBJECTS = 64
 
 
-def watch(namespace: str, models: Iterable[type[Model]]) -> None:
+def watch(
+    namespace: str,
+    models: Iterable[type[Model]],
+    objects: Mapping[type[Model], str] | None = None,
+    shown: Mapping[type[Model], Iterable[str]] | None = None,
+) -> None:
     """Count every committed change to ``models``' tables (and their many-to-many tables, if
-    listed) as a change of ``namespace``."""
-    for model in models:
+    listed) as a change of ``namespace``. ``objects``: the models (among ``models``) whose rows
+    each belong to one object of the namespace, with the field naming it (the primary key of
+    the object's own table, the object's key in its history); a change to them touches that
+    object only. A change to any other table touches every object. ``shown``: of a model, the
+    only fields the namespace's responses depend on — an update that changes none of them is
+    not a change of the namespace (an insert or a delete always is)."""
+    objects = dict(objects or {})
+    for model in [*models, *objects, *(shown or {})]:
         table = model._meta.db_table
         _watched.setdefault(table, set()).add(namespace)
         _models.setdefault(table, model)
+    for model, fields in (shown or {}).items():
+        columns = {model._meta.get_field(name).column for name in fields}
+        _shown.setdefault(model._meta.db_table, {})[namespace] = columns
+    for model, name in objects.items():
+        column = model._meta.get_field(name).column
+        _objects.setdefault(model._meta.db_table, {})[namespace] = column
+        _keyed.add(namespace)
+
+
+def keyed_by_object(namespace: str) -> bool:
+    """Whether some table's changes touch one object of ``namespace`` at a time."""
+    return namespace in _keyed
 
 
 def ignore_columns(model: type[Model], *fields: str) -> None:
@@ -71,6 +112,12 @@ def _model():
     from performance.models import NamespaceVersion
 
     return NamespaceVersion
+
+
+def _log():
+    from performance.models import ObjectChange
+
+    return ObjectChange
 
 
 # Reading and counting ---------------------------------------------------------------------
@@ -104,6 +151,41 @@ def count(*names: str, using: str = DEFAULT_DB_ALIAS) -> None:
                 model.objects.using(using).get_or_create(namespace=name, defaults={"version": 1})
 
 
+def object_changes(
+    namespace: str, after: int, upto: int, *, using: str = DEFAULT_DB_ALIAS
+) -> set[str] | None:
+    """The objects the versions ``after < v <= upto`` of ``namespace`` touched, when each of
+    those versions touched at most a few objects (``MAX_OBJECTS`` in all); ``None`` when one of
+    them may have touched every object — a change to another table, a version without rows
+    (counted by hand, or pruned), too many objects — and the whole namespace must go."""
+    if not after < upto or upto - after > MAX_OBJECTS:
+        return None
+    rows = list(
+        _log()
+        .objects.using(using)
+        .filter(namespace=namespace, version__gt=after, version__lte=upto)
+        .values_list("version", "object_id")[: MAX_OBJECTS + 1]
+    )
+    objects = {object_id for _, object_id in rows}
+    if len(rows) > MAX_OBJECTS or "" in objects:
+        return None
+    if {version for version, _ in rows} != set(range(after + 1, upto + 1)):
+        return None
+    return objects
+
+
+def prune(taken: Mapping[str, int], *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Forget the objects of the versions the cache has taken in (``taken``: namespace ->
+    version); returns how many rows went. A process still behind finds none of them, and
+    invalidates its whole namespace: the safe direction."""
+    removed = 0
+    for namespace, version in taken.items():
+        removed += (
+            _log().objects.using(using).filter(namespace=namespace, version__lte=version).delete()
+        )[0]
+    return removed
+
+
 # Triggers ---------------------------------------------------------------------------------
 
 
@@ -120,13 +202,15 @@ def install_triggers(using: str = DEFAULT_DB_ALIAS, **_: Any) -> int:
         return 0
     with connection.cursor() as cursor:
         existing = set(connection.introspection.table_names(cursor))
-    if _model()._meta.db_table not in existing:
-        return 0  # before the migration that makes the table
+    if not {_model()._meta.db_table, _log()._meta.db_table} <= existing:
+        return 0  # before the migrations that make the tables
     tables = {table: names for table, names in _watched.items() if table in existing}
     statements = list(_drop_statements(connection))
     make = _sqlite_triggers if connection.vendor == "sqlite" else _postgresql_triggers
     if connection.vendor == "postgresql":
-        statements.append(_POSTGRESQL_FUNCTION.format(function=_FUNCTION, table=_table()))
+        statements.append(
+            _POSTGRESQL_FUNCTION.format(function=_FUNCTION, table=_table(), log=_log_table())
+        )
     for table, names in sorted(tables.items()):
         statements.extend(make(connection, table, sorted(names)))
     with transaction.atomic(using=using), connection.cursor() as cursor:
@@ -137,6 +221,10 @@ def install_triggers(using: str = DEFAULT_DB_ALIAS, **_: Any) -> int:
 
 def _table() -> str:
     return _model()._meta.db_table
+
+
+def _log_table() -> str:
+    return _log()._meta.db_table
 
 
 def _drop_statements(connection: Any) -> Iterable[str]:
@@ -159,16 +247,35 @@ def _drop_statements(connection: Any) -> Iterable[str]:
         ]
 
 
-def _changed_columns(connection: Any, table: str, distinct: str) -> str:
-    """``OLD.a <distinct> NEW.a OR ...`` over the table's columns but the ignored ones."""
+def _changed_columns(
+    connection: Any, table: str, distinct: str, shown: frozenset[str] | None = None
+) -> str:
+    """``OLD.a <distinct> NEW.a OR ...`` over the table's columns but the ignored ones (of
+    ``shown`` only, when given)."""
     quote = connection.ops.quote_name
     ignored = _ignored.get(table, set())
     columns = [
         field.column
         for field in _models[table]._meta.local_concrete_fields
-        if field.column not in ignored
+        if field.column not in ignored and (shown is None or field.column in shown)
     ]
     return " OR ".join(f"OLD.{quote(c)} {distinct} NEW.{quote(c)}" for c in columns)
+
+
+def _update_groups(
+    table: str, names: list[str]
+) -> list[tuple[str, frozenset[str] | None, list[str]]]:
+    """The update triggers of ``table``: (name suffix, the columns whose change counts —
+    ``None``: every column —, the namespaces counted), one per set of columns shown."""
+    groups: dict[frozenset[str] | None, list[str]] = {}
+    for name in names:
+        shown = _shown.get(table, {}).get(name)
+        groups.setdefault(None if shown is None else frozenset(shown), []).append(name)
+    ordered = sorted(groups.items(), key=lambda item: (item[0] is not None, sorted(item[0] or ())))
+    return [
+        ("upd" if i == 0 else f"upd{i}", columns, members)
+        for i, (columns, members) in enumerate(ordered)
+    ]
 
 
 def _literal(name: str) -> str:
@@ -177,36 +284,92 @@ def _literal(name: str) -> str:
     return f"'{name}'"
 
 
-def _sqlite_triggers(connection: Any, table: str, names: list[str]) -> Iterable[str]:
+def _sqlite_triggers(connection: Any, table: str, all_names: list[str]) -> Iterable[str]:
     quote = connection.ops.quote_name
-    counted = " ".join(
-        f"INSERT INTO {quote(_table())} (namespace, version) VALUES ({_literal(name)}, 1) "
-        f"ON CONFLICT (namespace) DO UPDATE SET version = version + 1;"
-        for name in names
-    )
-    for event, short, when in (
-        ("INSERT", "ins", ""),
-        ("DELETE", "del", ""),
-        ("UPDATE", "upd", f"WHEN ({_changed_columns(connection, table, 'IS NOT')}) "),
-    ):
+    columns = _objects.get(table, {})
+
+    def counted(names: list[str], rows: Iterable[str]) -> str:
+        """Count a change of each namespace, and note the objects of ``rows`` it touched."""
+        statements = []
+        for name in names:
+            statements.append(
+                f"INSERT INTO {quote(_table())} (namespace, version) VALUES ({_literal(name)}, 1) "
+                f"ON CONFLICT (namespace) DO UPDATE SET version = version + 1;"
+            )
+            column = columns.get(name)
+            touched = (
+                ["''"]
+                if column is None
+                else [f"COALESCE(CAST({row}.{quote(column)} AS TEXT), '')" for row in rows]
+            )
+            for i, object_id in enumerate(touched):
+                # Of an update, the old row's object too when the change moved the row.
+                moved = (
+                    f" AND OLD.{quote(column)} IS NOT NEW.{quote(column)}"
+                    if i and column is not None
+                    else ""
+                )
+                statements.append(
+                    f"INSERT OR IGNORE INTO {quote(_log_table())} (namespace, version, object_id) "
+                    f"SELECT namespace, version, {object_id} FROM {quote(_table())} "
+                    f"WHERE namespace = {_literal(name)}{moved};"
+                )
+        return " ".join(statements)
+
+    events = [
+        ("INSERT", "ins", "", ("NEW",), all_names),
+        ("DELETE", "del", "", ("OLD",), all_names),
+    ]
+    for short, shown, names in _update_groups(table, all_names):
+        changed = _changed_columns(connection, table, "IS NOT", shown)
+        if not changed:
+            continue  # no update changes what these namespaces show
+        when = f"WHEN ({changed}) "
+        events.append(("UPDATE", short, when, ("NEW", "OLD"), names))
+    for event, short, when, rows, names in events:
         name = quote(f"{TRIGGER_PREFIX}{table}_{short}")
         yield (
             f"CREATE TRIGGER {name} AFTER {event} ON {quote(table)} FOR EACH ROW {when}"
-            f"BEGIN {counted} END"
+            f"BEGIN {counted(names, rows)} END"
         )
 
 
+# Arguments: pairs of a namespace and the column naming the object a row belongs to ('' when
+# a change of the table touches every object of the namespace).
 _POSTGRESQL_FUNCTION = """
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    i integer := 0;
     name text;
+    col text;
+    taken bigint;
     this_xact bigint := pg_current_xact_id()::text::bigint;
 BEGIN
-    FOREACH name IN ARRAY TG_ARGV LOOP
+    WHILE i < TG_NARGS LOOP
+        name := TG_ARGV[i];
+        col := TG_ARGV[i + 1];
+        i := i + 2;
         INSERT INTO {table} AS counted (namespace, version, xact) VALUES (name, 1, this_xact)
         ON CONFLICT (namespace) DO UPDATE
             SET version = counted.version + 1, xact = EXCLUDED.xact
             WHERE counted.xact IS DISTINCT FROM EXCLUDED.xact;
+        SELECT version INTO taken FROM {table} WHERE namespace = name;
+        IF col = '' OR TG_LEVEL = 'STATEMENT' THEN
+            INSERT INTO {log} (namespace, version, object_id) VALUES (name, taken, '')
+            ON CONFLICT DO NOTHING;
+        ELSE
+            IF TG_OP <> 'DELETE' THEN
+                INSERT INTO {log} (namespace, version, object_id)
+                VALUES (name, taken, COALESCE(to_jsonb(NEW) ->> col, ''))
+                ON CONFLICT DO NOTHING;
+            END IF;
+            IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND
+                   (to_jsonb(OLD) ->> col) IS DISTINCT FROM (to_jsonb(NEW) ->> col)) THEN
+                INSERT INTO {log} (namespace, version, object_id)
+                VALUES (name, taken, COALESCE(to_jsonb(OLD) ->> col, ''))
+                ON CONFLICT DO NOTHING;
+            END IF;
+        END IF;
     END LOOP;
     RETURN NULL;
 END
@@ -214,16 +377,26 @@ $$
 """
 
 
-def _postgresql_triggers(connection: Any, table: str, names: list[str]) -> Iterable[str]:
+def _postgresql_triggers(connection: Any, table: str, all_names: list[str]) -> Iterable[str]:
     quote = connection.ops.quote_name
-    arguments = ", ".join(_literal(name) for name in names)
-    call = f"EXECUTE FUNCTION {_FUNCTION}({arguments})"
-    changed = _changed_columns(connection, table, "IS DISTINCT FROM")
-    for event, short, level in (
-        ("INSERT", "ins", "FOR EACH ROW"),
-        ("DELETE", "del", "FOR EACH ROW"),
-        ("UPDATE", "upd", f"FOR EACH ROW WHEN ({changed})"),
-        ("TRUNCATE", "trn", "FOR EACH STATEMENT"),
-    ):
+    columns = _objects.get(table, {})
+
+    def call(names: list[str]) -> str:
+        arguments = ", ".join(
+            f"{_literal(name)}, {_literal(columns.get(name, ''))}" for name in names
+        )
+        return f"EXECUTE FUNCTION {_FUNCTION}({arguments})"
+
+    events = [
+        ("INSERT", "ins", "FOR EACH ROW", all_names),
+        ("DELETE", "del", "FOR EACH ROW", all_names),
+        ("TRUNCATE", "trn", "FOR EACH STATEMENT", all_names),
+    ]
+    for short, shown, names in _update_groups(table, all_names):
+        changed = _changed_columns(connection, table, "IS DISTINCT FROM", shown)
+        if not changed:
+            continue  # no update changes what these namespaces show
+        events.append(("UPDATE", short, f"FOR EACH ROW WHEN ({changed})", names))
+    for event, short, level, names in events:
         name = quote(f"{TRIGGER_PREFIX}{table}_{short}")
-        yield f"CREATE TRIGGER {name} AFTER {event} ON {quote(table)} {level} {call}"
+        yield f"CREATE TRIGGER {name} AFTER {event} ON {quote(table)} {level} {call(names)}"

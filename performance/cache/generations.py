@@ -29,7 +29,8 @@ from typing import Any, NamedTuple
 
 from django.core.cache import caches
 
-from .keys import GENERATION_NAMESPACE, generation_key
+from . import changes
+from .keys import GENERATION_NAMESPACE, applied_key, collection_scope, generation_key, object_scope
 
 logger = logging.getLogger(__name__)
 
@@ -46,23 +47,40 @@ __all__ = [
 #: Seconds since the epoch as a float; tests replace it to set the clock.
 clock: Callable[[], float] = time.time
 
-#: What ``advance`` does to one namespace.
-WRITE, SYNC, RESET = "write", "sync", "reset"
+#: What ``advance`` does to one namespace. ``OBJECTS``: a ``SYNC`` that, when the cache has
+#: taken in exactly the version ``since``, bumps the namespace's collections and the
+#: generations of the objects the versions up to ``version`` touched, instead of the namespace.
+WRITE, SYNC, RESET, OBJECTS = "write", "sync", "reset", "objects"
 #: ``advance``'s answer for a namespace whose generation it left as it was.
 UNCHANGED = 0
 #: ``advance``'s answer (``SYNC``) for a namespace the cache has applied a *newer* database
 #: version of than the one given: a reader that raced another, or a database that went back.
 AHEAD = -1
+#: ``advance``'s answer (``OBJECTS``) for a namespace whose objects and collections it bumped.
+OBJECTS_BUMPED = -2
 
 
 class Step(NamedTuple):
     """One namespace for ``advance``: the database version to record (``None``: none known),
-    what to do, and the lowest generation acceptable (above what this process has seen)."""
+    what to do, and the lowest generation acceptable (above what this process has seen); for
+    ``OBJECTS``, the version the cache must have taken in already (``since``) and the objects
+    the versions after it touched."""
 
     namespace: str
     version: int | None
     mode: str = WRITE
     floor: int = 0
+    since: int | None = None
+    objects: tuple[str, ...] = ()
+
+    def scopes(self) -> list[str]:
+        """The generations an ``OBJECTS`` step bumps: the collections', then each object's."""
+        if self.mode != OBJECTS:
+            return []
+        return [
+            collection_scope(self.namespace),
+            *(object_scope(self.namespace, object_id) for object_id in self.objects),
+        ]
 
 
 # The highest generation this process has seen of each namespace, per cache (``state``): a
@@ -156,14 +174,40 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
     return _seen(cache, namespace, int(value))
 
 
+def generation_of(namespace: str, object_id: Any = None, *, alias: str = "default") -> int | str:
+    """The generation a value of ``namespace`` is keyed by, read before the value is computed:
+    the namespace's own; in a namespace keyed by object (``changes.keyed_by_object``), followed
+    by the generation of the object ``object_id`` (its primary key as text) or, for ``None``,
+    of the namespace's collections — which every change bumps (docs/design.md, "Invariants",
+    6)."""
+    generation = get_generation(namespace, alias=alias)
+    scope = generation_scope(namespace, object_id)
+    if scope is None:
+        return generation
+    return f"{generation}.{get_generation(scope, alias=alias)}"
+
+
+def generation_scope(namespace: str, object_id: Any = None) -> str | None:
+    """The generation read beside the namespace's for a value of ``namespace`` about
+    ``object_id`` (``None``: a collection); ``None`` when the namespace is not keyed by object."""
+    if not changes.keyed_by_object(namespace):
+        return None
+    if object_id is None:
+        return collection_scope(namespace)
+    return object_scope(namespace, object_id)
+
+
 def advance(steps: Sequence[Step], *, alias: str = "default") -> list[int] | None:
     """Move generations on, atomically for each namespace: ``WRITE`` always bumps (a write just
     committed) and records at least ``version``; ``SYNC`` bumps only when the recorded version
     differs from ``version`` (answering ``AHEAD`` when it is newer) and records it; ``RESET``
     bumps and records ``version`` whatever was recorded.
 
-    Returns, per step, the new generation or ``UNCHANGED`` / ``AHEAD``; ``None`` when the cache
-    could not be reached (nothing is known to have changed).
+    ``OBJECTS`` bumps the collections and the objects' generations when the cache has taken in
+    the step's ``since`` (``OBJECTS_BUMPED``), and is a ``SYNC`` otherwise.
+
+    Returns, per step, the new generation or ``UNCHANGED`` / ``AHEAD`` / ``OBJECTS_BUMPED``;
+    ``None`` when the cache could not be reached (nothing is known to have changed).
     """
     cache = caches[alias]
     steps = [step._replace(floor=max(step.floor, floor(cache, step.namespace))) for step in steps]
@@ -193,9 +237,16 @@ def bump_generations(
     versions: Mapping[str, int | None], *, alias: str = "default"
 ) -> dict[str, int | None]:
     """``bump_generation`` for several namespaces, in one call to the cache."""
-    names = list(versions)
+    return advance_after_write([Step(name, version) for name, version in versions.items()])
+
+
+def advance_after_write(steps: Sequence[Step], *, alias: str = "default") -> dict[str, int | None]:
+    """``advance`` of the steps of a write that has committed: it must not fail now. Per
+    namespace, ``advance``'s answer, or ``None`` when the cache could not take it (the old
+    generation is then forgotten, which invalidates as well; the sweeps apply the change)."""
+    names = [step.namespace for step in steps]
     try:
-        results = advance([Step(name, versions[name]) for name in names], alias=alias)
+        results = advance(steps, alias=alias)
     except Exception:
         # A backend error that is not an outage. The write this follows has committed and must
         # not fail now: forget the generations, which invalidates as well.
@@ -239,27 +290,45 @@ def taken_in(recorded: Any, version: int | None, *, generation: Any) -> int | No
 def _advance_plainly(cache: Any, steps: Iterable[Step]) -> list[int] | None:
     """``advance`` on a cache of Django's own (tests, other configurations): not atomic, which
     is all such a cache offers."""
-    from .keys import applied_key
+    now = now_us()
 
-    results = []
-    for step in steps:
-        key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
-        recorded = cache.get(recorded_key)
-        current = cache.get(key)
-        if step.mode == SYNC:
-            taken = taken_in(recorded, step.version, generation=current)
-            if taken is not None:
-                if recorded is None:
-                    cache.set(recorded_key, step.version or 0, timeout=None)
-                results.append(taken)
-                continue
-        current = current if isinstance(current, int) else 0
-        value = max(current + 1, now_us(), step.floor + 1)
+    def put(key: str, value: Any) -> None:
         cache.set(key, value, timeout=None)
-        if step.version is not None:
-            if step.mode == WRITE and isinstance(recorded, int):
-                cache.set(recorded_key, max(recorded, step.version), timeout=None)
-            else:
-                cache.set(recorded_key, step.version, timeout=None)
-        results.append(value)
-    return results
+
+    return [apply_step(step, now, cache.get, put) for step in steps]
+
+
+def apply_step(
+    step: Step, now: int, get: Callable[[str], Any], put: Callable[[str, Any], Any]
+) -> int:
+    """``advance`` of one step on a cache read with ``get`` and written with ``put`` (key,
+    value: kept until changed), by a caller that makes it atomic (a lock) if it can; the Redis
+    script does the same on the server."""
+    key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
+    recorded = get(recorded_key)
+    current = get(key)
+
+    def bump(key: str, floor: int = 0) -> int:
+        value = get(key)
+        value = max((value if type(value) is int else 0) + 1, now, floor + 1)
+        put(key, value)
+        return value
+
+    if step.mode == OBJECTS and type(recorded) is int and recorded == step.since:
+        for scope in step.scopes():
+            bump(generation_key(scope))
+        put(recorded_key, step.version)
+        return OBJECTS_BUMPED
+    if step.mode in (SYNC, OBJECTS):
+        taken = taken_in(recorded, step.version, generation=current)
+        if taken is not None:
+            if recorded is None:
+                put(recorded_key, step.version or 0)
+            return taken
+    value = bump(key, step.floor)
+    if step.version is not None:
+        if step.mode == WRITE and isinstance(recorded, int):
+            put(recorded_key, max(recorded, step.version))
+        else:
+            put(recorded_key, step.version)
+    return value

@@ -50,6 +50,21 @@ def generation_key(namespace: str) -> str:
     return f"{GENERATION_NAMESPACE}:{namespace}"
 
 
+def collection_scope(namespace: str) -> str:
+    """The generation of the namespace's collections (lists, counts, every response not about
+    one object), bumped by any change: read with the namespace's own by such responses."""
+    return f"{namespace}:all"
+
+
+def object_scope(namespace: str, object_id: Any) -> str:
+    """The generation of one object's responses (its detail, its history), bumped by changes
+    that touched it (``changes.ObjectChange``): read with the namespace's own by them. The
+    object's key as the database notes it (its primary key as text), hashed unless it is a
+    number (keys never hold client input raw)."""
+    text = str(object_id)
+    return f"{namespace}:obj:{text if text.isascii() and text.isdigit() else digest(text)}"
+
+
 def applied_key(namespace: str) -> str:
     """The database version (``changes``) the namespace's generation last took in: kept beside
     the generation, so a cache that loses one (a failover, a restore) loses the other too."""
@@ -58,14 +73,15 @@ def applied_key(namespace: str) -> str:
 
 def response_key(
     namespace: str,
-    generation: int,
+    generation: int | str,
     request: KeyedRequest,
     *,
     media_type: str,
     user_id: Any = None,
 ) -> str:
-    """The key of a cached response: its namespace, the generation read before the query, and
-    a hash of everything that changes the bytes.
+    """The key of a cached response: its namespace, the generation read before the query (with
+    its object's or its collections', ``generations.generation_of``), and a hash of everything
+    that changes the bytes.
 
     The query's parameters are sorted by name, but every one is kept (``format`` too: pagination
     links repeat the query string) and repeated values stay in their order (filters read the
@@ -146,7 +162,7 @@ def lock_key(key: str) -> str:
     return f"_lock:{key}"
 
 
-def value_key(namespace: str, generation: int, parts: tuple, *, internal: bool) -> str:
+def value_key(namespace: str, generation: int | str, parts: tuple, *, internal: bool) -> str:
     """The key of a value cached by ``remember`` / ``cached``: internal values (the layer's own,
     such as list counts) go under ``_memo``, counted apart from the namespace's responses."""
     hashed = digest(*parts)

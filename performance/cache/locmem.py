@@ -29,8 +29,7 @@ from django_redis.serializers.pickle import PickleSerializer
 
 from . import glob
 from .backends import SERIALIZER, InstrumentedCacheMixin, internal_key
-from .generations import SYNC, WRITE, taken_in
-from .keys import applied_key, generation_key
+from .generations import apply_step
 from .rates import RateStore
 from .state import CacheState, state_for
 
@@ -325,29 +324,15 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         """``generations.advance``: one process owns this cache, so its lock makes each step
         atomic (the store's own methods, below the counting)."""
-        results = []
+
+        def get(key: str) -> Any:
+            return _LocMemStore.get(self, key)
+
+        def put(key: str, value: Any) -> None:
+            _LocMemStore.set(self, key, value, timeout=None)
+
         with self.state.generation_lock:
-            for step in steps:
-                key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
-                recorded = _LocMemStore.get(self, recorded_key)
-                current = _LocMemStore.get(self, key)
-                if step.mode == SYNC:
-                    taken = taken_in(recorded, step.version, generation=current)
-                    if taken is not None:
-                        if recorded is None:
-                            _LocMemStore.set(self, recorded_key, step.version or 0, None)
-                        results.append(taken)
-                        continue
-                current = current if type(current) is int else 0
-                value = max(current + 1, now, step.floor + 1)
-                _LocMemStore.set(self, key, value, timeout=None)
-                if step.version is not None:
-                    if step.mode == WRITE and isinstance(recorded, int):
-                        _LocMemStore.set(self, recorded_key, max(recorded, step.version), None)
-                    else:
-                        _LocMemStore.set(self, recorded_key, step.version, timeout=None)
-                results.append(value)
-        return results
+            return [apply_step(step, now, get, put) for step in steps]
 
     def _cull(self) -> None:
         before = len(self._cache)

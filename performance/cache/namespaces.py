@@ -6,7 +6,7 @@ Each part of the service registers its namespaces (``register_namespace``, from 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.db.models import Model
@@ -41,16 +41,24 @@ def register_namespace(
     description: str = "",
     warmer: Callable[[], int] | None = None,
     tables: Iterable[type[Model]] = (),
+    objects: Mapping[type[Model], str] | None = None,
+    shown: Mapping[type[Model], Iterable[str]] | None = None,
     responses: bool = False,
 ) -> None:
     """Declare a namespace of cached entries: optionally how to warm it, and the models whose
     tables its responses show — any committed change to them, by any path, invalidates it
-    (``changes``: counted by database triggers, applied by ``sync``). ``responses``: it holds
+    (``changes``: counted by database triggers, applied by ``sync``). ``objects``: the models
+    among them whose rows each belong to one object of the namespace, and the field that names
+    it: a change to such a row invalidates that object's responses and the namespace's
+    collections only (``CachedResponseMixin.cache_object_id``). ``shown``: of a model, the only
+    fields the namespace's responses show (a count per location shows where each workstation
+    is, nothing else of it): an update of its other fields does not invalidate the namespace.
+    ``responses``: it holds
     API responses, whose hit rate is the one the console and Prometheus lead with; token
     lookups and other bookkeeping are counted apart."""
     if not name or ":" in name or name.startswith("_"):
         raise ValueError(f"Invalid namespace name {name!r}.")
-    changes.watch(name, tables)
+    changes.watch(name, tables, objects, shown)
     entry = _registry.setdefault(name, Namespace(name, description))
     if description:
         entry.description = description

@@ -95,24 +95,43 @@ return {values, verdicts}
 """,
 )
 
-# KEYS: for each step of ``generations.advance``, its generation key then its applied key.
-# ARGV: for each step, its mode, the database version ('' for none) and the lowest generation
-# the process accepts. A generation moves to max(current + 1, this server's clock in
+# KEYS: for each step of ``generations.advance``, its generation key, its applied key, then the
+# generations an ``objects`` step bumps (``Step.scopes``).
+# ARGV: for each step, its mode, the database version ('' for none), the lowest generation the
+# process accepts, the version an ``objects`` step expects taken in ('' for none), and how many
+# generations it bumps. A generation moves to max(current + 1, this server's clock in
 # microseconds, floor + 1): a counter that went back jumps past every value it gave out.
+# (``generations.apply_step`` is the same in Python, for the other caches.)
 _ADVANCE = Script(
     None,
     b"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function bump(key, floor)
+  local current = redis.pcall('GET', key)
+  current = (type(current) == 'string' and tonumber(current)) or 0
+  local new = math.max(current + 1, now, floor + 1)
+  redis.call('SET', key, string.format('%.0f', new))
+  return new
+end
 local out = {}
-for i = 1, #KEYS / 2 do
-  local gen_key, applied_key = KEYS[2 * i - 1], KEYS[2 * i]
-  local mode, version, floor = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+local k, a = 1, 1
+while a <= #ARGV do
+  local gen_key, applied_key = KEYS[k], KEYS[k + 1]
+  local mode, version, floor = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local since, scopes = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local first = k + 2
+  k, a = k + 2 + scopes, a + 5
   local recorded = redis.pcall('GET', applied_key)
   local known = type(recorded) == 'string'
   recorded = (known and tonumber(recorded)) or 0
   local result = nil
-  if mode == 'sync' then
+  if mode == 'objects' and known and recorded == since then
+    for j = first, first + scopes - 1 do bump(KEYS[j], 0) end
+    redis.call('SET', applied_key, string.format('%.0f', version))
+    result = -2
+  end
+  if result == nil and (mode == 'sync' or mode == 'objects') then
     local wanted = version or 0
     if recorded == wanted then result = 0 elseif recorded > wanted then result = -1
     elseif not known and redis.call('EXISTS', gen_key) == 0 then
@@ -122,16 +141,12 @@ for i = 1, #KEYS / 2 do
     end
   end
   if result == nil then
-    local current = redis.pcall('GET', gen_key)
-    current = (type(current) == 'string' and tonumber(current)) or 0
-    local new = math.max(current + 1, now, floor + 1)
-    redis.call('SET', gen_key, string.format('%.0f', new))
+    result = bump(gen_key, floor)
     if version and not (mode == 'write' and recorded > version) then
       redis.call('SET', applied_key, string.format('%.0f', version))
     end
-    result = new
   end
-  out[i] = result
+  out[#out + 1] = result
 end
 return out
 """,
@@ -337,11 +352,19 @@ class InventoryClientMixin:
         keys: list[str] = []
         args: list[Any] = []
         for step in steps:
+            scopes = step.scopes()
             keys += [
                 self.make_key(generation_key(step.namespace)),
                 self.make_key(applied_key(step.namespace)),
+                *(self.make_key(generation_key(scope)) for scope in scopes),
             ]
-            args += [step.mode, "" if step.version is None else step.version, step.floor]
+            args += [
+                step.mode,
+                "" if step.version is None else step.version,
+                step.floor,
+                "" if step.since is None else step.since,
+                len(scopes),
+            ]
         client = self.redis()
         try:
             return [int(value) for value in _ADVANCE(keys=keys, args=args, client=client)]

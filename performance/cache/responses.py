@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from rest_framework.exceptions import APIException
@@ -48,7 +48,7 @@ from rest_framework.response import Response
 from . import tokens
 from .api import backend, default_timeout, jittered
 from .backends import InstrumentedCacheMixin
-from .generations import get_generation, went_back
+from .generations import generation_of, generation_scope, get_generation, went_back
 from .keys import (
     AUTH_NAMESPACE,
     PURGE_NAMESPACE,
@@ -95,7 +95,8 @@ def cacheable_renderer(renderer: BaseRenderer | type[BaseRenderer] | None) -> bo
 class EarlyRead:
     """What the early read of this request found, for DRF's path if it answers instead."""
 
-    generation: int
+    #: The namespace's, with its object's or collections' where it has them (``generation_of``).
+    generation: int | str
     key: str | None = None
     #: ``None``: not found under ``key`` (no need to look again).
     entry: Sequence | None = None
@@ -193,6 +194,9 @@ class CachedResponseMixin:
             copies = None
         if copies is not None:
             keys.append(_PURGE_GENERATION)
+        scope = generation_scope(self.cache_namespace, self.cache_object_id())
+        if scope is not None:
+            keys.append(generation_key(scope))
 
         # Who the token was when this process last saw it: the throttles' counters travel with
         # the generations, counted only if the auth generation still is the one it was seen
@@ -228,6 +232,11 @@ class CachedResponseMixin:
         generation = values.get(namespace_generation)
         if not isinstance(auth_generation, int) or not isinstance(generation, int):
             return None  # missing (or not a generation): DRF's path seeds them
+        if scope is not None:
+            scoped = values.get(keys[-1])
+            if not isinstance(scoped, int):
+                return None
+            generation = f"{generation}.{scoped}"
         self._early = EarlyRead(generation)
         if user is None:
             user = tokens.lookup(cache, token, auth_generation)
@@ -282,6 +291,30 @@ class CachedResponseMixin:
             size += len(entry[0]) + len(entry[1]) + len(entry[2])
             copies.put(signature, (key, entry), epoch, size, expires_at=entry[3])
         return self._early_response(drf_request, entry, cache)
+
+    def cache_object_id(self) -> str | None:
+        """The object this request's response is about, as the database notes it (its primary
+        key as text), or ``None`` for a response about many (a list, a count). In a namespace
+        keyed by object, a response about one object is keyed by that object's generation, and
+        the others by the collections': a write to one object leaves the other objects'
+        responses cached (docs/design.md, "Invariants", 6).
+
+        By default, the object a detail route's URL names by primary key, as the primary key
+        field reads it (``"007"`` is object 7); a route that looks objects up by another field,
+        or a value the field refuses, counts as a collection, which every change invalidates.
+        """
+        lookup = getattr(self, "lookup_url_kwarg", None) or getattr(self, "lookup_field", None)
+        value = self.kwargs.get(lookup) if lookup else None
+        if value is None:
+            return None
+        queryset = getattr(self, "queryset", None)
+        model = queryset.model if queryset is not None else self.get_queryset().model
+        if getattr(self, "lookup_field", "pk") not in ("pk", model._meta.pk.name):
+            return None
+        try:
+            return str(model._meta.pk.to_python(value))
+        except ValidationError:
+            return None
 
     def refuses_query(self, request: HttpRequest) -> bool:
         """Whether the view's ``initial()`` refuses this request's query string once the
@@ -425,7 +458,10 @@ class CachedResponseMixin:
         early = self._early
         # The generation is read before the query (docs/design.md, "Invariants", 2): by the
         # early read when there was one.
-        generation = early.generation if early is not None else get_generation(namespace)
+        if early is not None:
+            generation = early.generation
+        else:
+            generation = generation_of(namespace, self.cache_object_id())
         key = response_key(
             namespace,
             generation,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,7 +32,16 @@ from django.core.cache import caches
 from django.db import DatabaseError, transaction
 
 from . import changes
-from .generations import AHEAD, RESET, SYNC, Step, advance, bump_generations
+from .generations import (
+    AHEAD,
+    OBJECTS,
+    RESET,
+    SYNC,
+    WRITE,
+    Step,
+    advance,
+    advance_after_write,
+)
 from .keys import PURGE_NAMESPACE, applied_key
 from .namespaces import namespaces
 
@@ -58,7 +68,7 @@ def after_commit(names: Iterable[str]) -> dict[str, int | None]:
     except DatabaseError:
         logger.warning("could not read the database's versions after a write", exc_info=True)
         found = {}
-    bumped = bump_generations({name: found.get(name) for name in names})
+    bumped = advance_after_write(_steps({name: found.get(name) for name in names}, WRITE))
     if any(generation is None for generation in bumped.values()):
         missed = getattr(_backend(), "invalidation_missed", None)
         if missed is not None:
@@ -92,7 +102,10 @@ def sync(*, ask_server: bool = True) -> bool:
     ahead = _level(found)
     if ahead is None:
         return False
-    return _settle(ahead) if ahead else True
+    if ahead and not _settle(ahead):
+        return False
+    _prune(found)
+    return True
 
 
 def _level(found: Mapping[str, int]) -> list[str] | None:
@@ -100,10 +113,63 @@ def _level(found: Mapping[str, int]) -> list[str] | None:
     cache has recorded a newer version of, or ``None`` when the cache could not be reached."""
     if not found:
         return []
-    results = advance([Step(name, version, SYNC) for name, version in found.items()])
+    results = advance(_steps(found, SYNC))
     if results is None:
         return None
     return [name for name, result in zip(found, results, strict=True) if result == AHEAD]
+
+
+def _steps(found: Mapping[str, int | None], mode: str) -> list[Step]:
+    """A step of ``mode`` for each namespace, taking in the version ``found`` for it — but for
+    a namespace keyed by object whose versions since the one its cache took in each touched a
+    few objects (``changes.object_changes``): then an ``OBJECTS`` step, which invalidates those
+    objects' responses and the namespace's collections, and leaves the other objects' cached
+    (docs/design.md, "Invariants", 6). The cache checks, atomically, that it has still taken in
+    that version; otherwise the step is a ``SYNC``, which invalidates the whole namespace."""
+    keyed = [
+        name
+        for name, version in found.items()
+        if version is not None and changes.keyed_by_object(name)
+    ]
+    recorded = _backend().get_many([applied_key(name) for name in keyed]) if keyed else {}
+    steps = []
+    for name, version in found.items():
+        since = recorded.get(applied_key(name))
+        objects = None
+        if type(since) is int and version is not None and since < version:
+            try:
+                objects = changes.object_changes(name, since, version)
+            except DatabaseError:
+                logger.warning("could not read which objects changed", exc_info=True)
+        if objects is None:
+            if mode == WRITE and type(since) is int and version and since >= version:
+                # Another process took in this write's version already, with a bump made after
+                # it committed: nothing left to invalidate (unless the cache disagrees: SYNC).
+                mode_here = SYNC
+            else:
+                mode_here = mode
+            steps.append(Step(name, version, mode_here))
+        else:
+            steps.append(Step(name, version, OBJECTS, since=since, objects=tuple(sorted(objects))))
+    return steps
+
+
+#: Seconds between two prunings of the objects' notes (``changes.prune``) by one process.
+PRUNE_INTERVAL = 60.0
+_pruned_at: list[float] = [float("-inf")]
+
+
+def _prune(found: Mapping[str, int]) -> None:
+    """Forget, now and then, the notes of objects changed by versions the cache has taken in."""
+    keyed = {name: version for name, version in found.items() if changes.keyed_by_object(name)}
+    now = time.monotonic()
+    if not keyed or now - _pruned_at[0] < PRUNE_INTERVAL:
+        return
+    _pruned_at[0] = now
+    try:
+        changes.prune(keyed)
+    except DatabaseError:
+        logger.warning("could not prune the notes of changed objects", exc_info=True)
 
 
 def _reseed() -> bool:

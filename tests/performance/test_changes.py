@@ -56,12 +56,14 @@ def machine(db):
 @pytest.mark.parametrize(
     ("write", "counted"),
     [
-        (
-            lambda ws: Workstation.objects.filter(pk=ws.pk).update(notes="x"),
-            {"workstations", "locations"},
-        ),
+        # The locations show of a workstation only where it is (``shown``).
+        (lambda ws: Workstation.objects.filter(pk=ws.pk).update(notes="x"), {"workstations"}),
         (
             lambda ws: Workstation.objects.bulk_update([_noted(ws, "y")], ["notes"]),
+            {"workstations"},
+        ),
+        (
+            lambda ws: Workstation.objects.filter(pk=ws.pk).update(location=None),
             {"workstations", "locations"},
         ),
         (lambda ws: Workstation.objects.filter(pk=ws.pk).delete(), {"workstations", "locations"}),
@@ -69,10 +71,7 @@ def machine(db):
             lambda ws: Location.objects.filter(pk=ws.location_id).update(name="Renamed"),
             {"workstations", "locations"},
         ),
-        (
-            lambda ws: _raw("UPDATE workstations_workstation SET notes = 'raw'"),
-            {"workstations", "locations"},
-        ),
+        (lambda ws: _raw("UPDATE workstations_workstation SET notes = 'raw'"), {"workstations"}),
         (lambda ws: User.objects.update(first_name="Zoe"), {"auth", "workstations"}),
         (lambda ws: User.objects.update(is_active=False), {"auth", "workstations"}),
         (lambda ws: _raw("DELETE FROM authtoken_token"), {"auth"}),
@@ -86,6 +85,7 @@ def machine(db):
     ids=[
         "update",
         "bulk_update",
+        "moved",
         "delete",
         "location renamed",
         "raw SQL",

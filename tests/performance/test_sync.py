@@ -99,9 +99,9 @@ def _behind() -> set[str]:
     return set(sync.behind())
 
 
-def _missed_bump(versions: dict) -> dict:
+def _missed_bump(steps: list) -> dict:
     """A bump that could not reach the cache."""
-    return dict.fromkeys(versions)
+    return dict.fromkeys(step.namespace for step in steps)
 
 
 def _replay_command() -> str:
@@ -119,7 +119,7 @@ def test_a_bump_that_misses_the_cache_is_replayed(
     assert _list(client) == ("HIT", ["old"])
 
     with monkeypatch.context() as patch:
-        patch.setattr(sync, "bump_generations", _missed_bump)  # unreachable
+        patch.setattr(sync, "advance_after_write", _missed_bump)  # unreachable
         _patch(client, workstation.pk, "new")
     # This process knows it missed the bump and reads nothing from the cache until replayed;
     # another process does not know: the old list is what it finds under the live generation.
@@ -140,7 +140,7 @@ def test_the_process_that_missed_a_bump_replays_before_reading(
     workstation = WorkstationFactory(notes="old")
     _list(client)
     with monkeypatch.context() as patch:
-        patch.setattr(sync, "bump_generations", _missed_bump)
+        patch.setattr(sync, "advance_after_write", _missed_bump)
         _patch(client, workstation.pk, "new")
     assert _guard().needs_replay
     assert _list(client) == ("MISS", ["new"])
