@@ -8,7 +8,13 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework import generics, serializers
 
 from performance import cache as product_cache
-from performance.cache.keys import AUTH_NAMESPACE, PURGE_NAMESPACE, generation_key
+from performance.cache.generations import ABOUT_PAGE, generation_scopes
+from performance.cache.keys import (
+    AUTH_NAMESPACE,
+    PURGE_NAMESPACE,
+    generation_key,
+    page_scope,
+)
 from workstations.models import Workstation
 
 #: The namespace of the list page the warm-hit scenarios read.
@@ -49,12 +55,15 @@ def ceiling(request: HttpRequest) -> HttpResponse:
 def read_keys() -> list[str]:
     """The generations a warm hit of the list reads before it may answer (``read_early`` in
     performance/cache/responses.py): the ``auth`` generation that confirms the token, the list's
-    namespace generation, and where this process keeps copies of entries (Redis), the purge
-    epoch that ends them."""
+    namespace generation, where this process keeps copies of entries (Redis) the purge epoch
+    that ends them, and the generations of the page (the lists' layout, the page's own)."""
     keys = [generation_key(AUTH_NAMESPACE), generation_key(LIST_NAMESPACE)]
     copies = getattr(product_cache.backend(), "hot", None)
     if copies is not None and copies.enabled:
         keys.append(generation_key(PURGE_NAMESPACE))
+    # The list page's own generations: the lists' layout and the page's (``cache_about``).
+    page = page_scope(LIST_NAMESPACE, "0" * 40)  # (a page's hash: 40 hex digits)
+    keys += [generation_key(scope) for scope in generation_scopes(LIST_NAMESPACE, ABOUT_PAGE, page)]
     return keys
 
 

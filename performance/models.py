@@ -103,6 +103,10 @@ class ObjectChange(models.Model):
     version = models.BigIntegerField()
     #: The object's primary key as text (``""``: not one object).
     object_id = models.TextField(blank=True)
+    #: Whether the change may move the object in or out of a list, or within one: a row of
+    #: the namespace's listed table inserted, deleted, or changed in a column the lists filter,
+    #: search or order by (``changes.watch(..., listed=...)``).
+    moved = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "object change"

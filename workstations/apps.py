@@ -13,6 +13,7 @@ class WorkstationsConfig(AppConfig):
         from performance import cache
 
         from . import history, signals, warming  # noqa: F401  (signals connects the receivers)
+        from .api.views import WorkstationViewSet
         from .models import Location, Workstation
 
         # Every save and delete of these is recorded, whoever makes it (history.py).
@@ -29,6 +30,9 @@ class WorkstationsConfig(AppConfig):
             # A workstation's row and its history entries belong to that workstation alone: a
             # write to one leaves the others' detail and history cached.
             objects={Workstation: "id", LogEntry: "object_pk"},
+            # What decides which workstations a list holds, and in which order: a change of
+            # another field changes only the pages that show the workstation.
+            listed=(Workstation, WorkstationViewSet.cache_layout_fields()),
             responses=True,
         )
         cache.register_namespace(

@@ -33,7 +33,14 @@ from .api import (
     validate_pattern,
     warm,
 )
-from .generations import bump_generation, get_generation
+from .generations import (
+    ABOUT_ALL,
+    ABOUT_LAYOUT,
+    ABOUT_OBJECT,
+    ABOUT_PAGE,
+    bump_generation,
+    get_generation,
+)
 from .namespaces import (
     UnknownNamespace,
     namespaces,
@@ -43,6 +50,10 @@ from .namespaces import (
 )
 
 __all__ = [
+    "ABOUT_ALL",
+    "ABOUT_LAYOUT",
+    "ABOUT_OBJECT",
+    "ABOUT_PAGE",
     "InvalidPattern",
     "UnknownNamespace",
     "backend",

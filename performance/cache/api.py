@@ -16,7 +16,13 @@ from django.core.cache import caches
 
 from . import glob, sync
 from .backends import InstrumentedCacheMixin
-from .generations import bump_generation, bump_generations, generation_of
+from .generations import (
+    ABOUT_ALL,
+    bump_generation,
+    bump_generations,
+    generation_of,
+    generation_scopes,
+)
 from .keys import PURGE_NAMESPACE, RATE_NAMESPACE, namespace_of, value_key
 from .namespaces import _registry, kind_of, response_namespaces
 from .rates import RateCheck, Verdict
@@ -173,8 +179,10 @@ def stats(*, include_keys: bool = True) -> dict[str, Any]:
     per_ns = {ns: dict(c) for ns, c in snapshot["per_namespace"].items()}
     for name in _registry:
         per_ns.setdefault(name, {})
-    summary = summarise(per_ns, {ns: kind_of(ns) for ns in per_ns})
     keys = key_counts() if include_keys else None
+    for name in keys or {}:  # every key is shown, counted or not (``_pages``, say)
+        per_ns.setdefault(name, {})
+    summary = summarise(per_ns, {ns: kind_of(ns) for ns in per_ns})
     for ns, row in summary["namespaces"].items():
         row["keys"] = None if keys is None else keys.get(ns, 0)
         row["description"] = _registry[ns].description if ns in _registry else ""
@@ -268,9 +276,11 @@ def remember(
     *,
     ttl: int | None = None,
     internal: bool = False,
+    about: str = ABOUT_ALL,
 ) -> R:
-    """``compute()``'s value, cached under the namespace's generation (and its collections',
-    ``generation_of``) and a hash of ``parts``.
+    """``compute()``'s value, cached under the namespace's generation (and, in a namespace
+    keyed by object, the generation of what it is ``about``: ``generations.generation_scopes``;
+    the collections' unless told) and a hash of ``parts``.
 
     The generation is read before computing, so a value computed while a write commits is
     stored where nobody looks (docs/design.md, "Invariants", 2). ``None``, ``0`` and ``[]``
@@ -283,7 +293,8 @@ def remember(
     raises when stored, on both backends (docs/design.md, "Invariants", 4).
     """
     cache = backend()
-    key = value_key(namespace, generation_of(namespace), parts, internal=internal)
+    generation = generation_of(namespace, generation_scopes(namespace, about))
+    key = value_key(namespace, generation, parts, internal=internal)
     value = cache.get(key, _MISSING)
     if value is not _MISSING:
         return value

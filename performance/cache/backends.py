@@ -312,6 +312,40 @@ class InstrumentedCacheMixin:
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         raise NotImplementedError  # pragma: no cover - each backend has its own
 
+    def store_page(
+        self,
+        key: str,
+        value: Any,
+        timeout: int | None,
+        *,
+        unless_changed: tuple[str, int],
+        page: str,
+        shows: Sequence[str],
+    ) -> bool:
+        """Store a list page's entry, and note that it shows the objects ``shows``
+        (``keys.object_field``) — so that a change of one of them bumps the page's generation
+        (``page``, its generation key) — in one atomic step, and only if the generation
+        ``unless_changed`` (key, value: the collections', read before the page was computed)
+        is still the same: a change that was taken in meanwhile may have bumped the pages of
+        its object before this one noted it shows it. True when stored."""
+        return self._run_many(
+            [key],
+            lambda: self._store_page(key, value, timeout, unless_changed, page, shows),
+            fallback=False,
+            count=lambda key, stored: _SETS,
+        )
+
+    def _store_page(
+        self,
+        key: str,
+        value: Any,
+        timeout: int | None,
+        unless_changed: tuple[str, int],
+        page: str,
+        shows: Sequence[str],
+    ) -> bool:
+        raise NotImplementedError  # pragma: no cover - each backend has its own
+
     # Service-level operations ----------------------------------------------------------------
 
     def stats_snapshot(self) -> dict[str, Any]:

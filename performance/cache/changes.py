@@ -49,6 +49,9 @@ _models: dict[str, type[Model]] = {}
 _ignored: dict[str, set[str]] = {}
 #: db_table -> namespace -> the only columns whose update changes what the namespace shows.
 _shown: dict[str, dict[str, set[str]]] = {}
+#: db_table -> namespace -> the columns the namespace's lists filter, search or order by, for
+#: the table whose rows they list.
+_layout: dict[str, dict[str, list[str]]] = {}
 #: db_table -> namespace -> the column naming the object a change of a row touches.
 _objects: dict[str, dict[str, str]] = {}
 
@@ -65,6 +68,7 @@ def watch(
     models: Iterable[type[Model]],
     objects: Mapping[type[Model], str] | None = None,
     shown: Mapping[type[Model], Iterable[str]] | None = None,
+    listed: tuple[type[Model], Iterable[str]] | None = None,
 ) -> None:
     """Count every committed change to ``models``' tables (and their many-to-many tables, if
     listed) as a change of ``namespace``. ``objects``: the models (among ``models``) whose rows
@@ -72,7 +76,10 @@ def watch(
     the object's own table, the object's key in its history); a change to them touches that
     object only. A change to any other table touches every object. ``shown``: of a model, the
     only fields the namespace's responses depend on — an update that changes none of them is
-    not a change of the namespace (an insert or a delete always is)."""
+    not a change of the namespace (an insert or a delete always is). ``listed``: the model whose
+    rows the namespace's lists list (among ``objects``), and the fields those lists filter,
+    search or order by: a change of one of its rows that inserts, deletes or changes one of
+    them is noted as one that may move the object (``ObjectChange.moved``)."""
     objects = dict(objects or {})
     for model in [*models, *objects, *(shown or {})]:
         table = model._meta.db_table
@@ -81,6 +88,10 @@ def watch(
     for model, fields in (shown or {}).items():
         columns = {model._meta.get_field(name).column for name in fields}
         _shown.setdefault(model._meta.db_table, {})[namespace] = columns
+    if listed is not None:
+        model, fields = listed
+        columns = sorted({model._meta.get_field(name).column for name in fields})
+        _layout.setdefault(model._meta.db_table, {})[namespace] = columns
     for model, name in objects.items():
         column = model._meta.get_field(name).column
         _objects.setdefault(model._meta.db_table, {})[namespace] = column
@@ -90,6 +101,11 @@ def watch(
 def keyed_by_object(namespace: str) -> bool:
     """Whether some table's changes touch one object of ``namespace`` at a time."""
     return namespace in _keyed
+
+
+def has_layout(namespace: str) -> bool:
+    """Whether the changes of ``namespace`` say if they may move an object in its lists."""
+    return any(namespace in names for names in _layout.values())
 
 
 def ignore_columns(model: type[Model], *fields: str) -> None:
@@ -144,32 +160,40 @@ def count(*names: str, using: str = DEFAULT_DB_ALIAS) -> None:
     model = _model()
     with transaction.atomic(using=using):
         for name in dict.fromkeys(names):
-            updated = (
-                model.objects.using(using).filter(namespace=name).update(version=F("version") + 1)
-            )
+            rows = model.objects.using(using).select_for_update().filter(namespace=name)
+            updated = rows.update(version=F("version") + 1)
             if not updated:
                 model.objects.using(using).get_or_create(namespace=name, defaults={"version": 1})
+            version = rows.values_list("version", flat=True).get()
+            # Nothing says which objects it touched: every one (``object_changes``).
+            notes = _log().objects.using(using)
+            notes.filter(namespace=name, version__gte=version).delete()
+            notes.create(namespace=name, version=version, object_id="")
 
 
 def object_changes(
     namespace: str, after: int, upto: int, *, using: str = DEFAULT_DB_ALIAS
-) -> set[str] | None:
-    """The objects the versions ``after < v <= upto`` of ``namespace`` touched, when each of
-    those versions touched at most a few objects (``MAX_OBJECTS`` in all); ``None`` when one of
-    them may have touched every object — a change to another table, a version without rows
-    (counted by hand, or pruned), too many objects — and the whole namespace must go."""
+) -> dict[str, bool] | None:
+    """The objects the versions ``after < v <= upto`` of ``namespace`` touched, each with
+    whether a change may have moved it in, out of or within a list (``ObjectChange.moved``),
+    when each of those versions touched at most a few objects (``MAX_OBJECTS`` in all);
+    ``None`` when one of them may have touched every object — a change to another table, a
+    version without rows (counted by hand, or pruned), too many objects — and the whole
+    namespace must go."""
     if not after < upto or upto - after > MAX_OBJECTS:
         return None
     rows = list(
         _log()
         .objects.using(using)
         .filter(namespace=namespace, version__gt=after, version__lte=upto)
-        .values_list("version", "object_id")[: MAX_OBJECTS + 1]
+        .values_list("version", "object_id", "moved")[: MAX_OBJECTS + 1]
     )
-    objects = {object_id for _, object_id in rows}
+    objects: dict[str, bool] = {}
+    for _, object_id, moved in rows:
+        objects[object_id] = objects.get(object_id, False) or moved
     if len(rows) > MAX_OBJECTS or "" in objects:
         return None
-    if {version for version, _ in rows} != set(range(after + 1, upto + 1)):
+    if {version for version, _, _ in rows} != set(range(after + 1, upto + 1)):
         return None
     return objects
 
@@ -287,87 +311,130 @@ def _literal(name: str) -> str:
 def _sqlite_triggers(connection: Any, table: str, all_names: list[str]) -> Iterable[str]:
     quote = connection.ops.quote_name
     columns = _objects.get(table, {})
+    layouts = _layout.get(table, {})
 
-    def counted(names: list[str], rows: Iterable[str]) -> str:
-        """Count a change of each namespace, and note the objects of ``rows`` it touched."""
+    def counted(names: list[str], event: str) -> str:
+        """Count a change of each namespace, and note the object(s) it touched."""
         statements = []
         for name in names:
             statements.append(
                 f"INSERT INTO {quote(_table())} (namespace, version) VALUES ({_literal(name)}, 1) "
                 f"ON CONFLICT (namespace) DO UPDATE SET version = version + 1;"
             )
-            column = columns.get(name)
-            touched = (
-                ["''"]
-                if column is None
-                else [f"COALESCE(CAST({row}.{quote(column)} AS TEXT), '')" for row in rows]
+            # Each row change counts a version of its own here: notes left under it (by a
+            # counter that was reset) are not this change's.
+            statements.append(
+                f"DELETE FROM {quote(_log_table())} WHERE namespace = {_literal(name)} "
+                f"AND version >= (SELECT version FROM {quote(_table())} "
+                f"WHERE namespace = {_literal(name)});"
             )
-            for i, object_id in enumerate(touched):
+            column = columns.get(name)
+            if column is None:
+                touched = [("''", "", "0")]
+            else:
+                rows = {"INSERT": ("NEW",), "DELETE": ("OLD",), "UPDATE": ("NEW", "OLD")}[event]
                 # Of an update, the old row's object too when the change moved the row.
-                moved = (
-                    f" AND OLD.{quote(column)} IS NOT NEW.{quote(column)}"
-                    if i and column is not None
-                    else ""
-                )
+                moved_row = f" AND OLD.{quote(column)} IS NOT NEW.{quote(column)}"
+                touched = [
+                    (
+                        f"COALESCE(CAST({row}.{quote(column)} AS TEXT), '')",
+                        moved_row if i else "",
+                        _sqlite_moved(connection, event, layouts.get(name)),
+                    )
+                    for i, row in enumerate(rows)
+                ]
+            for object_id, condition, moved in touched:
                 statements.append(
-                    f"INSERT OR IGNORE INTO {quote(_log_table())} (namespace, version, object_id) "
-                    f"SELECT namespace, version, {object_id} FROM {quote(_table())} "
-                    f"WHERE namespace = {_literal(name)}{moved};"
+                    f"INSERT INTO {quote(_log_table())} (namespace, version, object_id, moved) "
+                    f"SELECT namespace, version, {object_id}, {moved} FROM {quote(_table())} "
+                    f"WHERE namespace = {_literal(name)}{condition} "
+                    f"ON CONFLICT (namespace, version, object_id) "
+                    f"DO UPDATE SET moved = moved OR excluded.moved;"
                 )
         return " ".join(statements)
 
     events = [
-        ("INSERT", "ins", "", ("NEW",), all_names),
-        ("DELETE", "del", "", ("OLD",), all_names),
+        ("INSERT", "ins", "", all_names),
+        ("DELETE", "del", "", all_names),
     ]
     for short, shown, names in _update_groups(table, all_names):
         changed = _changed_columns(connection, table, "IS NOT", shown)
         if not changed:
             continue  # no update changes what these namespaces show
-        when = f"WHEN ({changed}) "
-        events.append(("UPDATE", short, when, ("NEW", "OLD"), names))
-    for event, short, when, rows, names in events:
+        events.append(("UPDATE", short, f"WHEN ({changed}) ", names))
+    for event, short, when, names in events:
         name = quote(f"{TRIGGER_PREFIX}{table}_{short}")
         yield (
             f"CREATE TRIGGER {name} AFTER {event} ON {quote(table)} FOR EACH ROW {when}"
-            f"BEGIN {counted(names, rows)} END"
+            f"BEGIN {counted(names, event)} END"
         )
 
 
-# Arguments: pairs of a namespace and the column naming the object a row belongs to ('' when
-# a change of the table touches every object of the namespace).
+def _sqlite_moved(connection: Any, event: str, layout: list[str] | None) -> str:
+    """Whether a change of a row (``event``) may move its object in a list: ``1`` or ``0``, or
+    the expression that tells, for an update, from the ``layout`` columns."""
+    if layout is None:
+        return "0"  # not the listed table: its rows are in no list of the namespace
+    if event != "UPDATE":
+        return "1"
+    if not layout:
+        return "0"
+    quote = connection.ops.quote_name
+    differ = " OR ".join(f"OLD.{quote(c)} IS NOT NEW.{quote(c)}" for c in layout)
+    return f"({differ})"
+
+
+# Arguments: triples of a namespace, the column naming the object a row belongs to ('' when a
+# change of the table touches every object of the namespace), and the columns (comma-separated)
+# whose change may move the object in a list ('-': the table's rows are in no list).
 _POSTGRESQL_FUNCTION = """
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     i integer := 0;
     name text;
     col text;
+    layout text;
     taken bigint;
+    counting integer;
+    moved boolean;
     this_xact bigint := pg_current_xact_id()::text::bigint;
 BEGIN
     WHILE i < TG_NARGS LOOP
         name := TG_ARGV[i];
         col := TG_ARGV[i + 1];
-        i := i + 2;
+        layout := TG_ARGV[i + 2];
+        i := i + 3;
         INSERT INTO {table} AS counted (namespace, version, xact) VALUES (name, 1, this_xact)
         ON CONFLICT (namespace) DO UPDATE
             SET version = counted.version + 1, xact = EXCLUDED.xact
             WHERE counted.xact IS DISTINCT FROM EXCLUDED.xact;
+        GET DIAGNOSTICS counting = ROW_COUNT;
         SELECT version INTO taken FROM {table} WHERE namespace = name;
+        IF counting > 0 THEN
+            -- This transaction's version, counted now: notes left under it (by a counter that
+            -- was reset) are not its changes.
+            DELETE FROM {log} WHERE namespace = name AND version >= taken;
+        END IF;
         IF col = '' OR TG_LEVEL = 'STATEMENT' THEN
-            INSERT INTO {log} (namespace, version, object_id) VALUES (name, taken, '')
+            INSERT INTO {log} (namespace, version, object_id, moved)
+            VALUES (name, taken, '', false)
             ON CONFLICT DO NOTHING;
         ELSE
+            moved := layout <> '-' AND (TG_OP <> 'UPDATE' OR EXISTS (
+                SELECT 1 FROM unnest(string_to_array(layout, ',')) AS c
+                WHERE (to_jsonb(OLD) -> c) IS DISTINCT FROM (to_jsonb(NEW) -> c)));
             IF TG_OP <> 'DELETE' THEN
-                INSERT INTO {log} (namespace, version, object_id)
-                VALUES (name, taken, COALESCE(to_jsonb(NEW) ->> col, ''))
-                ON CONFLICT DO NOTHING;
+                INSERT INTO {log} AS noted (namespace, version, object_id, moved)
+                VALUES (name, taken, COALESCE(to_jsonb(NEW) ->> col, ''), moved)
+                ON CONFLICT (namespace, version, object_id)
+                DO UPDATE SET moved = noted.moved OR EXCLUDED.moved;
             END IF;
             IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND
                    (to_jsonb(OLD) ->> col) IS DISTINCT FROM (to_jsonb(NEW) ->> col)) THEN
-                INSERT INTO {log} (namespace, version, object_id)
-                VALUES (name, taken, COALESCE(to_jsonb(OLD) ->> col, ''))
-                ON CONFLICT DO NOTHING;
+                INSERT INTO {log} AS noted (namespace, version, object_id, moved)
+                VALUES (name, taken, COALESCE(to_jsonb(OLD) ->> col, ''), moved)
+                ON CONFLICT (namespace, version, object_id)
+                DO UPDATE SET moved = noted.moved OR EXCLUDED.moved;
             END IF;
         END IF;
     END LOOP;
@@ -381,9 +448,13 @@ def _postgresql_triggers(connection: Any, table: str, all_names: list[str]) -> I
     quote = connection.ops.quote_name
     columns = _objects.get(table, {})
 
+    layouts = _layout.get(table, {})
+
     def call(names: list[str]) -> str:
         arguments = ", ".join(
-            f"{_literal(name)}, {_literal(columns.get(name, ''))}" for name in names
+            f"{_literal(name)}, {_literal(columns.get(name, ''))}, "
+            f"{_literal(','.join(layouts[name]) if name in layouts else '-')}"
+            for name in names
         )
         return f"EXECUTE FUNCTION {_FUNCTION}({arguments})"
 

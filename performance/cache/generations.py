@@ -30,7 +30,15 @@ from typing import Any, NamedTuple
 from django.core.cache import caches
 
 from . import changes
-from .keys import GENERATION_NAMESPACE, applied_key, collection_scope, generation_key, object_scope
+from .keys import (
+    GENERATION_NAMESPACE,
+    applied_key,
+    collection_scope,
+    generation_key,
+    layout_scope,
+    object_field,
+    object_scope,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +80,26 @@ class Step(NamedTuple):
     floor: int = 0
     since: int | None = None
     objects: tuple[str, ...] = ()
+    #: Whether a change may have moved one of ``objects`` in, out of or within a list.
+    moved: bool = False
 
     def scopes(self) -> list[str]:
-        """The generations an ``OBJECTS`` step bumps: the collections', then each object's."""
+        """The generations an ``OBJECTS`` step bumps: the collections', each object's, and
+        the lists' layout when an object may have moved."""
         if self.mode != OBJECTS:
             return []
         return [
             collection_scope(self.namespace),
             *(object_scope(self.namespace, object_id) for object_id in self.objects),
+            *([layout_scope(self.namespace)] if self.moved else []),
         ]
+
+    def listed(self) -> list[str]:
+        """The objects whose pages (``keys.listings_key``) an ``OBJECTS`` step bumps, when no
+        object moved and the namespace has lists (otherwise the layout's bump ends them all)."""
+        if self.mode != OBJECTS or self.moved or not changes.has_layout(self.namespace):
+            return []
+        return [object_field(object_id) for object_id in self.objects]
 
 
 # The highest generation this process has seen of each namespace, per cache (``state``): a
@@ -174,27 +193,43 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
     return _seen(cache, namespace, int(value))
 
 
-def generation_of(namespace: str, object_id: Any = None, *, alias: str = "default") -> int | str:
-    """The generation a value of ``namespace`` is keyed by, read before the value is computed:
-    the namespace's own; in a namespace keyed by object (``changes.keyed_by_object``), followed
-    by the generation of the object ``object_id`` (its primary key as text) or, for ``None``,
-    of the namespace's collections — which every change bumps (docs/design.md, "Invariants",
-    6)."""
-    generation = get_generation(namespace, alias=alias)
-    scope = generation_scope(namespace, object_id)
-    if scope is None:
-        return generation
-    return f"{generation}.{get_generation(scope, alias=alias)}"
+#: What a value of a namespace keyed by object is about (``generation_scopes``).
+ABOUT_ALL, ABOUT_LAYOUT, ABOUT_PAGE, ABOUT_OBJECT = "all", "layout", "page", "object"
 
 
-def generation_scope(namespace: str, object_id: Any = None) -> str | None:
-    """The generation read beside the namespace's for a value of ``namespace`` about
-    ``object_id`` (``None``: a collection); ``None`` when the namespace is not keyed by object."""
+def generation_scopes(namespace: str, about: str = ABOUT_ALL, detail: Any = None) -> list[str]:
+    """The generations read after the namespace's own for a value of ``namespace`` (in a
+    namespace keyed by object: ``changes.keyed_by_object``; none otherwise), by what it is
+    about (docs/design.md, "Invariants", 6):
+
+    - ``ABOUT_OBJECT``: one object (``detail``: its primary key as text) — its generation;
+    - ``ABOUT_PAGE``: one list page (``detail``: its own scope, ``keys.page_scope``) — the
+      lists' layout and the page's, which changes to the objects it shows bump;
+    - ``ABOUT_LAYOUT``: which objects the lists hold, in which order (counts) — the layout;
+    - ``ABOUT_ALL``: anything else — the collections', which every change bumps.
+
+    A namespace whose changes do not say whether they move objects (``changes.has_layout``)
+    keys pages and counts by the collections'."""
     if not changes.keyed_by_object(namespace):
-        return None
-    if object_id is None:
-        return collection_scope(namespace)
-    return object_scope(namespace, object_id)
+        return []
+    if about == ABOUT_OBJECT and detail is not None:
+        return [object_scope(namespace, detail)]
+    if about in (ABOUT_PAGE, ABOUT_LAYOUT) and changes.has_layout(namespace):
+        if about == ABOUT_PAGE and detail is not None:
+            return [layout_scope(namespace), detail]
+        return [layout_scope(namespace)]
+    return [collection_scope(namespace)]
+
+
+def generation_of(
+    namespace: str, scopes: Sequence[str] = (), *, alias: str = "default"
+) -> int | str:
+    """The generation a value of ``namespace`` is keyed by, read before the value is computed:
+    the namespace's own, followed by those of ``scopes`` (``generation_scopes``)."""
+    generation = get_generation(namespace, alias=alias)
+    if not scopes:
+        return generation
+    return ".".join([str(generation), *(str(get_generation(s, alias=alias)) for s in scopes)])
 
 
 def advance(steps: Sequence[Step], *, alias: str = "default") -> list[int] | None:
@@ -299,11 +334,17 @@ def _advance_plainly(cache: Any, steps: Iterable[Step]) -> list[int] | None:
 
 
 def apply_step(
-    step: Step, now: int, get: Callable[[str], Any], put: Callable[[str, Any], Any]
+    step: Step,
+    now: int,
+    get: Callable[[str], Any],
+    put: Callable[[str, Any], Any],
+    pages: Callable[[str, Sequence[str]], list[str] | None] | None = None,
 ) -> int:
     """``advance`` of one step on a cache read with ``get`` and written with ``put`` (key,
     value: kept until changed), by a caller that makes it atomic (a lock) if it can; the Redis
-    script does the same on the server."""
+    script does the same on the server. ``pages``: the generation keys of the pages that show
+    the given objects of a namespace, forgotten as they are given (``None``: not known, and the
+    layout is bumped instead)."""
     key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
     recorded = get(recorded_key)
     current = get(key)
@@ -317,6 +358,13 @@ def apply_step(
     if step.mode == OBJECTS and type(recorded) is int and recorded == step.since:
         for scope in step.scopes():
             bump(generation_key(scope))
+        listed = step.listed()
+        if listed:
+            shown = pages(step.namespace, listed) if pages is not None else None
+            if shown is None:
+                bump(generation_key(layout_scope(step.namespace)))
+            for page in shown or ():
+                bump(page)
         put(recorded_key, step.version)
         return OBJECTS_BUMPED
     if step.mode in (SYNC, OBJECTS):

@@ -56,13 +56,44 @@ def collection_scope(namespace: str) -> str:
     return f"{namespace}:all"
 
 
+def layout_scope(namespace: str) -> str:
+    """The generation of what the namespace's lists hold and in which order, and their counts:
+    bumped by changes that may move an object in, out of or within a list (an insert, a delete,
+    a change of a field the lists filter, search or order by; ``changes.ObjectChange.moved``),
+    not by a change of what a row shows only."""
+    return f"{namespace}:layout"
+
+
+def page_scope(namespace: str, hashed: str) -> str:
+    """The generation of one list page (``hashed``: its request's hash, ``request_digest``):
+    bumped when an object the page shows changes in place (``listing_key``)."""
+    return f"{namespace}:page:{hashed}"
+
+
+def listings_key(namespace: str) -> str:
+    """Which pages show each object of the namespace: for each object (``object_field``), the
+    generation keys of the pages (``page_scope``) stored with it on their rows, bumped when the
+    object changes in place. One key for the namespace: if it goes (evicted, expired), a change
+    cannot tell which pages show its object, and bumps the layout instead, which ends them all."""
+    return f"_pages:{namespace}"
+
+
+def object_field(object_id: Any) -> str:
+    """An object's name in the namespace's keys (its primary key, or a hash of it)."""
+    return _object_part(object_id)
+
+
 def object_scope(namespace: str, object_id: Any) -> str:
     """The generation of one object's responses (its detail, its history), bumped by changes
     that touched it (``changes.ObjectChange``): read with the namespace's own by them. The
     object's key as the database notes it (its primary key as text), hashed unless it is a
     number (keys never hold client input raw)."""
+    return f"{namespace}:obj:{_object_part(object_id)}"
+
+
+def _object_part(object_id: Any) -> str:
     text = str(object_id)
-    return f"{namespace}:obj:{text if text.isascii() and text.isdigit() else digest(text)}"
+    return text if text.isascii() and text.isdigit() else digest(text)
 
 
 def applied_key(namespace: str) -> str:
@@ -89,6 +120,12 @@ def response_key(
     type because ``; indent=4`` changes the bytes; the user only where the view says its output
     depends on who asks. Every path that reads or writes a response calls this function.
     """
+    hashed = request_digest(request, media_type=media_type, user_id=user_id)
+    return f"{namespace}:{generation}:{hashed}"
+
+
+def request_digest(request: KeyedRequest, *, media_type: str, user_id: Any = None) -> str:
+    """The hash of everything in a request that changes a response's bytes (``response_key``)."""
     path = request.path
     scheme, host = origin(request)
     # The same request as it came (its raw query string) has the same hash: remembered, so a
@@ -101,7 +138,7 @@ def response_key(
         if len(_hashes) >= _MAX_HASHES:
             _hashes.clear()
         _hashes[raw] = hashed
-    return f"{namespace}:{generation}:{hashed}"
+    return hashed
 
 
 #: Requests whose hash ``response_key`` remembers (their query strings are the clients').

@@ -29,7 +29,8 @@ from django_redis.serializers.pickle import PickleSerializer
 
 from . import glob
 from .backends import SERIALIZER, InstrumentedCacheMixin, internal_key
-from .generations import apply_step
+from .generations import apply_step, now_us
+from .keys import generation_key, layout_scope, namespace_of
 from .rates import RateStore
 from .state import CacheState, state_for
 
@@ -302,6 +303,10 @@ class _LocMemStore(LocMemCache):
         return new_value
 
 
+#: How many pages may note that they show one object (``store_page``): beyond, every page goes.
+MAX_PAGES_PER_OBJECT = 1000
+
+
 class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
     """Django's local-memory cache, counted. One process owns it, so its figures are the truth.
 
@@ -331,8 +336,46 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         def put(key: str, value: Any) -> None:
             _LocMemStore.set(self, key, value, timeout=None)
 
+        listings = self.state.listings
+
+        def pages(namespace: str, objects: Sequence[str]) -> list[str] | None:
+            shown = listings.get(namespace)
+            if shown is None:
+                return None  # no page noted since the process started: the layout goes
+            return [page for name in objects for page in shown.pop(name, ())]
+
         with self.state.generation_lock:
-            return [apply_step(step, now, get, put) for step in steps]
+            return [apply_step(step, now, get, put, pages) for step in steps]
+
+    def _store_page(
+        self,
+        key: str,
+        value: Any,
+        timeout: int | None,
+        unless_changed: tuple[str, int],
+        page: str,
+        shows: Sequence[str],
+    ) -> bool:
+        namespace = namespace_of(key)
+        listings = self.state.listings
+        with self.state.generation_lock:
+            if _LocMemStore.get(self, unless_changed[0]) != unless_changed[1]:
+                return False
+            shown = listings.setdefault(namespace, {})
+            for name in shows:
+                pages = shown.setdefault(name, set())
+                if len(pages) >= MAX_PAGES_PER_OBJECT and page not in pages:
+                    # Clients choose their query strings, so how many pages show an object is
+                    # theirs: beyond the bound, every page goes (the layout moves on).
+                    del listings[namespace]
+                    layout = generation_key(layout_scope(namespace))
+                    current = _LocMemStore.get(self, layout)
+                    moved = max((current if type(current) is int else 0) + 1, now_us())
+                    _LocMemStore.set(self, layout, moved, timeout=None)
+                    return False
+                pages.add(page)
+            _LocMemStore.set(self, key, value, timeout)
+        return True
 
     def _cull(self) -> None:
         before = len(self._cache)

@@ -43,6 +43,7 @@ def register_namespace(
     tables: Iterable[type[Model]] = (),
     objects: Mapping[type[Model], str] | None = None,
     shown: Mapping[type[Model], Iterable[str]] | None = None,
+    listed: tuple[type[Model], Iterable[str]] | None = None,
     responses: bool = False,
 ) -> None:
     """Declare a namespace of cached entries: optionally how to warm it, and the models whose
@@ -53,12 +54,15 @@ def register_namespace(
     collections only (``CachedResponseMixin.cache_object_id``). ``shown``: of a model, the only
     fields the namespace's responses show (a count per location shows where each workstation
     is, nothing else of it): an update of its other fields does not invalidate the namespace.
+    ``listed``: the model (among ``objects``) the namespace's lists list, and the fields that
+    decide which of its objects a list holds and in which order: a change of another field
+    invalidates only the list pages that show the object (``ABOUT_PAGE``).
     ``responses``: it holds
     API responses, whose hit rate is the one the console and Prometheus lead with; token
     lookups and other bookkeeping are counted apart."""
     if not name or ":" in name or name.startswith("_"):
         raise ValueError(f"Invalid namespace name {name!r}.")
-    changes.watch(name, tables, objects, shown)
+    changes.watch(name, tables, objects, shown, listed)
     entry = _registry.setdefault(name, Namespace(name, description))
     if description:
         entry.description = description

@@ -48,7 +48,14 @@ from redis.commands.core import Script
 from .backends import SERIALIZER, InstrumentedCacheMixin, count_found, internal_key
 from .breaker import CacheUnavailable, make_guard
 from .hot import HotEntries
-from .keys import RATE_NAMESPACE, applied_key, generation_key, namespace_of
+from .keys import (
+    RATE_NAMESPACE,
+    applied_key,
+    generation_key,
+    layout_scope,
+    listings_key,
+    namespace_of,
+)
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState, state_for
 
@@ -96,11 +103,15 @@ return {values, verdicts}
 )
 
 # KEYS: for each step of ``generations.advance``, its generation key, its applied key, then the
-# generations an ``objects`` step bumps (``Step.scopes``).
+# generations an ``objects`` step bumps (``Step.scopes``), then — when it names objects whose
+# pages it bumps (``Step.listed``) — the namespace's pages (a hash: object -> the generation keys
+# of the pages that show it, space-separated) and its layout's generation, bumped instead when
+# the hash is gone.
 # ARGV: for each step, its mode, the database version ('' for none), the lowest generation the
-# process accepts, the version an ``objects`` step expects taken in ('' for none), and how many
-# generations it bumps. A generation moves to max(current + 1, this server's clock in
-# microseconds, floor + 1): a counter that went back jumps past every value it gave out.
+# process accepts, the version an ``objects`` step expects taken in ('' for none), how many
+# generations it bumps, how many objects' pages, then those objects. A generation moves to
+# max(current + 1, this server's clock in microseconds, floor + 1): a counter that went back
+# jumps past every value it gave out.
 # (``generations.apply_step`` is the same in Python, for the other caches.)
 _ADVANCE = Script(
     None,
@@ -119,15 +130,33 @@ local k, a = 1, 1
 while a <= #ARGV do
   local gen_key, applied_key = KEYS[k], KEYS[k + 1]
   local mode, version, floor = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local since, scopes = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  local first = k + 2
-  k, a = k + 2 + scopes, a + 5
+  local since, scopes, listed = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]),
+    tonumber(ARGV[a + 5])
+  local first, ids, pages_key, layout_key = k + 2, a + 6, nil, nil
+  if listed > 0 then pages_key, layout_key = KEYS[k + 2 + scopes], KEYS[k + 3 + scopes] end
+  k = k + 2 + scopes
+  if listed > 0 then k = k + 2 end
+  a = a + 6 + listed
   local recorded = redis.pcall('GET', applied_key)
   local known = type(recorded) == 'string'
   recorded = (known and tonumber(recorded)) or 0
   local result = nil
   if mode == 'objects' and known and recorded == since then
     for j = first, first + scopes - 1 do bump(KEYS[j], 0) end
+    if pages_key and redis.call('TYPE', pages_key)['ok'] ~= 'hash' then
+      -- Gone (evicted, expired), or overwritten by another program: which pages show the
+      -- objects is not known, and every page goes.
+      redis.call('DEL', pages_key)
+      bump(layout_key, 0)
+    elseif pages_key then
+      for j = ids, ids + listed - 1 do
+        local shown = redis.pcall('HGET', pages_key, ARGV[j])
+        if type(shown) == 'string' then
+          for page in string.gmatch(shown, '%S+') do bump(page, 0) end
+          redis.call('HDEL', pages_key, ARGV[j])
+        end
+      end
+    end
     redis.call('SET', applied_key, string.format('%.0f', version))
     result = -2
   end
@@ -151,6 +180,61 @@ end
 return out
 """,
 )
+
+# KEYS: a list page's entry, the generation it is stored unless changed, the namespace's pages
+# (``keys.listings_key``), the layout's generation. ARGV: the encoded entry, its time to live in
+# ms ('' for none), the generation's expected value, the page's generation key, the most bytes
+# the pages of one object may take, then the objects the page shows. The hash of pages lives at
+# least as long as every entry noted in it; an object shown by more pages than it may note
+# (clients choose their query strings) ends them all: the hash goes, the layout moves on.
+_STORE_PAGE = Script(
+    None,
+    b"""
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+local ttl, most = tonumber(ARGV[2]), tonumber(ARGV[5])
+local kind = redis.call('TYPE', KEYS[3])['ok']
+if kind ~= 'hash' and kind ~= 'none' then
+  -- Not ours (another program wrote it): what it noted is lost, and every page goes.
+  redis.call('DEL', KEYS[3])
+  local t = redis.call('TIME')
+  local current = tonumber(redis.pcall('GET', KEYS[4]) or '0') or 0
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('SET', KEYS[4], string.format('%.0f', math.max(current + 1, now)))
+  return 0
+end
+local existed = redis.call('EXISTS', KEYS[3])
+for i = 6, #ARGV do
+  local shown = redis.pcall('HGET', KEYS[3], ARGV[i])
+  if type(shown) ~= 'string' then
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[4])
+  elseif not string.find(' ' .. shown .. ' ', ' ' .. ARGV[4] .. ' ', 1, true) then
+    if #shown + #ARGV[4] > most then
+      redis.call('DEL', KEYS[3])
+      local t = redis.call('TIME')
+      local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+      local current = tonumber(redis.pcall('GET', KEYS[4]) or '0') or 0
+      redis.call('SET', KEYS[4], string.format('%.0f', math.max(current + 1, now)))
+      return 0
+    end
+    redis.call('HSET', KEYS[3], ARGV[i], shown .. ' ' .. ARGV[4])
+  end
+end
+if ttl then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+else redis.call('SET', KEYS[1], ARGV[1]) end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  if not ttl then redis.call('PERSIST', KEYS[3])
+  else
+    local left = redis.call('PTTL', KEYS[3])
+    if existed == 0 or (left >= 0 and left < ttl) then redis.call('PEXPIRE', KEYS[3], ttl) end
+  end
+end
+return 1
+""",
+)
+
+#: How many pages may note that they show one object (``store_page``), about: beyond, every
+#: page goes. Clients choose their query strings, so how many pages show an object is theirs.
+MAX_PAGES_PER_OBJECT = 1000
 
 #: Fields of ``INFO`` the console shows.
 INFO_FIELDS = (
@@ -352,24 +436,66 @@ class InventoryClientMixin:
         keys: list[str] = []
         args: list[Any] = []
         for step in steps:
-            scopes = step.scopes()
+            scopes, listed = step.scopes(), step.listed()
             keys += [
                 self.make_key(generation_key(step.namespace)),
                 self.make_key(applied_key(step.namespace)),
                 *(self.make_key(generation_key(scope)) for scope in scopes),
             ]
+            if listed:
+                keys += [
+                    self.make_key(listings_key(step.namespace)),
+                    self.make_key(generation_key(layout_scope(step.namespace))),
+                ]
             args += [
                 step.mode,
                 "" if step.version is None else step.version,
                 step.floor,
                 "" if step.since is None else step.since,
                 len(scopes),
+                len(listed),
+                *listed,
             ]
         client = self.redis()
         try:
             return [int(value) for value in _ADVANCE(keys=keys, args=args, client=client)]
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
+
+    def store_page(
+        self,
+        key: str,
+        value: Any,
+        timeout: int | None,
+        unless_changed: tuple[str, int],
+        page: str,
+        shows: Sequence[str],
+    ) -> bool:
+        """The backend's ``store_page``, in one script on the primary."""
+        client = self.redis()
+        namespace = namespace_of(key)
+        ttl = "" if timeout is None else int(timeout * 1000)
+        try:
+            stored = _STORE_PAGE(
+                keys=[
+                    self.make_key(key),
+                    self.make_key(unless_changed[0]),
+                    self.make_key(listings_key(namespace)),
+                    self.make_key(generation_key(layout_scope(namespace))),
+                ],
+                args=[
+                    self.encode(value),
+                    ttl,
+                    str(unless_changed[1]),
+                    str(self.make_key(page)),
+                    MAX_PAGES_PER_OBJECT * 100,
+                    *shows,
+                ],
+                client=client,
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        return bool(stored)
 
     def read(
         self,
@@ -816,6 +942,17 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         return self.client.advance(steps)
+
+    def _store_page(
+        self,
+        key: str,
+        value: Any,
+        timeout: int | None,
+        unless_changed: tuple[str, int],
+        page: str,
+        shows: Sequence[str],
+    ) -> bool:
+        return self.client.store_page(key, value, timeout, unless_changed, page, shows)
 
     def server_changed(self) -> bool:
         """Ask the primary who it is (the sweep does, in every process); True when it is not

@@ -48,13 +48,25 @@ from rest_framework.response import Response
 from . import tokens
 from .api import backend, default_timeout, jittered
 from .backends import InstrumentedCacheMixin
-from .generations import generation_of, generation_scope, get_generation, went_back
+from .generations import (
+    ABOUT_ALL,
+    ABOUT_OBJECT,
+    ABOUT_PAGE,
+    generation_of,
+    generation_scopes,
+    get_generation,
+    went_back,
+)
 from .keys import (
     AUTH_NAMESPACE,
     PURGE_NAMESPACE,
+    collection_scope,
     generation_key,
     lock_key,
+    object_field,
     origin,
+    page_scope,
+    request_digest,
     response_key,
 )
 from .rates import RateCheck, Verdict
@@ -194,9 +206,8 @@ class CachedResponseMixin:
             copies = None
         if copies is not None:
             keys.append(_PURGE_GENERATION)
-        scope = generation_scope(self.cache_namespace, self.cache_object_id())
-        if scope is not None:
-            keys.append(generation_key(scope))
+        scoped = [generation_key(scope) for scope in self._scopes(request, media_type)[0]]
+        keys.extend(scoped)
 
         # Who the token was when this process last saw it: the throttles' counters travel with
         # the generations, counted only if the auth generation still is the one it was seen
@@ -232,11 +243,11 @@ class CachedResponseMixin:
         generation = values.get(namespace_generation)
         if not isinstance(auth_generation, int) or not isinstance(generation, int):
             return None  # missing (or not a generation): DRF's path seeds them
-        if scope is not None:
-            scoped = values.get(keys[-1])
-            if not isinstance(scoped, int):
+        if scoped:
+            parts = [values.get(key) for key in scoped]
+            if not all(isinstance(part, int) for part in parts):
                 return None
-            generation = f"{generation}.{scoped}"
+            generation = ".".join([str(generation), *(str(part) for part in parts)])
         self._early = EarlyRead(generation)
         if user is None:
             user = tokens.lookup(cache, token, auth_generation)
@@ -315,6 +326,31 @@ class CachedResponseMixin:
             return str(model._meta.pk.to_python(value))
         except ValidationError:
             return None
+
+    def cache_about(self) -> str:
+        """What this request's response is about, which decides the generations it is keyed by
+        in a namespace keyed by object (``generations.generation_scopes``): ``ABOUT_OBJECT``
+        when it names one object (``cache_object_id``), else ``ABOUT_ALL``. A list whose pages
+        say which objects they show (``cache_shows``) answers ``ABOUT_PAGE``; a count of the
+        objects the lists hold, ``ABOUT_LAYOUT``."""
+        return ABOUT_OBJECT if self.cache_object_id() is not None else ABOUT_ALL
+
+    #: The objects the page just computed shows (their primary keys), set by a view whose
+    #: responses are ``ABOUT_PAGE``: a change of one of them invalidates the page.
+    cache_shows: Sequence[Any] | None = None
+
+    def _scopes(self, request: Any, media_type: str) -> tuple[list[str], str | None]:
+        """The generations this request's response is keyed by, after the namespace's; and,
+        for a list page keyed by its own, that one."""
+        namespace = self.cache_namespace
+        about = self.cache_about()
+        if about == ABOUT_OBJECT:
+            return generation_scopes(namespace, about, self.cache_object_id()), None
+        if about == ABOUT_PAGE and not self.cache_per_user:  # (the page's hash needs no user)
+            page = page_scope(namespace, request_digest(request, media_type=media_type))
+            scopes = generation_scopes(namespace, about, page)
+            return scopes, page if page in scopes else None
+        return generation_scopes(namespace, about if about != ABOUT_PAGE else ABOUT_ALL), None
 
     def refuses_query(self, request: HttpRequest) -> bool:
         """Whether the view's ``initial()`` refuses this request's query string once the
@@ -458,10 +494,11 @@ class CachedResponseMixin:
         early = self._early
         # The generation is read before the query (docs/design.md, "Invariants", 2): by the
         # early read when there was one.
-        if early is not None:
-            generation = early.generation
-        else:
-            generation = generation_of(namespace, self.cache_object_id())
+        scopes, page = self._scopes(request, request.accepted_media_type)
+        generation = early.generation if early is not None else generation_of(namespace, scopes)
+        # A page is stored only if no change was taken in while it was computed (``store_page``):
+        # the collections' generation, read before the query.
+        collections = get_generation(collection_scope(namespace)) if page is not None else None
         key = response_key(
             namespace,
             generation,
@@ -495,7 +532,20 @@ class CachedResponseMixin:
             ttl = jittered(timeout)
             # The entry says when it expires, so that no copy of it outlives it (``hot``).
             expires_at = None if ttl is None else time.time() + ttl
-            cache.set(key, (body, etag, content_type, expires_at), ttl)
+            entry = (body, etag, content_type, expires_at)
+            if page is None or not hasattr(cache, "store_page"):
+                # (A cache of Django's own bumps the layout for any change: ``apply_step``.)
+                cache.set(key, entry, ttl)
+            elif self.cache_shows is not None:
+                cache.store_page(
+                    key,
+                    entry,
+                    ttl,
+                    unless_changed=(generation_key(collection_scope(namespace)), collections),
+                    page=generation_key(page),
+                    shows=[object_field(pk) for pk in self.cache_shows],
+                )
+            # (A page that cannot say which objects it shows is not stored.)
         finally:
             if locked:
                 cache.delete(lock)

@@ -40,6 +40,9 @@ class CacheState:
     reseed: bool = False
     #: The highest generation this process has seen of each namespace (``generations``).
     highest: dict[str, int] = field(default_factory=dict)
+    #: Where the process owns the cache (locmem): which pages show each object, by namespace
+    #: (``keys.listings_key`` on Redis).
+    listings: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
 
 _states: dict[tuple[str, Hashable, str], CacheState] = {}

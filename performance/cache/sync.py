@@ -150,7 +150,16 @@ def _steps(found: Mapping[str, int | None], mode: str) -> list[Step]:
                 mode_here = mode
             steps.append(Step(name, version, mode_here))
         else:
-            steps.append(Step(name, version, OBJECTS, since=since, objects=tuple(sorted(objects))))
+            steps.append(
+                Step(
+                    name,
+                    version,
+                    OBJECTS,
+                    since=since,
+                    objects=tuple(sorted(objects)),
+                    moved=any(objects.values()),
+                )
+            )
     return steps
 
 

@@ -129,7 +129,11 @@ def test_a_write_to_one_workstation_is_served_at_once_in_its_detail_and_every_co
     rows = {row["hostname"]: row[field] for row in fresh(api, LIST).json()["results"]}
     assert rows["ws-1"] == value
     assert fresh(api, f"{LIST}?ordering=-id").json()["results"][1][field] == value
-    assert fresh(api, SUMMARY).json()["total"] == 2
+    summary = get(api, SUMMARY)
+    assert summary.json()["total"] == 2
+    assert summary.json()["by_status"][Status.IN_REPAIR] == (field == "status")
+    # The summary counts by status and location: a change of the notes leaves it cached.
+    assert summary.headers["X-Cache"] == ("MISS" if field == "status" else "HIT")
     fresh(api, CHANGES)
 
 

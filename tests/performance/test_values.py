@@ -247,7 +247,10 @@ def test_a_pickle_under_this_services_keys_is_a_miss_and_never_runs(
     assert response.status_code == 200
     assert response.headers["X-Cache"] == "MISS"
     assert response.json()["count"] == 3
-    assert get(reader_client).headers["X-Cache"] == "HIT"
+    # The notes of which pages show which workstations were overwritten too: the first page
+    # computed since drops every page (``store_page``); the next one is kept.
+    outcomes = [get(reader_client).headers["X-Cache"] for _ in range(2)]
+    assert outcomes[-1] == "HIT", outcomes
     assert not marker.exists()
 
 

@@ -132,13 +132,22 @@ class OrderingFilter(filters.OrderingFilter):
 
     def get_ordering(self, request: Request, queryset: Any, view: Any) -> Any:
         terms = self._terms(request.query_params)
+        ordering = None
         if terms:
             # ``query_errors`` refused unknown fields before the view ran; DRF's own filtering
             # still guards a caller that did not ask it.
             ordering = self.remove_invalid_fields(queryset, terms, view, request)
-            if ordering:
-                return ordering
-        return self.get_default_ordering(view)
+        ordering = list(ordering or self.get_default_ordering(view) or ())
+        # Rows that tie (the same status) come in the order of their keys, whatever the
+        # database did to them since: a page holds the same rows from one request to the next.
+        if ordering and not {"pk", "id", "-pk", "-id"} & set(ordering):
+            ordering.append("pk")
+        return ordering
+
+    def ordered_by(self, params: QueryDict, view: Any) -> list[str]:
+        """The fields a list is ordered by, for ``params`` (without direction)."""
+        terms = self._terms(params) or list(self.get_default_ordering(view) or ())
+        return [term.lstrip("-") for term in terms]
 
     def _terms(self, params: QueryDict) -> list[str]:
         return [

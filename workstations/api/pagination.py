@@ -32,8 +32,13 @@ class CachedCountPaginator(Paginator):
         if not self.namespace or query is None:
             return super().count
         sql, params = query.sql_with_params()
+        # How many rows a list holds depends on its layout only (``cache.ABOUT_LAYOUT``).
         return cache.remember(
-            self.namespace, ("count", sql, params), self.object_list.count, internal=True
+            self.namespace,
+            ("count", sql, params),
+            self.object_list.count,
+            internal=True,
+            about=cache.ABOUT_LAYOUT,
         )
 
 

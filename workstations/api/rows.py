@@ -74,12 +74,18 @@ def _columns() -> Iterator[tuple[str, str, models.Field | None]]:
 #: (output field, database column) in the serializer's field order, both from ``columns``.
 _COLUMNS: tuple[tuple[str, str], ...] = tuple((name, path) for name, path, _ in _columns())
 _NAMES = tuple(name for name, _ in _COLUMNS)
+_ID = _NAMES.index("id")
 _CONVERTERS = tuple(_converter(field) for _, _, field in _columns())
 
 
 def values_queryset(queryset: models.QuerySet[Workstation]) -> models.QuerySet:
     """The same rows, same order, as tuples of exactly the listed columns."""
     return queryset.values_list(*(column for _, column in _COLUMNS))
+
+
+def ids(rows: Iterable[tuple]) -> list[Any]:
+    """The primary keys of ``rows`` (``values_queryset``'s)."""
+    return [row[_ID] for row in rows]
 
 
 def rows_to_representation(rows: Iterable[tuple]) -> list[dict[str, Any]]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from performance.cache import ABOUT_LAYOUT, ABOUT_PAGE
 from performance.cache.responses import CachedResponseMixin
 from workstations import selectors, services
 
 from . import rows
-from .base import ConditionalWriteMixin, StrictQueryMixin
+from .base import ConditionalWriteMixin, OrderingFilter, StrictQueryMixin
 from .filters import WorkstationFilter
 from .history import ChangeSerializer, CheckinSerializer, CheckoutSerializer
 from .permissions import ChangePermissions
@@ -79,7 +82,50 @@ class WorkstationViewSet(
     def _list_from_rows(self) -> Response:
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(rows.values_queryset(queryset))
+        self.cache_shows = rows.ids(page)
         return self.get_paginated_response(rows.rows_to_representation(page))
+
+    # What each cached response is about (docs/design.md, "One object's change") -------------
+
+    def cache_about(self) -> str:
+        """A list page is keyed by the lists' layout and its own generation — a change of a
+        workstation on it, or one that may move a workstation in any list, invalidates it; a
+        change of another workstation in place does not — unless it is ordered by a field
+        every save changes (``updated_at``), which any change may reorder. The summary counts
+        what the lists hold: keyed by the layout."""
+        if self.action == "list":
+            volatile = self.volatile_fields()
+            query = self.request.META.get("QUERY_STRING", "")
+            if "%" not in query and not any(name in query for name in volatile):
+                return ABOUT_PAGE  # (what a warm hit asks: no need to parse the query)
+            ordered = OrderingFilter().ordered_by(self.request.query_params, self)
+            return super().cache_about() if volatile & set(ordered) else ABOUT_PAGE
+        if self.action == "summary":
+            return ABOUT_LAYOUT
+        return super().cache_about()
+
+    @classmethod
+    @functools.cache
+    def volatile_fields(cls) -> frozenset[str]:
+        """Fields every save changes (``auto_now``): no list's layout can depend on them."""
+        model = cls.queryset.model
+        fields = model._meta.concrete_fields
+        return frozenset(f.name for f in fields if getattr(f, "auto_now", False))
+
+    @classmethod
+    def cache_layout_fields(cls) -> list[str]:
+        """The fields that decide which workstations a list or a summary holds, and in which
+        order: every field the filters, the search and the orderings read, but the volatile
+        ones. A change of one of them may move a workstation in a list (``ObjectChange.moved``);
+        of any other field, it changes the rows that show it only."""
+        filters = cls.filterset_class.base_filters.values()
+        fields = {f.field_name.split("__")[0] for f in filters}
+        fields |= {name.lstrip("^=@$").split("__")[0] for name in cls.search_fields}
+        orderings = [*cls.ordering_fields, *cls.ordering]
+        fields |= {name.lstrip("-").split("__")[0] for name in orderings}
+        # The summary's counts by status and by location.
+        fields |= {"status", "location"}
+        return sorted(fields - cls.volatile_fields() - {"id", "pk"})
 
     def perform_create(self, serializer: WorkstationSerializer) -> None:
         serializer.instance = services.workstation_create(
