@@ -273,12 +273,16 @@ def server(env: dict[str, str], shape: str, connections: int) -> Iterator[tuple[
         # worker_connections - threads alive: room for the share plus the busy threads.)
         "GUNICORN_WORKER_CONNECTIONS": str(-(-connections // workers) + 4 + 2),
     }
+    # Its log goes to a file: a pipe nobody reads fills up, and a server that logs (an error
+    # on every request, say) then blocks on it and answers nothing more.
+    log_path = Path(tempfile.mkstemp(prefix="wsinv-bench-gunicorn-", suffix=".log")[1])
+    log = log_path.open("w")
     process = subprocess.Popen(
         [str(Path(PYTHON).with_name("gunicorn")), "-c", "project/gunicorn.conf.py"],
         cwd=ROOT,
         env=server_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -290,7 +294,8 @@ def server(env: dict[str, str], shape: str, connections: int) -> Iterator[tuple[
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"gunicorn did not start:\n{process.stderr.read()}") from None
+                    log.flush()
+                    raise SystemExit(f"gunicorn did not start:\n{log_path.read_text()}") from None
                 time.sleep(0.2)
         yield base, process.pid
     finally:
@@ -299,6 +304,8 @@ def server(env: dict[str, str], shape: str, connections: int) -> Iterator[tuple[
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
+        log_path.unlink(missing_ok=True)
 
 
 def fetch(base: str, path: str, token: str, **headers: str) -> tuple[int, dict, bytes]:

@@ -23,7 +23,6 @@ class Migration(migrations.Migration):
                 ("namespace", models.CharField(max_length=100)),
                 ("version", models.BigIntegerField()),
                 ("object_id", models.TextField(blank=True)),
-                ("moved", models.BooleanField(default=False)),
             ],
             options={"verbose_name": "object change"},
         ),
