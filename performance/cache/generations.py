@@ -339,12 +339,15 @@ def apply_step(
     get: Callable[[str], Any],
     put: Callable[[str, Any], Any],
     pages: Callable[[str, Sequence[str]], list[str] | None] | None = None,
+    changed: Callable[[str, tuple[int, Any], Sequence[str]], None] | None = None,
 ) -> int:
     """``advance`` of one step on a cache read with ``get`` and written with ``put`` (key,
     value: kept until changed), by a caller that makes it atomic (a lock) if it can; the Redis
     script does the same on the server. ``pages``: the generation keys of the pages that show
     the given objects of a namespace, forgotten as they are given (``None``: not known, and the
-    layout is bumped instead)."""
+    layout is bumped instead); ``changed``: notes a change in place (the collections'
+    generation it moved to and from, the objects), for the pages computed meanwhile
+    (``store_page``)."""
     key, recorded_key = generation_key(step.namespace), applied_key(step.namespace)
     recorded = get(recorded_key)
     current = get(key)
@@ -356,10 +359,13 @@ def apply_step(
         return value
 
     if step.mode == OBJECTS and type(recorded) is int and recorded == step.since:
-        for scope in step.scopes():
-            bump(generation_key(scope))
+        before = get(generation_key(collection_scope(step.namespace)))
+        bumped = [bump(generation_key(scope)) for scope in step.scopes()]
+        collections = bumped[0]  # (the collections' come first: ``Step.scopes``)
         listed = step.listed()
         if listed:
+            if changed is not None:
+                changed(step.namespace, (collections, before), listed)
             shown = pages(step.namespace, listed) if pages is not None else None
             if shown is None:
                 bump(generation_key(layout_scope(step.namespace)))

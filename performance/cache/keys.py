@@ -78,6 +78,13 @@ def listings_key(namespace: str) -> str:
     return f"_pages:{namespace}"
 
 
+def recent_key(namespace: str) -> str:
+    """The namespace's latest changes in place, newest first: each the collections' generation
+    it moved to and the objects it changed (``store_page``: a page computed meanwhile is kept
+    if none of them is on it)."""
+    return f"_recent:{namespace}"
+
+
 def object_field(object_id: Any) -> str:
     """An object's name in the namespace's keys (its primary key, or a hash of it)."""
     return _object_part(object_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -305,6 +306,8 @@ class _LocMemStore(LocMemCache):
 
 #: How many pages may note that they show one object (``store_page``): beyond, every page goes.
 MAX_PAGES_PER_OBJECT = 1000
+#: How many of the latest changes in place a page computed meanwhile is checked against.
+RECENT = 256
 
 
 class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
@@ -338,14 +341,20 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
 
         listings = self.state.listings
 
-        def pages(namespace: str, objects: Sequence[str]) -> list[str] | None:
-            shown = listings.get(namespace)
-            if shown is None:
-                return None  # no page noted since the process started: the layout goes
+        def pages(namespace: str, objects: Sequence[str]) -> list[str]:
+            # The notes live as long as the entries, in this process (when they must go first,
+            # the layout goes with them: ``_store_page``).
+            shown = listings.get(namespace, {})
             return [page for name in objects for page in shown.pop(name, ())]
 
+        recent = self.state.recent
+
+        def changed(namespace: str, moved: tuple[int, Any], objects: Sequence[str]) -> None:
+            latest = recent.setdefault(namespace, deque(maxlen=RECENT))
+            latest.appendleft((moved, frozenset(objects)))
+
         with self.state.generation_lock:
-            return [apply_step(step, now, get, put, pages) for step in steps]
+            return [apply_step(step, now, get, put, pages, changed) for step in steps]
 
     def _store_page(
         self,
@@ -359,7 +368,9 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         namespace = namespace_of(key)
         listings = self.state.listings
         with self.state.generation_lock:
-            if _LocMemStore.get(self, unless_changed[0]) != unless_changed[1]:
+            since = unless_changed[1]
+            current = _LocMemStore.get(self, unless_changed[0])
+            if current != since and not self._unchanged(namespace, current, since, shows):
                 return False
             shown = listings.setdefault(namespace, {})
             for name in shows:
@@ -376,6 +387,20 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
                 pages.add(page)
             _LocMemStore.set(self, key, value, timeout)
         return True
+
+    def _unchanged(self, namespace: str, current: Any, since: int, shows: Sequence[str]) -> bool:
+        """Whether no change in place taken in since the collections' generation was ``since``
+        (it is ``current`` now) changed one of ``shows``: each move of it since accounted for by
+        a change noted in the latest, newest first (as the Redis script checks)."""
+        at = current
+        for (to, before), objects in self.state.recent.get(namespace, ()):
+            if to != at or not objects.isdisjoint(shows):
+                return False  # a move no change in place noted, or one of the page's rows
+            at = before
+            if at == since:
+                return True
+        return False
+        return False
 
     def _cull(self) -> None:
         before = len(self._cache)

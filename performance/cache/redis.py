@@ -55,6 +55,7 @@ from .keys import (
     layout_scope,
     listings_key,
     namespace_of,
+    recent_key,
 )
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState, state_for
@@ -105,8 +106,8 @@ return {values, verdicts}
 # KEYS: for each step of ``generations.advance``, its generation key, its applied key, then the
 # generations an ``objects`` step bumps (``Step.scopes``), then — when it names objects whose
 # pages it bumps (``Step.listed``) — the namespace's pages (a hash: object -> the generation keys
-# of the pages that show it, space-separated) and its layout's generation, bumped instead when
-# the hash is gone.
+# of the pages that show it, space-separated), its layout's generation, bumped instead when the
+# hash is gone, and its latest changes (a list, newest first: "generation object object ...").
 # ARGV: for each step, its mode, the database version ('' for none), the lowest generation the
 # process accepts, the version an ``objects`` step expects taken in ('' for none), how many
 # generations it bumps, how many objects' pages, then those objects. A generation moves to
@@ -116,6 +117,7 @@ return {values, verdicts}
 _ADVANCE = Script(
     None,
     b"""
+local RECENT = 256
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function bump(key, floor)
@@ -132,17 +134,34 @@ while a <= #ARGV do
   local mode, version, floor = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local since, scopes, listed = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]),
     tonumber(ARGV[a + 5])
-  local first, ids, pages_key, layout_key = k + 2, a + 6, nil, nil
-  if listed > 0 then pages_key, layout_key = KEYS[k + 2 + scopes], KEYS[k + 3 + scopes] end
+  local first, ids, pages_key, layout_key, recent_key = k + 2, a + 6, nil, nil, nil
+  if listed > 0 then
+    pages_key, layout_key = KEYS[k + 2 + scopes], KEYS[k + 3 + scopes]
+    recent_key = KEYS[k + 4 + scopes]
+  end
   k = k + 2 + scopes
-  if listed > 0 then k = k + 2 end
+  if listed > 0 then k = k + 3 end
   a = a + 6 + listed
   local recorded = redis.pcall('GET', applied_key)
   local known = type(recorded) == 'string'
   recorded = (known and tonumber(recorded)) or 0
   local result = nil
   if mode == 'objects' and known and recorded == since then
-    for j = first, first + scopes - 1 do bump(KEYS[j], 0) end
+    local before = tonumber(redis.pcall('GET', KEYS[first]) or '') or 0
+    local collections = nil
+    for j = first, first + scopes - 1 do
+      local new = bump(KEYS[j], 0)
+      collections = collections or new
+    end
+    if recent_key then
+      -- This change in place, for a page computed meanwhile (``store_page``): the collections'
+      -- generation it moved to and from, the objects.
+      if redis.call('TYPE', recent_key)['ok'] ~= 'list' then redis.call('DEL', recent_key) end
+      redis.call('LPUSH', recent_key,
+        string.format('%.0f %.0f ', collections, before) ..
+        table.concat(ARGV, ' ', ids, ids + listed - 1))
+      redis.call('LTRIM', recent_key, 0, RECENT - 1)
+    end
     if pages_key and redis.call('TYPE', pages_key)['ok'] ~= 'hash' then
       -- Gone (evicted, expired), or overwritten by another program: which pages show the
       -- objects is not known, and every page goes.
@@ -182,15 +201,34 @@ return out
 )
 
 # KEYS: a list page's entry, the generation it is stored unless changed, the namespace's pages
-# (``keys.listings_key``), the layout's generation. ARGV: the encoded entry, its time to live in
-# ms ('' for none), the generation's expected value, the page's generation key, the most bytes
-# the pages of one object may take, then the objects the page shows. The hash of pages lives at
-# least as long as every entry noted in it; an object shown by more pages than it may note
-# (clients choose their query strings) ends them all: the hash goes, the layout moves on.
+# (``keys.listings_key``), the layout's generation, the latest changes (``keys.recent_key``).
+# ARGV: the encoded entry, its time to live in ms ('' for none), the generation's expected
+# value, the page's generation key, the most bytes the pages of one object may take, then the
+# objects the page shows. The hash of pages lives at least as long as every entry noted in it;
+# an object shown by more pages than it may note (clients choose their query strings) ends
+# them all: the hash goes, the layout moves on.
 _STORE_PAGE = Script(
     None,
     b"""
-if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+local current = redis.call('GET', KEYS[2])
+if current ~= ARGV[3] then
+  -- Changes were taken in since the page's generations were read: it is kept if none of them
+  -- changed an object it shows: each move of the collections' generation since accounted for
+  -- by a change in place noted in the latest (``to from object ...``), newest first.
+  if redis.call('TYPE', KEYS[5])['ok'] ~= 'list' then return 0 end
+  local shows, since, at = {}, tonumber(ARGV[3]), tonumber(current or '')
+  for i = 6, #ARGV do shows[ARGV[i]] = true end
+  local covered = false
+  for _, change in ipairs(redis.call('LRANGE', KEYS[5], 0, -1)) do
+    local words = {}
+    for word in string.gmatch(change, '%S+') do words[#words + 1] = word end
+    if tonumber(words[1]) ~= at then return 0 end  -- a move no change in place noted
+    for i = 3, #words do if shows[words[i]] then return 0 end end
+    at = tonumber(words[2])
+    if at == since then covered = true break end
+  end
+  if not covered then return 0 end
+end
 local ttl, most = tonumber(ARGV[2]), tonumber(ARGV[5])
 local kind = redis.call('TYPE', KEYS[3])['ok']
 if kind ~= 'hash' and kind ~= 'none' then
@@ -446,6 +484,7 @@ class InventoryClientMixin:
                 keys += [
                     self.make_key(listings_key(step.namespace)),
                     self.make_key(generation_key(layout_scope(step.namespace))),
+                    self.make_key(recent_key(step.namespace)),
                 ]
             args += [
                 step.mode,
@@ -482,6 +521,7 @@ class InventoryClientMixin:
                     self.make_key(unless_changed[0]),
                     self.make_key(listings_key(namespace)),
                     self.make_key(generation_key(layout_scope(namespace))),
+                    self.make_key(recent_key(namespace)),
                 ],
                 args=[
                     self.encode(value),

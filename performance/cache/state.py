@@ -9,6 +9,7 @@ first use, so that no second registry keyed the same way can drift from the firs
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -43,6 +44,11 @@ class CacheState:
     #: Where the process owns the cache (locmem): which pages show each object, by namespace
     #: (``keys.listings_key`` on Redis).
     listings: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    #: Where the process owns the cache (locmem): the latest changes in place, by namespace,
+    #: newest first (``keys.recent_key`` on Redis).
+    recent: dict[str, deque[tuple[tuple[int, object], frozenset[str]]]] = field(
+        default_factory=dict
+    )
 
 
 _states: dict[tuple[str, Hashable, str], CacheState] = {}

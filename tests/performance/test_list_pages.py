@@ -137,17 +137,41 @@ def test_a_page_computed_while_a_change_of_its_rows_is_taken_in_is_not_kept(
 
 
 @committed
+def test_a_page_computed_while_a_change_of_other_rows_is_taken_in_is_kept(
+    cache_backend, api, machines, monkeypatch
+):
+    """Under a steady stream of writes, most pages are computed while some change is taken in:
+    a page is kept when none of the changes taken in meanwhile is to a row it shows."""
+    original = WorkstationViewSet.get_paginated_response
+    raced = []
+
+    def write_after_the_query(view, data):
+        if not raced:
+            raced.append(True)
+            services.workstation_update(workstation=machines[3], data={"notes": "elsewhere"})
+        return original(view, data)
+
+    warm(api, PAGE_2)  # a page before: the cache has noted which pages show what
+    monkeypatch.setattr(WorkstationViewSet, "get_paginated_response", write_after_the_query)
+
+    assert get(api, PAGE_1).headers["X-Cache"] == "MISS"  # ws-1, ws-2; ws-4 changed meanwhile
+    assert raced
+    assert get(api, PAGE_1).headers["X-Cache"] == "HIT"
+
+
+@committed
+@pytest.mark.redis
 @pytest.mark.parametrize("how", ["gone", "overwritten"])
 def test_a_cache_that_forgot_which_pages_show_which_workstations_recomputes_every_page(
-    cache_backend, api, machines, how
+    redis_cache, api, machines, how
 ):
+    """On Redis the notes are a key like any other: evicted, expired or overwritten. (With the
+    local-memory cache they live in the process, as long as its entries.)"""
     warm(api, PAGE_1, PAGE_2)
-    if not hasattr(cache_backend, "client"):  # locmem: a process that has noted none
-        cache_backend.state.listings.clear()
-    elif how == "gone":  # Redis: the hash of pages evicted, or expired
-        cache_backend.delete(listings_key("workstations"))
-    else:  # Redis: another program wrote its own value there
-        cache_backend.set(listings_key("workstations"), "not a hash", None)
+    if how == "gone":  # evicted, or expired
+        redis_cache.delete(listings_key("workstations"))
+    else:  # another program wrote its own value there
+        redis_cache.set(listings_key("workstations"), "not a hash", None)
 
     change_notes(machines[2], "service")  # ws-3, on page 2
 
