@@ -56,8 +56,9 @@ __all__ = [
 clock: Callable[[], float] = time.time
 
 #: What ``advance`` does to one namespace. ``OBJECTS``: a ``SYNC`` that, when the cache has
-#: taken in exactly the version ``since``, bumps the namespace's collections and the
-#: generations of the objects the versions up to ``version`` touched, instead of the namespace.
+#: taken in the version ``since`` (or one after it, before ``version``), bumps the namespace's
+#: collections and the generations of the objects the versions up to ``version`` touched,
+#: instead of the namespace.
 WRITE, SYNC, RESET, OBJECTS = "write", "sync", "reset", "objects"
 #: ``advance``'s answer for a namespace whose generation it left as it was.
 UNCHANGED = 0
@@ -239,7 +240,8 @@ def advance(steps: Sequence[Step], *, alias: str = "default") -> list[int] | Non
     bumps and records ``version`` whatever was recorded.
 
     ``OBJECTS`` bumps the collections and the objects' generations when the cache has taken in
-    the step's ``since`` (``OBJECTS_BUMPED``), and is a ``SYNC`` otherwise.
+    the step's ``since``, or a version after it but before the step's (``OBJECTS_BUMPED``), and
+    is a ``SYNC`` otherwise.
 
     Returns, per step, the new generation or ``UNCHANGED`` / ``AHEAD`` / ``OBJECTS_BUMPED``;
     ``None`` when the cache could not be reached (nothing is known to have changed).
@@ -358,7 +360,15 @@ def apply_step(
         put(key, value)
         return value
 
-    if step.mode == OBJECTS and type(recorded) is int and recorded == step.since:
+    if (
+        step.mode == OBJECTS
+        and type(recorded) is int
+        and step.since is not None
+        and step.version is not None
+        and step.since <= recorded < step.version
+    ):
+        # The notes read cover every version after ``since``: those the cache has not taken
+        # in yet among them (another process may have taken in the first few meanwhile).
         before = get(generation_key(collection_scope(step.namespace)))
         bumped = [bump(generation_key(scope)) for scope in step.scopes()]
         collections = bumped[0]  # (the collections' come first: ``Step.scopes``)

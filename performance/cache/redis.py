@@ -146,7 +146,7 @@ while a <= #ARGV do
   local known = type(recorded) == 'string'
   recorded = (known and tonumber(recorded)) or 0
   local result = nil
-  if mode == 'objects' and known and recorded == since then
+  if mode == 'objects' and known and since and since <= recorded and recorded < version then
     local before = tonumber(redis.pcall('GET', KEYS[first]) or '') or 0
     local collections = nil
     for j = first, first + scopes - 1 do

@@ -439,23 +439,51 @@ def test_versions_the_notes_cannot_vouch_for_invalidate_the_whole_namespace(
 
 
 @committed
-def test_an_object_step_the_cache_moved_past_invalidates_the_whole_namespace(
+def test_notes_that_do_not_reach_back_to_what_the_cache_took_in_invalidate_the_whole_namespace(
     cache_backend, api, workstation, other
 ):
-    """Two processes take in the same versions: the one whose cache no longer records the
-    version it read the notes after bumps the whole namespace (one script checks and bumps)."""
+    """A process read the notes after a version the cache has not taken in: a change before it
+    (to ``other``) is in none of them, so the whole namespace goes (one script checks and
+    bumps)."""
     assert sync.sync()
-    warm(api, detail(other))
+    warm(api, detail(other), detail(workstation))
+    Workstation.objects.filter(pk=other.pk).update(notes="changed too")
     Workstation.objects.filter(pk=workstation.pk).update(notes="changed")
     version = changes.versions(["workstations"])["workstations"]
 
     results = generations.advance(
-        [Step("workstations", version, OBJECTS, since=version - 2, objects=(str(workstation.pk),))]
+        [Step("workstations", version, OBJECTS, since=version - 1, objects=(str(workstation.pk),))]
     )
 
     assert results is not None and results[0] > 0  # a new generation of the namespace
-    assert fresh(api, detail(other)).json()["notes"] == "other"
+    assert fresh(api, detail(other)).json()["notes"] == "changed too"
     assert fresh(api, detail(workstation)).json()["notes"] == "changed"
+
+
+@committed
+def test_writes_taken_in_at_once_by_two_processes_leave_the_other_objects_cached(
+    cache_backend, api, workstation, other
+):
+    """Two writes commit; the second's process reads the notes of both before the first's has
+    recorded its own: its step still covers every version the cache has not taken in, and
+    invalidates their objects only — not the whole namespace."""
+    third = WorkstationFactory(hostname="ws-3", notes="third", location=workstation.location)
+    assert sync.sync()
+    warm(api, detail(third))
+    taken = changes.versions(["workstations"])["workstations"]
+    Workstation.objects.filter(pk=workstation.pk).update(notes="first")
+    Workstation.objects.filter(pk=other.pk).update(notes="second")
+    version = changes.versions(["workstations"])["workstations"]
+    first = [str(workstation.pk)]
+    both = [str(workstation.pk), str(other.pk)]
+
+    generations.advance([Step("workstations", version - 1, OBJECTS, since=taken, objects=first)])
+    generations.advance([Step("workstations", version, OBJECTS, since=taken, objects=both)])
+
+    assert get(api, detail(third)).headers["X-Cache"] == "HIT"
+    assert fresh(api, detail(workstation)).json()["notes"] == "first"
+    assert fresh(api, detail(other)).json()["notes"] == "second"
+    assert sync.behind() == {}
 
 
 @committed
