@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
@@ -36,6 +36,21 @@ SERIALIZER = "django_redis.serializers.msgpack.MSGPackSerializer"
 _MISSING = object()
 _NO_COPIES = HotEntries(0, None)
 _nesting = threading.local()
+
+
+class PageEntry(NamedTuple):
+    """A list page to store (``InstrumentedCacheMixin.store_page``)."""
+
+    key: str
+    value: Any
+    #: Seconds to live (``None``: until it goes).
+    timeout: int | None
+    #: The collections' generation key and the value read before the page was computed.
+    unless_changed: tuple[str, int]
+    #: The page's generation key.
+    page: str
+    #: The objects it shows (``keys.object_field``).
+    shows: Sequence[str]
 
 
 class InstrumentedCacheMixin:
@@ -312,38 +327,21 @@ class InstrumentedCacheMixin:
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         raise NotImplementedError  # pragma: no cover - each backend has its own
 
-    def store_page(
-        self,
-        key: str,
-        value: Any,
-        timeout: int | None,
-        *,
-        unless_changed: tuple[str, int],
-        page: str,
-        shows: Sequence[str],
-    ) -> bool:
-        """Store a list page's entry, and note that it shows the objects ``shows``
+    def store_page(self, page: PageEntry) -> bool:
+        """Store a list page's entry, and note that it shows the objects ``page.shows``
         (``keys.object_field``) — so that a change of one of them bumps the page's generation
-        (``page``, its generation key) — in one atomic step, and only if the generation
-        ``unless_changed`` (key, value: the collections', read before the page was computed)
-        is still the same: a change that was taken in meanwhile may have bumped the pages of
-        its object before this one noted it shows it. True when stored."""
+        (``page.page``, its generation key) — in one atomic step, and only if no change to one
+        of them was taken in since the collections' generation was ``page.unless_changed``
+        (key, value: read before the page was computed): such a change may have looked for the
+        pages of its object before this one noted it shows it. True when stored."""
         return self._run_many(
-            [key],
-            lambda: self._store_page(key, value, timeout, unless_changed, page, shows),
+            [page.key],
+            lambda: self._store_page(page),
             fallback=False,
             count=lambda key, stored: _SETS,
         )
 
-    def _store_page(
-        self,
-        key: str,
-        value: Any,
-        timeout: int | None,
-        unless_changed: tuple[str, int],
-        page: str,
-        shows: Sequence[str],
-    ) -> bool:
+    def _store_page(self, page: PageEntry) -> bool:
         raise NotImplementedError  # pragma: no cover - each backend has its own
 
     # Service-level operations ----------------------------------------------------------------

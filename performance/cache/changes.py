@@ -57,6 +57,8 @@ _objects: dict[str, dict[str, str]] = {}
 
 #: The namespaces some of whose tables' changes touch one object at a time.
 _keyed: set[str] = set()
+#: The namespaces whose changes say if they may move an object in its lists.
+_listed: set[str] = set()
 
 #: At most this many objects in the versions taken in at once are invalidated one by one;
 #: beyond, the whole namespace is (one bump, whatever the number).
@@ -92,6 +94,7 @@ def watch(
         model, fields = listed
         columns = sorted({model._meta.get_field(name).column for name in fields})
         _layout.setdefault(model._meta.db_table, {})[namespace] = columns
+        _listed.add(namespace)
     for model, name in objects.items():
         column = model._meta.get_field(name).column
         _objects.setdefault(model._meta.db_table, {})[namespace] = column
@@ -105,7 +108,7 @@ def keyed_by_object(namespace: str) -> bool:
 
 def has_layout(namespace: str) -> bool:
     """Whether the changes of ``namespace`` say if they may move an object in its lists."""
-    return any(namespace in names for names in _layout.values())
+    return namespace in _listed
 
 
 def ignore_columns(model: type[Model], *fields: str) -> None:

@@ -45,7 +45,13 @@ from redis import exceptions as redis_errors
 from redis._parsers.helpers import parse_info
 from redis.commands.core import Script
 
-from .backends import SERIALIZER, InstrumentedCacheMixin, count_found, internal_key
+from .backends import (
+    SERIALIZER,
+    InstrumentedCacheMixin,
+    PageEntry,
+    count_found,
+    internal_key,
+)
 from .breaker import CacheUnavailable, make_guard
 from .hot import HotEntries
 from .keys import (
@@ -501,16 +507,9 @@ class InventoryClientMixin:
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
 
-    def store_page(
-        self,
-        key: str,
-        value: Any,
-        timeout: int | None,
-        unless_changed: tuple[str, int],
-        page: str,
-        shows: Sequence[str],
-    ) -> bool:
+    def store_page(self, entry: PageEntry) -> bool:
         """The backend's ``store_page``, in one script on the primary."""
+        key, value, timeout, unless_changed, page, shows = entry
         client = self.redis()
         namespace = namespace_of(key)
         ttl = "" if timeout is None else int(timeout * 1000)
@@ -983,16 +982,8 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         return self.client.advance(steps)
 
-    def _store_page(
-        self,
-        key: str,
-        value: Any,
-        timeout: int | None,
-        unless_changed: tuple[str, int],
-        page: str,
-        shows: Sequence[str],
-    ) -> bool:
-        return self.client.store_page(key, value, timeout, unless_changed, page, shows)
+    def _store_page(self, entry: PageEntry) -> bool:
+        return self.client.store_page(entry)
 
     def server_changed(self) -> bool:
         """Ask the primary who it is (the sweep does, in every process); True when it is not

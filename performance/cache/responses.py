@@ -47,7 +47,7 @@ from rest_framework.response import Response
 
 from . import tokens
 from .api import backend, default_timeout, jittered
-from .backends import InstrumentedCacheMixin
+from .backends import InstrumentedCacheMixin, PageEntry
 from .generations import (
     ABOUT_ALL,
     ABOUT_OBJECT,
@@ -83,6 +83,8 @@ _COPY_OVERHEAD = 1024
 _MAX_NEGOTIATIONS = 4096
 _negotiations: dict[tuple, tuple[type, str] | None] = {}
 _headers_by_route: dict[tuple, tuple[tuple[str, str], ...]] = {}
+#: What ``_scopes`` worked out, per view, route and query (clients choose their queries).
+_scopes_by_request: dict[tuple, tuple[list[str], str | None, list[str]]] = {}
 _generation_names: dict[str, dict[str, str]] = {}
 
 
@@ -206,7 +208,7 @@ class CachedResponseMixin:
             copies = None
         if copies is not None:
             keys.append(_PURGE_GENERATION)
-        scoped = [generation_key(scope) for scope in self._scopes(request, media_type)[0]]
+        scoped = self._scopes(request, media_type)[2]
         keys.extend(scoped)
 
         # Who the token was when this process last saw it: the throttles' counters travel with
@@ -339,18 +341,38 @@ class CachedResponseMixin:
     #: responses are ``ABOUT_PAGE``: a change of one of them invalidates the page.
     cache_shows: Sequence[Any] | None = None
 
-    def _scopes(self, request: Any, media_type: str) -> tuple[list[str], str | None]:
-        """The generations this request's response is keyed by, after the namespace's; and,
-        for a list page keyed by its own, that one."""
+    def _scopes(self, request: Any, media_type: str) -> tuple[list[str], str | None, list[str]]:
+        """The generations this request's response is keyed by, after the namespace's; for a
+        list page keyed by its own, that one; and their keys. Remembered per view, route and
+        query as they came (what ``cache_about`` and ``cache_object_id`` answer depends on
+        nothing else), so a warm hit works them out once."""
+        memo = (
+            type(self),
+            getattr(self, "action", None),
+            request.path,
+            request.META.get("QUERY_STRING", ""),
+            media_type,
+            *origin(request),
+        )
+        known = _scopes_by_request.get(memo)
+        if known is not None:
+            return known
         namespace = self.cache_namespace
         about = self.cache_about()
+        page = None
         if about == ABOUT_OBJECT:
-            return generation_scopes(namespace, about, self.cache_object_id()), None
-        if about == ABOUT_PAGE and not self.cache_per_user:  # (the page's hash needs no user)
+            scopes = generation_scopes(namespace, about, self.cache_object_id())
+        elif about == ABOUT_PAGE and not self.cache_per_user:  # (the page's hash needs no user)
             page = page_scope(namespace, request_digest(request, media_type=media_type))
             scopes = generation_scopes(namespace, about, page)
-            return scopes, page if page in scopes else None
-        return generation_scopes(namespace, about if about != ABOUT_PAGE else ABOUT_ALL), None
+            page = page if page in scopes else None
+        else:
+            scopes = generation_scopes(namespace, about if about != ABOUT_PAGE else ABOUT_ALL)
+        known = (scopes, page, [generation_key(scope) for scope in scopes])
+        if len(_scopes_by_request) >= _MAX_NEGOTIATIONS:
+            _scopes_by_request.clear()
+        _scopes_by_request[memo] = known
+        return known
 
     def refuses_query(self, request: HttpRequest) -> bool:
         """Whether the view's ``initial()`` refuses this request's query string once the
@@ -494,7 +516,7 @@ class CachedResponseMixin:
         early = self._early
         # The generation is read before the query (docs/design.md, "Invariants", 2): by the
         # early read when there was one.
-        scopes, page = self._scopes(request, request.accepted_media_type)
+        scopes, page, _ = self._scopes(request, request.accepted_media_type)
         generation = early.generation if early is not None else generation_of(namespace, scopes)
         # A page is stored only if no change was taken in while it was computed (``store_page``):
         # the collections' generation, read before the query.
@@ -538,12 +560,14 @@ class CachedResponseMixin:
                 cache.set(key, entry, ttl)
             elif self.cache_shows is not None:
                 cache.store_page(
-                    key,
-                    entry,
-                    ttl,
-                    unless_changed=(generation_key(collection_scope(namespace)), collections),
-                    page=generation_key(page),
-                    shows=[object_field(pk) for pk in self.cache_shows],
+                    PageEntry(
+                        key,
+                        entry,
+                        ttl,
+                        unless_changed=(generation_key(collection_scope(namespace)), collections),
+                        page=generation_key(page),
+                        shows=[object_field(pk) for pk in self.cache_shows],
+                    )
                 )
             # (A page that cannot say which objects it shows is not stored.)
         finally:
