@@ -35,6 +35,7 @@ from .keys import (
     applied_key,
     collection_scope,
     generation_key,
+    is_page_scope,
     layout_scope,
     object_field,
     object_scope,
@@ -65,6 +66,10 @@ UNCHANGED = 0
 #: ``advance``'s answer (``SYNC``) for a namespace the cache has applied a *newer* database
 #: version of than the one given: a reader that raced another, or a database that went back.
 AHEAD = -1
+#: Seconds a list page's generation lives (``keys.page_scope``): there is one per page clients
+#: asked for, so they must go; gone, it is seeded anew and the page is a miss.
+PAGE_GENERATION_TTL = 24 * 3600
+
 #: ``advance``'s answer (``OBJECTS``) for a namespace whose objects and collections it bumped.
 OBJECTS_BUMPED = -2
 
@@ -181,13 +186,14 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
         bumped = bump_generation(namespace, alias=alias)
         return bumped if bumped is not None else _seed(cache, namespace)
     if value is None:
-        added = cache.add(key, _seed(cache, namespace), timeout=None)
+        lives = PAGE_GENERATION_TTL if is_page_scope(namespace) else None
+        added = cache.add(key, _seed(cache, namespace), timeout=lives)
         if not added and cache.get(key) is None and cache.has_key(key):
             # The key is there but cannot be read (something else wrote it): start again. (An
             # unreachable or refusing cache answers neither: nothing more is asked of it.)
             logger.warning("the generation of %r cannot be read: starting a new one", namespace)
             cache.delete(key)
-            cache.add(key, _seed(cache, namespace), timeout=None)
+            cache.add(key, _seed(cache, namespace), timeout=lives)
         value = cache.get(key)
         if value is None:
             return _seed(cache, namespace)

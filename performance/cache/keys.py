@@ -70,11 +70,17 @@ def page_scope(namespace: str, hashed: str) -> str:
     return f"{namespace}:page:{hashed}"
 
 
+def is_page_scope(scope: str) -> bool:
+    """Whether ``scope`` is one list page's (``page_scope``)."""
+    return ":page:" in scope
+
+
 def listings_key(namespace: str) -> str:
-    """Which pages show each object of the namespace: for each object (``object_field``), the
+    """Which pages show each object of the namespace: the objects whose pages are noted (on
+    Redis a hash, each object's pages in a set under this key + ":" + ``object_field``), the
     generation keys of the pages (``page_scope``) stored with it on their rows, bumped when the
-    object changes in place. One key for the namespace: if it goes (evicted, expired), a change
-    cannot tell which pages show its object, and bumps the layout instead, which ends them all."""
+    object changes in place. If a note goes (evicted, expired), a change cannot tell which
+    pages show its object, and bumps the layout instead, which ends them all."""
     return f"_pages:{namespace}"
 
 

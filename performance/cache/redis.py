@@ -53,6 +53,7 @@ from .backends import (
     internal_key,
 )
 from .breaker import CacheUnavailable, make_guard
+from .generations import PAGE_GENERATION_TTL
 from .hot import HotEntries
 from .keys import (
     RATE_NAMESPACE,
@@ -111,9 +112,11 @@ return {values, verdicts}
 
 # KEYS: for each step of ``generations.advance``, its generation key, its applied key, then the
 # generations an ``objects`` step bumps (``Step.scopes``), then — when it names objects whose
-# pages it bumps (``Step.listed``) — the namespace's pages (a hash: object -> the generation keys
-# of the pages that show it, space-separated), its layout's generation, bumped instead when the
-# hash is gone, and its latest changes (a list, newest first: "generation object object ...").
+# pages it bumps (``Step.listed``) — the namespace's pages (a hash: the objects whose pages are
+# noted, each in a set of the pages' generation keys under the hash's key + ":" + object), its
+# layout's generation, bumped instead when a note is gone, and its latest changes (a list,
+# newest first: "to from object object ..."). The last ARGV: how long a page's generation
+# lives (ms): gone, it is seeded anew, and the page is a miss.
 # ARGV: for each step, its mode, the database version ('' for none), the lowest generation the
 # process accepts, the version an ``objects`` step expects taken in ('' for none), how many
 # generations it bumps, how many objects' pages, then those objects. A generation moves to
@@ -123,7 +126,7 @@ return {values, verdicts}
 _ADVANCE = Script(
     None,
     b"""
-local RECENT = 256
+local RECENT, PAGE_TTL = 256, tonumber(ARGV[#ARGV])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function bump(key, floor)
@@ -135,7 +138,7 @@ local function bump(key, floor)
 end
 local out = {}
 local k, a = 1, 1
-while a <= #ARGV do
+while a < #ARGV do  -- (the last: PAGE_TTL)
   local gen_key, applied_key = KEYS[k], KEYS[k + 1]
   local mode, version, floor = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local since, scopes, listed = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]),
@@ -175,9 +178,17 @@ while a <= #ARGV do
       bump(layout_key, 0)
     elseif pages_key then
       for j = ids, ids + listed - 1 do
-        local shown = redis.pcall('HGET', pages_key, ARGV[j])
-        if type(shown) == 'string' then
-          for page in string.gmatch(shown, '%S+') do bump(page, 0) end
+        if redis.call('HEXISTS', pages_key, ARGV[j]) == 1 then
+          local set_key = pages_key .. ':' .. ARGV[j]
+          if redis.call('TYPE', set_key)['ok'] ~= 'set' then
+            bump(layout_key, 0)  -- its pages were noted, and the note is gone: every page goes
+          else
+            for _, page in ipairs(redis.call('SMEMBERS', set_key)) do
+              bump(page, 0)
+              redis.call('PEXPIRE', page, PAGE_TTL)
+            end
+          end
+          redis.call('DEL', set_key)
           redis.call('HDEL', pages_key, ARGV[j])
         end
       end
@@ -209,8 +220,8 @@ return out
 # KEYS: a list page's entry, the generation it is stored unless changed, the namespace's pages
 # (``keys.listings_key``), the layout's generation, the latest changes (``keys.recent_key``).
 # ARGV: the encoded entry, its time to live in ms ('' for none), the generation's expected
-# value, the page's generation key, the most bytes the pages of one object may take, then the
-# objects the page shows. The hash of pages lives at least as long as every entry noted in it;
+# value, the page's generation key, how many pages may note one object, then the objects the
+# page shows. The hash of pages lives at least as long as every entry noted in it;
 # an object shown by more pages than it may note (clients choose their query strings) ends
 # them all: the hash goes, the layout moves on.
 _STORE_PAGE = Script(
@@ -246,32 +257,33 @@ if kind ~= 'hash' and kind ~= 'none' then
   redis.call('SET', KEYS[4], string.format('%.0f', math.max(current + 1, now)))
   return 0
 end
-local existed = redis.call('EXISTS', KEYS[3])
+-- Each key noted lives at least as long as the entry.
+local function outlive(key)
+  if not ttl then redis.call('PERSIST', key) return end
+  local left = redis.call('PTTL', key)
+  if left == -1 or (left >= 0 and left < ttl) then redis.call('PEXPIRE', key, ttl) end
+end
 for i = 6, #ARGV do
-  local shown = redis.pcall('HGET', KEYS[3], ARGV[i])
-  if type(shown) ~= 'string' then
-    redis.call('HSET', KEYS[3], ARGV[i], ARGV[4])
-  elseif not string.find(' ' .. shown .. ' ', ' ' .. ARGV[4] .. ' ', 1, true) then
-    if #shown + #ARGV[4] > most then
-      redis.call('DEL', KEYS[3])
-      local t = redis.call('TIME')
-      local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-      local current = tonumber(redis.pcall('GET', KEYS[4]) or '0') or 0
-      redis.call('SET', KEYS[4], string.format('%.0f', math.max(current + 1, now)))
-      return 0
-    end
-    redis.call('HSET', KEYS[3], ARGV[i], shown .. ' ' .. ARGV[4])
+  local set_key = KEYS[3] .. ':' .. ARGV[i]
+  local kind = redis.call('TYPE', set_key)['ok']
+  if kind ~= 'set' and kind ~= 'none' then redis.call('DEL', set_key) end
+  if redis.call('SADD', set_key, ARGV[4]) == 1 and redis.call('SCARD', set_key) > most then
+    -- Clients choose their query strings, so how many pages show an object is theirs: beyond
+    -- the bound, its pages are forgotten and every page goes (the layout moves on).
+    redis.call('DEL', set_key)
+    redis.call('HDEL', KEYS[3], ARGV[i])
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    local current = tonumber(redis.pcall('GET', KEYS[4]) or '0') or 0
+    redis.call('SET', KEYS[4], string.format('%.0f', math.max(current + 1, now)))
+    return 0
   end
+  outlive(set_key)
+  redis.call('HSET', KEYS[3], ARGV[i], 1)
 end
 if ttl then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 else redis.call('SET', KEYS[1], ARGV[1]) end
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  if not ttl then redis.call('PERSIST', KEYS[3])
-  else
-    local left = redis.call('PTTL', KEYS[3])
-    if existed == 0 or (left >= 0 and left < ttl) then redis.call('PEXPIRE', KEYS[3], ttl) end
-  end
-end
+if redis.call('EXISTS', KEYS[3]) == 1 then outlive(KEYS[3]) end
 return 1
 """,
 )
@@ -503,6 +515,7 @@ class InventoryClientMixin:
             ]
         client = self.redis()
         try:
+            args.append(PAGE_GENERATION_TTL * 1000)
             return [int(value) for value in _ADVANCE(keys=keys, args=args, client=client)]
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
@@ -527,7 +540,7 @@ class InventoryClientMixin:
                     ttl,
                     str(unless_changed[1]),
                     str(self.make_key(page)),
-                    MAX_PAGES_PER_OBJECT * 100,
+                    MAX_PAGES_PER_OBJECT,
                     *shows,
                 ],
                 client=client,

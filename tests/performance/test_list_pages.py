@@ -161,15 +161,18 @@ def test_a_page_computed_while_a_change_of_other_rows_is_taken_in_is_kept(
 
 @committed
 @pytest.mark.redis
-@pytest.mark.parametrize("how", ["gone", "overwritten"])
+@pytest.mark.parametrize("how", ["gone", "overwritten", "one object's gone"])
 def test_a_cache_that_forgot_which_pages_show_which_workstations_recomputes_every_page(
-    redis_cache, api, machines, how
+    redis_cache, redis_client, api, machines, how
 ):
     """On Redis the notes are a key like any other: evicted, expired or overwritten. (With the
     local-memory cache they live in the process, as long as its entries.)"""
     warm(api, PAGE_1, PAGE_2)
     if how == "gone":  # evicted, or expired
         redis_cache.delete(listings_key("workstations"))
+    elif how == "one object's gone":  # the set of ws-3's pages evicted, the index kept
+        noted = redis_cache.client.make_key(listings_key("workstations"))
+        assert redis_client.delete(f"{noted}:{machines[2].pk}") == 1
     else:  # another program wrote its own value there
         redis_cache.set(listings_key("workstations"), "not a hash", None)
 
