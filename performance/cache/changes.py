@@ -356,21 +356,27 @@ def _sqlite_triggers(connection: Any, table: str, all_names: list[str]) -> Itera
                 )
         return " ".join(statements)
 
-    events = [
-        ("INSERT", "ins", "", all_names),
-        ("DELETE", "del", "", all_names),
-    ]
-    for short, shown, names in _update_groups(table, all_names):
-        changed = _changed_columns(connection, table, "IS NOT", shown)
-        if not changed:
-            continue  # no update changes what these namespaces show
-        events.append(("UPDATE", short, f"WHEN ({changed}) ", names))
-    for event, short, when, names in events:
+    for event, short, changed, names in _trigger_events(connection, table, all_names, "IS NOT"):
         name = quote(f"{TRIGGER_PREFIX}{table}_{short}")
+        when = f"WHEN ({changed}) " if changed else ""
         yield (
             f"CREATE TRIGGER {name} AFTER {event} ON {quote(table)} FOR EACH ROW {when}"
             f"BEGIN {counted(names, event)} END"
         )
+
+
+def _trigger_events(
+    connection: Any, table: str, names: list[str], distinct: str
+) -> Iterable[tuple[str, str, str, list[str]]]:
+    """Each row-level trigger of ``table``: its event, its name's suffix, the condition of an
+    update (``OLD.a <distinct> NEW.a OR ...``; "" for none) and the namespaces it counts. An
+    update counts for a namespace only when a column it shows changed (``_update_groups``)."""
+    yield "INSERT", "ins", "", names
+    yield "DELETE", "del", "", names
+    for short, shown, members in _update_groups(table, names):
+        changed = _changed_columns(connection, table, distinct, shown)
+        if changed:  # (none: no update changes what these namespaces show)
+            yield "UPDATE", short, changed, members
 
 
 def _sqlite_moved(connection: Any, event: str, layout: list[str] | None) -> str:
@@ -462,15 +468,12 @@ def _postgresql_triggers(connection: Any, table: str, all_names: list[str]) -> I
         return f"EXECUTE FUNCTION {_FUNCTION}({arguments})"
 
     events = [
-        ("INSERT", "ins", "FOR EACH ROW", all_names),
-        ("DELETE", "del", "FOR EACH ROW", all_names),
-        ("TRUNCATE", "trn", "FOR EACH STATEMENT", all_names),
+        (event, short, f"FOR EACH ROW WHEN ({changed})" if changed else "FOR EACH ROW", names)
+        for event, short, changed, names in _trigger_events(
+            connection, table, all_names, "IS DISTINCT FROM"
+        )
     ]
-    for short, shown, names in _update_groups(table, all_names):
-        changed = _changed_columns(connection, table, "IS DISTINCT FROM", shown)
-        if not changed:
-            continue  # no update changes what these namespaces show
-        events.append(("UPDATE", short, f"FOR EACH ROW WHEN ({changed})", names))
+    events.append(("TRUNCATE", "trn", "FOR EACH STATEMENT", all_names))
     for event, short, level, names in events:
         name = quote(f"{TRIGGER_PREFIX}{table}_{short}")
         yield f"CREATE TRIGGER {name} AFTER {event} ON {quote(table)} {level} {call(names)}"

@@ -57,6 +57,22 @@ def change_notes(machine: Workstation, how: str) -> None:
 ways = pytest.mark.parametrize("how", ["service", "update()"])
 
 
+def write_while_a_page_is_computed(monkeypatch, machine: Workstation, notes: str) -> list:
+    """The next list computed has read its generations and its rows when ``machine``'s notes
+    change through the service (committed, taken in); the list returned says it happened."""
+    original = WorkstationViewSet.get_paginated_response
+    raced: list = []
+
+    def write_after_the_query(view, data):
+        if not raced:
+            raced.append(True)
+            services.workstation_update(workstation=machine, data={"notes": notes})
+        return original(view, data)
+
+    monkeypatch.setattr(WorkstationViewSet, "get_paginated_response", write_after_the_query)
+    return raced
+
+
 @committed
 @ways
 def test_a_workstation_changed_in_place_leaves_the_pages_that_do_not_show_it(
@@ -115,16 +131,7 @@ def test_a_page_computed_while_a_change_of_its_rows_is_taken_in_is_not_kept(
 ):
     """The reader read its generations and its rows; the change commits and is taken in before
     the page is stored, when nothing yet says the page shows ws-1: it must not be stored."""
-    original = WorkstationViewSet.get_paginated_response
-    raced = []
-
-    def write_after_the_query(view, data):
-        if not raced:
-            raced.append(True)
-            services.workstation_update(workstation=machines[0], data={"notes": "written"})
-        return original(view, data)
-
-    monkeypatch.setattr(WorkstationViewSet, "get_paginated_response", write_after_the_query)
+    write_while_a_page_is_computed(monkeypatch, machines[0], "written")
 
     racing = get(api, PAGE_1)
     assert racing.headers["X-Cache"] == "MISS"
@@ -142,17 +149,8 @@ def test_a_page_computed_while_a_change_of_other_rows_is_taken_in_is_kept(
 ):
     """Under a steady stream of writes, most pages are computed while some change is taken in:
     a page is kept when none of the changes taken in meanwhile is to a row it shows."""
-    original = WorkstationViewSet.get_paginated_response
-    raced = []
-
-    def write_after_the_query(view, data):
-        if not raced:
-            raced.append(True)
-            services.workstation_update(workstation=machines[3], data={"notes": "elsewhere"})
-        return original(view, data)
-
     warm(api, PAGE_2)  # a page before: the cache has noted which pages show what
-    monkeypatch.setattr(WorkstationViewSet, "get_paginated_response", write_after_the_query)
+    raced = write_while_a_page_is_computed(monkeypatch, machines[3], "elsewhere")
 
     assert get(api, PAGE_1).headers["X-Cache"] == "MISS"  # ws-1, ws-2; ws-4 changed meanwhile
     assert raced
