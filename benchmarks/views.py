@@ -12,6 +12,7 @@ from performance.cache.generations import ABOUT_PAGE, generation_scopes
 from performance.cache.keys import (
     AUTH_NAMESPACE,
     PURGE_NAMESPACE,
+    collection_scope,
     generation_key,
     page_scope,
 )
@@ -56,14 +57,17 @@ def read_keys() -> list[str]:
     """The generations a warm hit of the list reads before it may answer (``read_early`` in
     performance/cache/responses.py): the ``auth`` generation that confirms the token, the list's
     namespace generation, where this process keeps copies of entries (Redis) the purge epoch
-    that ends them, and the generations of the page (the lists' layout, the page's own)."""
+    that ends them, the generations of the page (the lists' layout, the page's own) and the
+    collections'."""
     keys = [generation_key(AUTH_NAMESPACE), generation_key(LIST_NAMESPACE)]
     copies = getattr(product_cache.backend(), "hot", None)
     if copies is not None and copies.enabled:
         keys.append(generation_key(PURGE_NAMESPACE))
-    # The list page's own generations: the lists' layout and the page's (``cache_about``).
+    # The list page's own generations: the lists' layout and the page's (``cache_about``), and
+    # the collections' a page computed on a miss is stored against.
     page = page_scope(LIST_NAMESPACE, "0" * 40)  # (a page's hash: 40 hex digits)
     keys += [generation_key(scope) for scope in generation_scopes(LIST_NAMESPACE, ABOUT_PAGE, page)]
+    keys.append(generation_key(collection_scope(LIST_NAMESPACE)))
     return keys
 
 

@@ -8,13 +8,13 @@ import logging
 import random
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.core.cache import caches
 
-from . import glob, sync
+from . import changes, glob, sync
 from .backends import InstrumentedCacheMixin
 from .generations import (
     ABOUT_ALL,
@@ -22,8 +22,16 @@ from .generations import (
     bump_generations,
     generation_of,
     generation_scopes,
+    get_generation,
 )
-from .keys import PURGE_NAMESPACE, RATE_NAMESPACE, namespace_of, value_key
+from .keys import (
+    PURGE_NAMESPACE,
+    RATE_NAMESPACE,
+    generation_key,
+    namespace_of,
+    object_scope,
+    value_key,
+)
 from .namespaces import _registry, kind_of, response_namespaces
 from .rates import RateCheck, Verdict
 from .stats import MINUTE_FIELDS, summarise
@@ -277,6 +285,7 @@ def remember(
     ttl: int | None = None,
     internal: bool = False,
     about: str = ABOUT_ALL,
+    known: Mapping[str, Any] | None = None,
 ) -> R:
     """``compute()``'s value, cached under the namespace's generation (and, in a namespace
     keyed by object, the generation of what it is ``about``: ``generations.generation_scopes``;
@@ -291,9 +300,12 @@ def remember(
     The value is stored as plain data (``backends.SERIALIZER``: None, booleans, numbers,
     strings, bytes, lists, dicts with string keys; a tuple comes back as a list): anything else
     raises when stored, on both backends (docs/design.md, "Invariants", 4).
+
+    ``known``: generations the caller read before computing anything (a view's warm read:
+    ``CachedResponseMixin.cache_generations_read``), not read again.
     """
     cache = backend()
-    generation = generation_of(namespace, generation_scopes(namespace, about))
+    generation = generation_of(namespace, generation_scopes(namespace, about), known=known)
     key = value_key(namespace, generation, parts, internal=internal)
     value = cache.get(key, _MISSING)
     if value is not _MISSING:
@@ -301,6 +313,66 @@ def remember(
     value = compute()
     cache.set(key, value, jittered(ttl if ttl is not None else default_timeout()))
     return value
+
+
+def remember_objects(
+    namespace: str,
+    ids: Sequence[Any],
+    parts: tuple,
+    compute: Callable[[list[Any]], Mapping[Any, Any]],
+    *,
+    ttl: int | None = None,
+    known: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """One value per object of ``ids`` (its primary key as the database notes it), in their
+    order: each cached under the namespace's generation and a hash of ``parts`` and the id, and
+    good while the object's own generation (``keys.object_scope``, which every change of the
+    object bumps) is the one it was computed under. ``compute(missing)`` gives the values of
+    the objects that have none cached (id -> value), computed after their generations were
+    read, and they are stored; one round trip reads the generations and values of all.
+
+    In a namespace not keyed by object (``changes.keyed_by_object``) nothing is cached:
+    ``compute`` is asked for every object. A value must be plain data (``remember``);
+    ``known``: generations the caller read before computing anything (``remember``).
+    """
+    ids = list(ids)
+    if not ids:
+        return []
+    if not changes.keyed_by_object(namespace):
+        computed = compute(ids)
+        return [computed[object_id] for object_id in ids]
+    cache = backend()
+    generation = generation_of(namespace, known=known)
+    value_keys = [
+        value_key(namespace, generation, (*parts, str(object_id)), internal=True)
+        for object_id in ids
+    ]
+    object_keys = [generation_key(object_scope(namespace, str(object_id))) for object_id in ids]
+    found = cache.get_many([*object_keys, *value_keys])
+    out: list[Any] = []
+    missing: list[tuple[int, Any, int]] = []  # (position, id, object generation)
+    for position, (object_id, object_key, key) in enumerate(
+        zip(ids, object_keys, value_keys, strict=True)
+    ):
+        current = found.get(object_key)
+        stored = found.get(key)
+        if type(current) is int and type(stored) is list and stored[:1] == [current]:
+            out.append(stored[1])
+            continue
+        if type(current) is not int:
+            # Never changed since the cache started (or forgotten): seeded, as any generation.
+            current = get_generation(object_scope(namespace, str(object_id)), read=current)
+        out.append(None)
+        missing.append((position, object_id, current))
+    if missing:
+        computed = compute([object_id for _, object_id, _ in missing])
+        timeout = jittered(ttl if ttl is not None else default_timeout())
+        stored_now = {}
+        for position, object_id, current in missing:
+            out[position] = value = computed[object_id]
+            stored_now[value_keys[position]] = [current, value]
+        cache.set_many(stored_now, timeout)
+    return out
 
 
 def cached(namespace: str, *, ttl: int | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -51,6 +51,9 @@ class PageEntry(NamedTuple):
     page: str
     #: The objects it shows (``keys.object_field``).
     shows: Sequence[str]
+    #: The stampede lock taken to compute it (``keys.lock_key``), released in the same step,
+    #: stored or not.
+    release: str | None = None
 
 
 class InstrumentedCacheMixin:

@@ -161,16 +161,21 @@ def floor(cache: Any, namespace: str) -> int:
     return highest(cache).get(namespace, 0)
 
 
-def get_generation(namespace: str, *, alias: str = "default") -> int:
+#: ``get_generation``'s ``read``: the generation has not been read yet.
+_UNREAD: Any = object()
+
+
+def get_generation(namespace: str, *, alias: str = "default", read: Any = _UNREAD) -> int:
     """The namespace's current generation, seeding it from the clock when missing.
 
     When the cache cannot store it (an outage), a fresh clock value is returned: every request
     then misses, which is slow but never stale. A generation below one this process has seen
-    (the cache went back in time) is replaced by a new one first.
+    (the cache went back in time) is replaced by a new one first. ``read``: what the caller
+    read under its key already (``None``: nothing), not read again.
     """
     cache = caches[alias]
     key = generation_key(namespace)
-    value = cache.get(key)
+    value = cache.get(key) if read is _UNREAD else read
     if value is not None and not isinstance(value, int):
         logger.warning("the generation of %r is not a number: starting a new one", namespace)
         cache.delete(key)
@@ -187,8 +192,13 @@ def get_generation(namespace: str, *, alias: str = "default") -> int:
         return bumped if bumped is not None else _seed(cache, namespace)
     if value is None:
         lives = PAGE_GENERATION_TTL if is_page_scope(namespace) else None
-        added = cache.add(key, _seed(cache, namespace), timeout=lives)
-        if not added and cache.get(key) is None and cache.has_key(key):
+        seed = _seed(cache, namespace)
+        added = cache.add(key, seed, timeout=lives)
+        if added:
+            # The seed is the generation as of now (a bump after it moves past it): no need
+            # to read back what was just written.
+            return _seen(cache, namespace, seed)
+        if cache.get(key) is None and cache.has_key(key):
             # The key is there but cannot be read (something else wrote it): start again. (An
             # unreachable or refusing cache answers neither: nothing more is asked of it.)
             logger.warning("the generation of %r cannot be read: starting a new one", namespace)
@@ -229,14 +239,26 @@ def generation_scopes(namespace: str, about: str = ABOUT_ALL, detail: Any = None
 
 
 def generation_of(
-    namespace: str, scopes: Sequence[str] = (), *, alias: str = "default"
+    namespace: str,
+    scopes: Sequence[str] = (),
+    *,
+    alias: str = "default",
+    known: Mapping[str, Any] | None = None,
 ) -> int | str:
     """The generation a value of ``namespace`` is keyed by, read before the value is computed:
-    the namespace's own, followed by those of ``scopes`` (``generation_scopes``)."""
-    generation = get_generation(namespace, alias=alias)
-    if not scopes:
-        return generation
-    return ".".join([str(generation), *(str(get_generation(s, alias=alias)) for s in scopes)])
+    the namespace's own, followed by those of ``scopes`` (``generation_scopes``).
+
+    ``known``: what this request has read already under generation keys, before anything
+    was computed (key -> value, ``None`` for a key found missing): not read again; a generation
+    found missing is seeded."""
+    known = known or {}
+    values = [
+        value
+        if type(value := known.get(generation_key(part), _UNREAD)) is int
+        else get_generation(part, alias=alias, read=value)
+        for part in [namespace, *scopes]
+    ]
+    return values[0] if not scopes else ".".join(str(value) for value in values)
 
 
 def advance(steps: Sequence[Step], *, alias: str = "default") -> list[int] | None:

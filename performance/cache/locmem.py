@@ -357,10 +357,12 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
             return [apply_step(step, now, get, put, pages, changed) for step in steps]
 
     def _store_page(self, entry: PageEntry) -> bool:
-        key, value, timeout, unless_changed, page, shows = entry
+        key, value, timeout, unless_changed, page, shows, release = entry
         namespace = namespace_of(key)
         listings = self.state.listings
         with self.state.generation_lock:
+            if release is not None:
+                _LocMemStore.delete(self, release)
             since = unless_changed[1]
             current = _LocMemStore.get(self, unless_changed[0])
             if current != since and not self._unchanged(namespace, current, since, shows):

@@ -227,6 +227,7 @@ return out
 _STORE_PAGE = Script(
     None,
     b"""
+if KEYS[6] then redis.call('DEL', KEYS[6]) end  -- the lock taken to compute it
 local current = redis.call('GET', KEYS[2])
 if current ~= ARGV[3] then
   -- Changes were taken in since the page's generations were read: it is kept if none of them
@@ -522,7 +523,7 @@ class InventoryClientMixin:
 
     def store_page(self, entry: PageEntry) -> bool:
         """The backend's ``store_page``, in one script on the primary."""
-        key, value, timeout, unless_changed, page, shows = entry
+        key, value, timeout, unless_changed, page, shows, release = entry
         client = self.redis()
         namespace = namespace_of(key)
         ttl = "" if timeout is None else int(timeout * 1000)
@@ -534,6 +535,7 @@ class InventoryClientMixin:
                     self.make_key(listings_key(namespace)),
                     self.make_key(generation_key(layout_scope(namespace))),
                     self.make_key(recent_key(namespace)),
+                    *([self.make_key(release)] if release is not None else []),
                 ],
                 args=[
                     self.encode(value),

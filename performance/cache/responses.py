@@ -109,8 +109,12 @@ def cacheable_renderer(renderer: BaseRenderer | type[BaseRenderer] | None) -> bo
 class EarlyRead:
     """What the early read of this request found, for DRF's path if it answers instead."""
 
-    #: The namespace's, with its object's or collections' where it has them (``generation_of``).
-    generation: int | str
+    #: The generations read (key -> value, ``None`` for one missing), before anything was
+    #: computed: DRF's path does not read them again (``generation_of``'s ``known``).
+    values: dict[str, Any]
+    #: The namespace's, with its object's or collections' where it has them (``generation_of``);
+    #: ``None`` when one was missing.
+    generation: int | str | None = None
     key: str | None = None
     #: ``None``: not found under ``key`` (no need to look again).
     entry: Sequence | None = None
@@ -208,8 +212,11 @@ class CachedResponseMixin:
             copies = None
         if copies is not None:
             keys.append(_PURGE_GENERATION)
-        scoped = self._scopes(request, media_type)[2]
+        _, page, scoped = self._scopes(request, media_type)
         keys.extend(scoped)
+        if page is not None:
+            # What a page computed on a miss is stored unless changed (``store_page``).
+            keys.append(generation_key(collection_scope(self.cache_namespace)))
 
         # Who the token was when this process last saw it: the throttles' counters travel with
         # the generations, counted only if the auth generation still is the one it was seen
@@ -231,6 +238,8 @@ class CachedResponseMixin:
             if verdicts is not None:
                 self._settle_throttles(throttles, checks, verdicts)
             return None
+        # Read before anything is computed: DRF's path need not read them again.
+        self._early = early = EarlyRead({key: values.get(key) for key in keys})
         auth_generation = values.get(_AUTH_GENERATION)
         user = None
         if seen is not None and seen[0] == auth_generation:
@@ -250,7 +259,7 @@ class CachedResponseMixin:
             if not all(isinstance(part, int) for part in parts):
                 return None
             generation = ".".join([str(generation), *(str(part) for part in parts)])
-        self._early = EarlyRead(generation)
+        early.generation = generation
         if user is None:
             user = tokens.lookup(cache, token, auth_generation)
             if user is None:
@@ -304,6 +313,12 @@ class CachedResponseMixin:
             size += len(entry[0]) + len(entry[1]) + len(entry[2])
             copies.put(signature, (key, entry), epoch, size, expires_at=entry[3])
         return self._early_response(drf_request, entry, cache)
+
+    def cache_generations_read(self) -> dict[str, Any] | None:
+        """The generations this request read before DRF's dispatch (key -> value, ``None``:
+        found missing), for what the view caches while it answers (a list's count:
+        ``remember``'s ``known``); ``None`` when it read none."""
+        return self._early.values if self._early is not None else None
 
     def cache_object_id(self) -> str | None:
         """The object this request's response is about, as the database notes it (its primary
@@ -514,13 +529,19 @@ class CachedResponseMixin:
         cache = backend()
         namespace = self.cache_namespace
         early = self._early
-        # The generation is read before the query (docs/design.md, "Invariants", 2): by the
-        # early read when there was one.
+        # The generations are read before the query (docs/design.md, "Invariants", 2): by the
+        # early read when there was one, which left to read only those it did not find.
         scopes, page, _ = self._scopes(request, request.accepted_media_type)
-        generation = early.generation if early is not None else generation_of(namespace, scopes)
+        known = self.cache_generations_read()
+        if early is not None and early.generation is not None:
+            generation = early.generation
+        else:
+            generation = generation_of(namespace, scopes, known=known)
         # A page is stored only if no change was taken in while it was computed (``store_page``):
         # the collections' generation, read before the query.
-        collections = get_generation(collection_scope(namespace)) if page is not None else None
+        collections = (
+            generation_of(collection_scope(namespace), known=known) if page is not None else None
+        )
         key = response_key(
             namespace,
             generation,
@@ -567,8 +588,10 @@ class CachedResponseMixin:
                         unless_changed=(generation_key(collection_scope(namespace)), collections),
                         page=generation_key(page),
                         shows=[object_field(pk) for pk in self.cache_shows],
+                        release=lock if locked else None,
                     )
                 )
+                locked = False  # (released by the store, stored or not)
             # (A page that cannot say which objects it shows is not stored.)
         finally:
             if locked:

@@ -423,8 +423,8 @@ def test_list_runs_constant_queries(
     reader_client, many_workstations, django_assert_num_queries, page_size
 ):
     # Token lookup, the user's own and groups' permissions (cached with the token, so that a
-    # warm hit asks none), count, page: whatever the page size.
-    with django_assert_num_queries(5):
+    # warm hit asks none), count, the page's ids, its rows: whatever the page size.
+    with django_assert_num_queries(6):
         response = reader_client.get(LIST, {"page_size": page_size})
     assert len(response.json()["results"]) == page_size
     assert response.json()["results"][0]["location_name"]
@@ -435,7 +435,7 @@ def test_list_runs_constant_queries(
 def test_location_list_runs_constant_queries(reader_client, django_assert_num_queries, page_size):
     for location in LocationFactory.create_batch(210):
         WorkstationFactory(location=location)
-    with django_assert_num_queries(5):  # as test_list_runs_constant_queries
+    with django_assert_num_queries(5):  # token, permissions (2), count, page
         response = reader_client.get(LOCATIONS, {"page_size": page_size})
     assert len(response.json()["results"]) == page_size
     assert {row["workstation_count"] for row in response.json()["results"]} == {1}

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
 
 from workstations import columns
 from workstations.models import Workstation
@@ -100,3 +102,35 @@ def rows_to_representation(rows: Iterable[tuple]) -> list[dict[str, Any]]:
             item[name] = convert(value) if convert is not None else value
         out.append(item)
     return out
+
+
+def renders_compactly(renderer: BaseRenderer | None, media_type: str, context: dict) -> bool:
+    """Whether ``renderer`` writes a list as its items' own renderings joined by commas in
+    brackets — a JSON renderer with compact separators and no indent — so that a page can be
+    made of rows rendered one by one (``PageOfRenderedRows``)."""
+    return (
+        isinstance(renderer, JSONRenderer)
+        and renderer.compact
+        and not renderer.get_indent(media_type, context)
+    )
+
+
+class PageOfRenderedRows(Response):
+    """A page whose rows come rendered already (bytes each, by the renderer the page is
+    rendered with): the renderer renders the envelope with no rows, and they are spliced in —
+    the same bytes as the whole page rendered at once (``renders_compactly``;
+    ``tests/workstations/test_rows.py``)."""
+
+    #: How the envelope (``get_paginated_response``'s, the rows last) ends without rows.
+    EMPTY_END = b'"results":[]}'
+
+    def __init__(self, envelope: dict[str, Any], rows: Sequence[bytes]) -> None:
+        super().__init__({**envelope, "results": []})
+        self.rows = rows
+
+    @property
+    def rendered_content(self) -> bytes:
+        rendered = super().rendered_content
+        if not rendered.endswith(self.EMPTY_END):
+            raise ValueError("the page's envelope does not end with its rows")
+        return rendered[:-2] + b",".join(self.rows) + rendered[-2:]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from performance import cache
 from performance.cache import ABOUT_LAYOUT, ABOUT_PAGE
 from performance.cache.responses import CachedResponseMixin
 from workstations import selectors, services
@@ -81,9 +83,38 @@ class WorkstationViewSet(
 
     def _list_from_rows(self) -> Response:
         queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(rows.values_queryset(queryset))
-        self.cache_shows = rows.ids(page)
-        return self.get_paginated_response(rows.rows_to_representation(page))
+        request = self.request
+        renderer, media_type = request.accepted_renderer, request.accepted_media_type
+        context = self.get_renderer_context()
+        if not rows.renders_compactly(renderer, media_type, context):
+            page = self.paginate_queryset(rows.values_queryset(queryset))
+            self.cache_shows = rows.ids(page)
+            return self.get_paginated_response(rows.rows_to_representation(page))
+        # The page's ids, then each row as rendered before — kept while the workstation and
+        # the namespace stay as they were (``cache.remember_objects``): a change re-renders
+        # its row only, whatever page shows it.
+        ids = list(self.paginate_queryset(queryset.values_list("pk", flat=True)))
+        self.cache_shows = ids
+
+        def render(missing: list[int]) -> dict[int, bytes]:
+            found = rows.values_queryset(self.get_queryset().filter(pk__in=missing))
+            found = list(found)
+            return {
+                object_id: renderer.render(item, media_type, context)
+                for object_id, item in zip(
+                    rows.ids(found), rows.rows_to_representation(found), strict=True
+                )
+            }
+
+        rendered = cache.remember_objects(
+            self.cache_namespace,
+            ids,
+            ("row", type(renderer).__qualname__, timezone.get_current_timezone_name()),
+            render,
+            known=self.cache_generations_read(),
+        )
+        envelope = self.get_paginated_response([]).data
+        return rows.PageOfRenderedRows(envelope, [row for row in rendered if row is not None])
 
     # What each cached response is about (docs/design.md, "One object's change") -------------
 

@@ -1,0 +1,161 @@
+"""A list page nobody asked for yet, in a list whose generations and count are cached: what the
+early read found is not read again on DRF's path, the count is shared by every page of the list,
+and the page is stored in the step that releases its lock (``cache.responses``, "A cached GET";
+docs/design.md, "List pages")."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.renderers import JSONRenderer
+from rest_framework.test import APIClient
+
+from performance import cache as perf_cache
+from performance.cache import sync
+from performance.cache.keys import lock_key
+from project.renderers import FastJSONRenderer
+from tests.factories import LocationFactory, WorkstationFactory
+from workstations import selectors, services
+from workstations.api.serializers import WorkstationSerializer
+from workstations.models import Workstation
+
+LIST = "/api/workstations/"
+
+
+@pytest.fixture
+def by_token(reader, transactional_db) -> APIClient:
+    for n in range(6):
+        WorkstationFactory(hostname=f"ws-{n}", status="staged" if n % 2 else "in_stock")
+    assert sync.sync()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reader).key}")
+    return client
+
+
+def _round_trips() -> int:
+    return perf_cache.stats(include_keys=False)["totals"]["calls"]
+
+
+def _cold(client: APIClient, path: str, n: int):
+    """``path`` under a media type nobody asked for yet (a new key, the same SQL and body)."""
+    return client.get(path, HTTP_ACCEPT=f"application/json; cold={n}")
+
+
+@pytest.mark.redis
+def test_a_cold_page_costs_seven_round_trips_and_one_query(
+    redis_cache, by_token, django_assert_num_queries
+):
+    _cold(by_token, f"{LIST}?page_size=2", 0)  # the token, the generations, the count, the rows
+    perf_cache.reset_stats()
+    with django_assert_num_queries(1):  # the page's ids
+        response = _cold(by_token, f"{LIST}?page_size=2", 1)
+    assert response["X-Cache"] == "MISS"
+    assert [row["hostname"] for row in response.json()["results"]] == ["ws-0", "ws-1"]
+    # The early read (generations, the token's), the page's generation seeded, its entry looked
+    # up, the lock, the count, the rows with their generations, the store (which releases the
+    # lock).
+    assert _round_trips() == 7
+    assert _cold(by_token, f"{LIST}?page_size=2", 1)["X-Cache"] == "HIT"
+
+
+def test_the_lock_taken_to_compute_a_page_is_released_by_its_store(cache_backend, by_token):
+    response = _cold(by_token, f"{LIST}?page_size=2", 1)
+    assert response["X-Cache"] == "MISS"
+    cache = perf_cache.backend()
+    if hasattr(cache, "_cache"):  # local memory: the process's own dictionary
+        stored = [str(key) for key in cache._cache]
+    else:
+        stored = [key.decode() for key in cache.client.get_client().keys("*")]
+    assert any(":workstations:" in key for key in stored)  # (the page is there)
+    assert [key for key in stored if lock_key("workstations") in key] == []
+
+
+def test_every_page_and_order_of_a_list_shares_its_count(cache_backend, by_token):
+    first = by_token.get(f"{LIST}?page_size=2&status=staged")
+    assert first.json()["count"] == 3
+    for path in (
+        f"{LIST}?page_size=2&status=staged&page=2",
+        f"{LIST}?status=staged&page_size=1&ordering=-hostname",
+        f"{LIST}?page=3&status=staged&page_size=1",
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            response = by_token.get(path)
+        assert response["X-Cache"] == "MISS"
+        assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"]]
+        assert response.json()["count"] == 3
+
+
+def test_lists_that_hold_other_rows_count_apart(cache_backend, by_token):
+    counts = {
+        query: by_token.get(f"{LIST}?{query}").json()["count"]
+        for query in ("status=staged", "status=in_stock", "status=staged&status=in_stock", "")
+    }
+    assert counts == {
+        "status=staged": 3,
+        "status=in_stock": 3,
+        "status=staged&status=in_stock": 6,
+        "": 6,
+    }
+    WorkstationFactory(hostname="ws-new", status="staged")
+    assert sync.sync()  # taken in, as the sweep does
+    assert by_token.get(f"{LIST}?status=staged").json()["count"] == 4
+
+
+def _rows_sql(queries) -> list[str]:
+    return [q["sql"] for q in queries if "workstations_workstation" in q["sql"]]
+
+
+def test_a_page_of_rows_rendered_apart_has_the_bytes_of_the_page_rendered_whole(
+    cache_backend, by_token
+):
+    WorkstationFactory(
+        hostname="ws-00",
+        location=LocationFactory(name="Zürich / Büro 3"),
+        notes='line\u2028separator, "quotes", \\ and ünïcode',
+        purchase_cost=Decimal("899.5"),
+    )
+    assert sync.sync()
+    path = f"{LIST}?page_size=3"
+    computed = _cold(by_token, path, 1)  # rows rendered and kept
+    assembled = _cold(by_token, path, 2)  # a new key: rows from the cache
+    assert computed["X-Cache"] == assembled["X-Cache"] == "MISS"
+    rows = selectors.workstation_list().order_by("hostname", "pk")[:3]
+    whole = {
+        "count": 7,
+        "next": "http://testserver/api/workstations/?page=2&page_size=3",
+        "previous": None,
+        "results": WorkstationSerializer(rows, many=True).data,
+    }
+    for renderer in (FastJSONRenderer(), JSONRenderer()):
+        assert computed.content == assembled.content == renderer.render(whole)
+    assert b"\\u2028" in computed.content
+    indented = by_token.get(path, HTTP_ACCEPT="application/json; indent=2")
+    assert indented.content.startswith(b'{\n  "count": 7')
+    assert indented.json() == computed.json()
+
+
+@pytest.mark.parametrize("how", ["service", "update()"])
+def test_a_changed_workstation_is_rendered_again_and_no_other_row(
+    cache_backend, by_token, how, django_assert_num_queries
+):
+    path = f"{LIST}?page_size=4"
+    _cold(by_token, path, 1)
+    with django_assert_num_queries(1):  # the page's ids; every row from the cache
+        _cold(by_token, path, 2)
+    changed = Workstation.objects.get(hostname="ws-2")
+    if how == "service":
+        services.workstation_update(workstation=changed, data={"notes": "changed"})
+    else:
+        Workstation.objects.filter(pk=changed.pk).update(notes="changed")
+        assert sync.sync()
+    with CaptureQueriesContext(connection) as queries:
+        response = _cold(by_token, path, 3)
+    _, again = _rows_sql(queries.captured_queries)  # the page's ids, then one row
+    assert f"IN ({changed.pk})" in again.replace('"workstations_workstation"."id" ', "")
+    notes = {row["hostname"]: row["notes"] for row in response.json()["results"]}
+    assert notes["ws-2"] == "changed"
+    assert response.json() == by_token.get(path, HTTP_ACCEPT="application/json; indent=1").json()
