@@ -264,14 +264,24 @@ local function outlive(key)
   local left = redis.call('PTTL', key)
   if left == -1 or (left >= 0 and left < ttl) then redis.call('PEXPIRE', key, ttl) end
 end
+local noted = {}
+local function note()
+  if #noted > 0 then redis.call('HSET', KEYS[3], unpack(noted)) end
+end
 for i = 6, #ARGV do
   local set_key = KEYS[3] .. ':' .. ARGV[i]
-  local kind = redis.call('TYPE', set_key)['ok']
-  if kind ~= 'set' and kind ~= 'none' then redis.call('DEL', set_key) end
-  if redis.call('SADD', set_key, ARGV[4]) == 1 and redis.call('SCARD', set_key) > most then
+  local added = redis.pcall('SADD', set_key, ARGV[4])
+  if type(added) == 'table' and added.err then
+    -- Not a set (another program wrote it): what it noted is lost; noted anew.
+    redis.call('DEL', set_key)
+    added = redis.call('SADD', set_key, ARGV[4])
+  end
+  local size = added == 1 and redis.call('SCARD', set_key) or 0
+  if size > most then
     -- Clients choose their query strings, so how many pages show an object is theirs: beyond
     -- the bound, its pages are forgotten and every page goes (the layout moves on).
     redis.call('DEL', set_key)
+    note()
     redis.call('HDEL', KEYS[3], ARGV[i])
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -279,9 +289,15 @@ for i = 6, #ARGV do
     redis.call('SET', KEYS[4], string.format('%.0f', math.max(current + 1, now)))
     return 0
   end
-  outlive(set_key)
-  redis.call('HSET', KEYS[3], ARGV[i], 1)
+  if size == 1 and ttl then
+    redis.call('PEXPIRE', set_key, ttl)  -- a new set: no expiry yet
+  else
+    outlive(set_key)
+  end
+  noted[#noted + 1] = ARGV[i]
+  noted[#noted + 1] = 1
 end
+note()
 if ttl then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 else redis.call('SET', KEYS[1], ARGV[1]) end
 if redis.call('EXISTS', KEYS[3]) == 1 then outlive(KEYS[3]) end
@@ -400,9 +416,10 @@ class InventoryClientMixin:
             plan = (client is self.redis(), connection.pack_command("MGET", *made))
         finally:
             pool.release(connection)
-        if len(self._read_plans) >= _MAX_READ_PLANS:
-            self._read_plans.clear()
-        self._read_plans[tuple(keys)] = plan
+        if len(keys) <= _MAX_PLANNED_KEYS:
+            if len(self._read_plans) >= _MAX_READ_PLANS:
+                self._read_plans.clear()
+            self._read_plans[tuple(keys)] = plan
         return plan
 
     def identity(self) -> tuple[str, str]:
@@ -805,6 +822,9 @@ def _text(value: bytes | str) -> str:
 
 #: Sets of keys whose reads are planned (``read_values``): the generations a view reads.
 _MAX_READ_PLANS = 256
+#: Sets of more keys than this are read without remembering their plan (a page's rows: each
+#: page reads its own).
+_MAX_PLANNED_KEYS = 16
 
 _CONNECTION_ERRORS = (
     redis_errors.ConnectionError,

@@ -116,6 +116,8 @@ class EarlyRead:
     #: ``None`` when one was missing.
     generation: int | str | None = None
     key: str | None = None
+    #: Whether a generation of the response's key was missing: the key is a new one.
+    unseen: bool = False
     #: ``None``: not found under ``key`` (no need to look again).
     entry: Sequence | None = None
 
@@ -252,12 +254,13 @@ class CachedResponseMixin:
             authenticator.settle(token, user=user)
             passed = self._settle_throttles(throttles, checks, verdicts)
         generation = values.get(namespace_generation)
-        if not isinstance(auth_generation, int) or not isinstance(generation, int):
-            return None  # missing (or not a generation): DRF's path seeds them
-        if scoped:
-            parts = [values.get(key) for key in scoped]
-            if not all(isinstance(part, int) for part in parts):
-                return None
+        parts = [values.get(key) for key in scoped] if scoped else ()
+        if not isinstance(generation, int) or not all(isinstance(part, int) for part in parts):
+            early.unseen = True  # missing (or not a generation): DRF's path seeds it
+            return None
+        if not isinstance(auth_generation, int):
+            return None  # DRF's path seeds it
+        if parts:
             generation = ".".join([str(generation), *(str(part) for part in parts)])
         early.generation = generation
         if user is None:
@@ -551,6 +554,11 @@ class CachedResponseMixin:
         )
         if early is not None and early.key == key:
             entry = early.entry  # looked up already
+        elif early is not None and early.unseen:
+            # A generation of the key was missing when the early read read it, and has just
+            # been seeded from the clock: nothing can be stored under it (but by a request
+            # that seeded it at the same instant; then the lock below decides who computes).
+            entry = None
         else:
             entry = stored_entry(_peek(cache, key))
         if entry is not None:
