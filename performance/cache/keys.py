@@ -65,9 +65,17 @@ def layout_scope(namespace: str) -> str:
 
 
 def page_scope(namespace: str, hashed: str) -> str:
-    """The generation of one list page (``hashed``: its request's hash, ``request_digest``):
-    bumped when an object the page shows changes in place (``listing_key``)."""
+    """The generation of one list page (``hashed``: ``page_digest``): bumped when an object
+    the page shows changes in place (``listing_key``)."""
     return f"{namespace}:page:{hashed}"
+
+
+def page_digest(request: KeyedRequest) -> str:
+    """The hash of what decides which rows a list page shows: its path and query. Not the
+    media type, the host or the scheme, which change how the page is written, not what it
+    shows: the responses of one page in several media types share its generation, and the
+    objects it shows note it once."""
+    return digest("page", request.path, sorted(request.GET.lists()))
 
 
 def is_page_scope(scope: str) -> bool:

@@ -65,8 +65,8 @@ from .keys import (
     lock_key,
     object_field,
     origin,
+    page_digest,
     page_scope,
-    request_digest,
     response_key,
 )
 from .rates import RateCheck, Verdict
@@ -287,7 +287,7 @@ class CachedResponseMixin:
         if copies is not None:
             epoch = values.get(_PURGE_GENERATION)
             if epoch is None:  # never purged yet, or cleared: seed it once (the cache answers)
-                epoch = get_generation(PURGE_NAMESPACE)
+                epoch = get_generation(PURGE_NAMESPACE, read=None)
             # The request as it came (its raw query string: no parsing, no hashing) under the
             # generations just read has the same answer as before.
             query = request.META.get("QUERY_STRING", "")
@@ -381,7 +381,7 @@ class CachedResponseMixin:
         if about == ABOUT_OBJECT:
             scopes = generation_scopes(namespace, about, self.cache_object_id())
         elif about == ABOUT_PAGE and not self.cache_per_user:  # (the page's hash needs no user)
-            page = page_scope(namespace, request_digest(request, media_type=media_type))
+            page = page_scope(namespace, page_digest(request))
             scopes = generation_scopes(namespace, about, page)
             page = page if page in scopes else None
         else:
