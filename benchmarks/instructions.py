@@ -3,6 +3,7 @@ move with the load of a shared machine, unlike throughput.
 
     .venv/bin/python -m benchmarks.instructions                       # embedded: SQLite + locmem
     .venv/bin/python -m benchmarks.instructions --redis redis://127.0.0.1:6379/13
+    .venv/bin/python -m benchmarks.instructions --scenarios list_miss,peer_drf    # cold pages
 
 Each scenario runs in a process of its own under ``valgrind --tool=cachegrind`` (Debian's
 valgrind package), through Django's WSGI handler in-process (no server, no socket but Redis's),
@@ -28,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("ceiling", "list_hit", "detail_hit", "list_304")
+#: Not warm hits: a list page under a key nobody asked for (as the bench's ``list_miss``: a new
+#: media type parameter each time), and the textbook DRF list it is compared with.
+COLD = ("list_miss", "peer_drf")
 LIST = "/api/workstations/?page_size=50"
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
@@ -90,6 +94,15 @@ def _child(scenario: str, requests: int) -> None:
         "detail_hit": ("/api/workstations/1/", {}),
         "list_304": (LIST, {"HTTP_IF_NONE_MATCH": call(LIST)[1]["ETag"]}),
     }
+    if scenario in COLD:
+        path = LIST if scenario == "list_miss" else "/bench/peer-drf/?page_size=50"
+        wanted = "MISS" if scenario == "list_miss" else None
+        run = os.getpid()  # (a cache shared between runs must not have seen these keys)
+        for n in range(20 + requests):
+            status, headers, _ = call(path, HTTP_ACCEPT=f"application/json; cold={run}-{n}")
+            if not status.startswith("200") or headers.get("X-Cache") != wanted:
+                raise SystemExit(f"{scenario}: {status}, X-Cache {headers.get('X-Cache')}")
+        return
     path, extra = paths[scenario]
     for _ in range(20):
         status, headers, _ = call(path, **extra)

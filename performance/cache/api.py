@@ -30,6 +30,7 @@ from .keys import (
     generation_key,
     namespace_of,
     object_scope,
+    object_value_keys,
     value_key,
 )
 from .namespaces import _registry, kind_of, response_namespaces
@@ -343,10 +344,7 @@ def remember_objects(
         return [computed[object_id] for object_id in ids]
     cache = backend()
     generation = generation_of(namespace, known=known)
-    value_keys = [
-        value_key(namespace, generation, (*parts, str(object_id)), internal=True)
-        for object_id in ids
-    ]
+    value_keys = object_value_keys(namespace, generation, parts, ids)
     object_keys = [generation_key(object_scope(namespace, str(object_id))) for object_id in ids]
     # (``read``: the backend's leanest way to read many keys in one round trip.)
     read = getattr(cache, "read", None)

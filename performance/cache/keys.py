@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -227,6 +228,15 @@ def value_key(namespace: str, generation: int | str, parts: tuple, *, internal: 
     if internal:
         return f"_memo:{namespace}:{generation}:{hashed}"
     return f"{namespace}:{generation}:v:{hashed}"
+
+
+def object_value_keys(
+    namespace: str, generation: int | str, parts: tuple, object_ids: Sequence[Any]
+) -> list[str]:
+    """The keys of one value per object (``api.remember_objects``), internal as ``value_key``:
+    the hash of ``parts`` made once, each object named as in its generation's key."""
+    hashed = digest(*parts)
+    return [f"_memo:{namespace}:{generation}:{hashed}:{_object_part(i)}" for i in object_ids]
 
 
 def token_digest(token: str) -> str:

@@ -294,8 +294,12 @@ for i = 6, #ARGV do
   else
     outlive(set_key)
   end
-  noted[#noted + 1] = ARGV[i]
-  noted[#noted + 1] = 1
+  -- The hash names every object whose set holds a page (a set and its name go together, in
+  -- the advance script too): named already, unless the page is new to the set or the hash is.
+  if added == 1 or kind == 'none' then
+    noted[#noted + 1] = ARGV[i]
+    noted[#noted + 1] = 1
+  end
 end
 note()
 if ttl then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
