@@ -170,7 +170,11 @@ REDIS_DB = os.environ.get("REDIS_DB", "").strip()
 REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD", "")
 CACHE_TTL = env_int("CACHE_TTL", 300)
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "wsinv").strip() or "wsinv"
-CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 5_000)
+#: locmem: entries at most (Django's bound: a third of them, least recently used, go when it is
+#: reached). Far above what the byte bound below lets through for the entries this service
+#: makes — a list page, a detail, one rendered row each (about 1 KB) for every workstation
+#: listed —, so that bytes are what binds, one entry at a time.
+CACHE_MAX_ENTRIES = env_int("CACHE_MAX_ENTRIES", 100_000)
 #: locmem: bytes the cached entries may hold together (least recently used out first), and one
 #: entry at most (a larger value is not cached). A list page of 50 is about 30 KB, of 500 about
 #: 300 KB; the largest page the text bounds allow is about 1.4 MB, and is not cached.

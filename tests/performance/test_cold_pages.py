@@ -5,6 +5,7 @@ docs/design.md, "List pages")."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ from rest_framework.test import APIClient
 from performance import cache as perf_cache
 from performance.cache import sync
 from performance.cache.keys import lock_key
+from project import settings as project_settings
 from project.renderers import FastJSONRenderer
 from tests.factories import LocationFactory, WorkstationFactory
 from workstations import selectors, services
@@ -168,3 +170,22 @@ def test_a_changed_workstation_is_rendered_again_and_no_other_row(
     notes = {row["hostname"]: row["notes"] for row in response.json()["results"]}
     assert notes["ws-2"] == "changed"
     assert response.json() == by_token.get(path, HTTP_ACCEPT="application/json; indent=1").json()
+
+
+def test_listing_the_whole_inventory_keeps_what_was_cached(settings, by_token):
+    """The embedded default's bounds (``project/settings.py``) hold the rows of a large
+    inventory besides the pages: listing every row, which keeps each rendered, does not push
+    out the pages cached before."""
+    settings.CACHES = {
+        "default": {**project_settings.CACHES["default"], "LOCATION": f"rows-{uuid.uuid4()}"}
+    }
+    if project_settings.REDIS_URL:
+        pytest.skip("the embedded default's bounds: this run's settings use Redis")
+    Workstation.objects.bulk_create(
+        Workstation(asset_tag=f"R-{n}", hostname=f"r-{n:05d}") for n in range(6000)
+    )
+    assert sync.sync()
+    assert by_token.get(f"{LIST}?page_size=50")["X-Cache"] == "MISS"
+    for page in range(1, 14):
+        assert by_token.get(f"{LIST}?page_size=500&page={page}").status_code == 200
+    assert by_token.get(f"{LIST}?page_size=50")["X-Cache"] == "HIT"
