@@ -330,7 +330,8 @@ def remember_objects(
     good while the object's own generation (``keys.object_scope``, which every change of the
     object bumps) is the one it was computed under. ``compute(missing)`` gives the values of
     the objects that have none cached (id -> value), computed after their generations were
-    read, and they are stored; one round trip reads the generations and values of all.
+    read, and they are stored; one round trip reads the generations and values of all. An
+    object ``compute`` gives no value for (gone meanwhile) is ``None`` in the answer.
 
     In a namespace not keyed by object (``changes.keyed_by_object``) nothing is cached:
     ``compute`` is asked for every object. A value must be plain data (``remember``);
@@ -341,7 +342,7 @@ def remember_objects(
         return []
     if not changes.keyed_by_object(namespace):
         computed = compute(ids)
-        return [computed[object_id] for object_id in ids]
+        return [computed.get(object_id) for object_id in ids]
     cache = backend()
     generation = generation_of(namespace, known=known)
     value_keys = object_value_keys(namespace, generation, parts, ids)
@@ -370,9 +371,11 @@ def remember_objects(
         timeout = jittered(ttl if ttl is not None else default_timeout())
         stored_now = {}
         for position, object_id, current in missing:
-            out[position] = value = computed[object_id]
-            stored_now[value_keys[position]] = [current, value]
-        cache.set_many(stored_now, timeout)
+            out[position] = value = computed.get(object_id)
+            if value is not None:
+                stored_now[value_keys[position]] = [current, value]
+        if stored_now:
+            cache.set_many(stored_now, timeout)
     return out
 
 

@@ -189,3 +189,46 @@ def test_listing_the_whole_inventory_keeps_what_was_cached(settings, by_token):
     for page in range(1, 14):
         assert by_token.get(f"{LIST}?page_size=500&page={page}").status_code == 200
     assert by_token.get(f"{LIST}?page_size=50")["X-Cache"] == "HIT"
+
+
+def test_a_detail_is_its_row_as_a_list_rendered_it(
+    cache_backend, by_token, django_assert_num_queries
+):
+    machine = WorkstationFactory(
+        hostname="ws-00",
+        location=LocationFactory(name="Zürich / Büro 3"),
+        notes='line\u2028separator, "quotes", \\ and ünïcode',
+        purchase_cost=Decimal("899.5"),
+    )
+    assert sync.sync()
+    detail = f"{LIST}{machine.pk}/"
+    whole = WorkstationSerializer(selectors.workstation_list().get(pk=machine.pk)).data
+    computed = _cold(by_token, detail, 1)  # the row rendered, kept
+    assert computed["X-Cache"] == "MISS"
+    assert computed.content == FastJSONRenderer().render(whole) == JSONRenderer().render(whole)
+    by_token.get(f"{LIST}?page_size=10")  # every row rendered by a list
+    for n, other in enumerate(Workstation.objects.exclude(pk=machine.pk)):
+        with django_assert_num_queries(0):  # a cold detail: its row is there
+            response = _cold(by_token, f"{LIST}{other.pk}/", n)
+        assert response["X-Cache"] == "MISS"
+        assert response.json()["hostname"] == other.hostname
+    assert _cold(by_token, detail, 2).content == computed.content
+    indented = by_token.get(detail, HTTP_ACCEPT="application/json; indent=2")
+    assert indented.json() == computed.json()
+
+
+@pytest.mark.parametrize("how", ["service", "delete()"])
+def test_a_deleted_workstation_is_not_found_though_its_row_was_rendered(
+    cache_backend, by_token, how
+):
+    machine = Workstation.objects.get(hostname="ws-3")
+    detail = f"{LIST}{machine.pk}/"
+    assert _cold(by_token, detail, 1).status_code == 200
+    if how == "service":
+        services.workstation_delete(workstation=machine)
+    else:
+        Workstation.objects.filter(pk=machine.pk).delete()
+        assert sync.sync()
+    gone = _cold(by_token, detail, 2)
+    assert gone.status_code == 404
+    assert gone.json() == by_token.get(f"{LIST}999999/").json()

@@ -134,3 +134,17 @@ class PageOfRenderedRows(Response):
         if not rendered.endswith(self.EMPTY_END):
             raise ValueError("the page's envelope does not end with its rows")
         return rendered[:-2] + b",".join(self.rows) + rendered[-2:]
+
+
+class RenderedRow(Response):
+    """One object's representation, rendered already by the renderer the response is rendered
+    with (``renders_compactly``): its bytes, as DRF would have rendered them."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__({})
+        self.body = body
+
+    @property
+    def rendered_content(self) -> bytes:
+        super().rendered_content  # noqa: B018 (what DRF sets on every response: the content type)
+        return self.body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -83,22 +84,57 @@ class WorkstationViewSet(
 
     def _list_from_rows(self) -> Response:
         queryset = self.filter_queryset(self.get_queryset())
-        request = self.request
-        renderer, media_type = request.accepted_renderer, request.accepted_media_type
-        context = self.get_renderer_context()
-        if not rows.renders_compactly(renderer, media_type, context):
+        if not self._renders_rows():
             page = self.paginate_queryset(rows.values_queryset(queryset))
             self.cache_shows = rows.ids(page)
             return self.get_paginated_response(rows.rows_to_representation(page))
-        # The page's ids, then each row as rendered before — kept while the workstation and
-        # the namespace stay as they were (``cache.remember_objects``): a change re-renders
-        # its row only, whatever page shows it.
+        # The page's ids, then each row as rendered before (``_rendered_rows``).
         ids = list(self.paginate_queryset(queryset.values_list("pk", flat=True)))
         self.cache_shows = ids
+        rendered = self._rendered_rows(ids)
+        envelope = self.get_paginated_response([]).data
+        return rows.PageOfRenderedRows(envelope, [row for row in rendered if row is not None])
+
+    def retrieve(self, request: Request, *args: object, **kwargs: object) -> Response:
+        """A workstation: its row as a list renders it (the serializer's representation, the
+        same bytes), from the rows rendered before when it is there."""
+        parent = super(CachedResponseMixin, self).retrieve
+        return self.cached_response(request, lambda: self._detail_from_row(parent))
+
+    def _detail_from_row(self, parent: Callable[..., Response]) -> Response:
+        # DRF's get_object when it would decide more than whether the row is there: object
+        # permissions asked of the object, or a query string its filter backends read. (This
+        # view's backends filter by query parameters only: without one, every row is there.)
+        object_id = self.cache_object_id()
+        if (
+            object_id is None
+            or self._asks_object_permissions()
+            or self.request.META.get("QUERY_STRING")
+            or not self._renders_rows()
+        ):
+            return parent(self.request, *self.args, **self.kwargs)
+        (rendered,) = self._rendered_rows([int(object_id)])
+        if rendered is None:  # no such workstation: DRF's answer (its 404)
+            return parent(self.request, *self.args, **self.kwargs)
+        return rows.RenderedRow(rendered)
+
+    def _renders_rows(self) -> bool:
+        """Whether this request's renderer writes a list as its rows rendered one by one."""
+        request = self.request
+        return rows.renders_compactly(
+            request.accepted_renderer, request.accepted_media_type, self.get_renderer_context()
+        )
+
+    def _rendered_rows(self, ids: list[int]) -> list[bytes | None]:
+        """Each workstation of ``ids`` as this request's renderer renders it, ``None`` for one
+        that is not there: kept while the workstation and the namespace stay as they were
+        (``cache.remember_objects``), so that a change renders its row again, and no other."""
+        request = self.request
+        renderer, media_type = request.accepted_renderer, request.accepted_media_type
+        context = self.get_renderer_context()
 
         def render(missing: list[int]) -> dict[int, bytes]:
-            found = rows.values_queryset(self.get_queryset().filter(pk__in=missing))
-            found = list(found)
+            found = list(rows.values_queryset(self.get_queryset().filter(pk__in=missing)))
             return {
                 object_id: renderer.render(item, media_type, context)
                 for object_id, item in zip(
@@ -106,15 +142,13 @@ class WorkstationViewSet(
                 )
             }
 
-        rendered = cache.remember_objects(
+        return cache.remember_objects(
             self.cache_namespace,
             ids,
             ("row", type(renderer).__qualname__, timezone.get_current_timezone_name()),
             render,
             known=self.cache_generations_read(),
         )
-        envelope = self.get_paginated_response([]).data
-        return rows.PageOfRenderedRows(envelope, [row for row in rendered if row is not None])
 
     # What each cached response is about (docs/design.md, "One object's change") -------------
 
