@@ -22,7 +22,7 @@ from .generations import (
     bump_generations,
     generation_of,
     generation_scopes,
-    get_generation,
+    get_generations,
 )
 from .keys import (
     PURGE_NAMESPACE,
@@ -361,11 +361,22 @@ def remember_objects(
         if type(current) is int and type(stored) is list and stored[:1] == [current]:
             out.append(stored[1])
             continue
-        if type(current) is not int:
-            # Never changed since the cache started (or forgotten): seeded, as any generation.
-            current = get_generation(object_scope(namespace, str(object_id)), read=current)
         out.append(None)
         missing.append((position, object_id, current))
+    unseen = [
+        object_scope(namespace, str(object_id))
+        for _, object_id, current in missing
+        if type(current) is not int
+    ]
+    if unseen:
+        # Never changed since the cache started (or forgotten): seeded, as any generation.
+        seeded = get_generations(unseen)
+        missing = [
+            (position, object_id, current)
+            if type(current) is int
+            else (position, object_id, seeded[object_scope(namespace, str(object_id))])
+            for position, object_id, current in missing
+        ]
     if missing:
         computed = compute([object_id for _, object_id, _ in missing])
         timeout = jittered(ttl if ttl is not None else default_timeout())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
@@ -346,6 +346,24 @@ class InstrumentedCacheMixin:
 
     def _store_page(self, page: PageEntry) -> bool:
         raise NotImplementedError  # pragma: no cover - each backend has its own
+
+    def add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
+        """``add`` of each of ``data``'s keys (``timeout``: seconds, ``None`` for no expiry),
+        then what each key holds — its value, or the one that was there —, in one round trip
+        where the backend can (generations seeded together). A key that holds nothing readable
+        is missing from the answer; an unreachable cache answers nothing."""
+        return self._run_many(
+            data.keys(),
+            lambda: self._add_many(data, timeout),
+            fallback={},
+            count=lambda key, held: _SETS if held.get(key) == data[key] else None,
+        )
+
+    def _add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
+        parent = super()
+        for key, value in data.items():
+            parent.add(key, value, timeout)
+        return parent.get_many(list(data))
 
     # Service-level operations ----------------------------------------------------------------
 

@@ -210,6 +210,31 @@ def get_generation(namespace: str, *, alias: str = "default", read: Any = _UNREA
     return _seen(cache, namespace, int(value))
 
 
+def get_generations(namespaces: Sequence[str], *, alias: str = "default") -> dict[str, int]:
+    """``get_generation`` of several namespaces found missing (the generations of objects a
+    page shows, never changed since the cache started): seeded together, in one round trip
+    where the backend can (``add_many``), each answered as ``get_generation`` answers."""
+    cache = caches[alias]
+    add_many = getattr(cache, "add_many", None)
+    if add_many is None or not namespaces:
+        return {namespace: get_generation(namespace, alias=alias) for namespace in namespaces}
+    lives = {PAGE_GENERATION_TTL if is_page_scope(namespace) else None for namespace in namespaces}
+    if len(lives) > 1:
+        raise ValueError("generations that live apart are seeded apart")
+    held = add_many(
+        {generation_key(namespace): _seed(cache, namespace) for namespace in namespaces},
+        lives.pop(),
+    )
+    out = {}
+    for namespace in namespaces:
+        value = held.get(generation_key(namespace))
+        if type(value) is int and value >= floor(cache, namespace):
+            out[namespace] = _seen(cache, namespace, value)
+        else:  # unreadable, gone back, or an unreachable cache: the careful way
+            out[namespace] = get_generation(namespace, alias=alias)
+    return out
+
+
 #: What a value of a namespace keyed by object is about (``generation_scopes``).
 ABOUT_ALL, ABOUT_LAYOUT, ABOUT_PAGE, ABOUT_OBJECT = "all", "layout", "page", "object"
 

@@ -572,6 +572,29 @@ class InventoryClientMixin:
             raise ConnectionInterrupted(connection=client) from exc
         return bool(stored)
 
+    def add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
+        """``SET NX`` of each key, then an ``MGET`` of them all, pipelined on the primary: the
+        backend's ``add_many``."""
+        client = self.redis()
+        made = [self.make_key(key) for key in data]
+        pipe = client.pipeline(transaction=False)
+        for key, value in zip(made, data.values(), strict=True):
+            pipe.set(
+                key, self.encode(value), nx=True, px=None if timeout is None else timeout * 1000
+            )
+        pipe.mget(made)
+        try:
+            *_, raw = pipe.execute()
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        values = {}
+        for key, value in zip(data, raw, strict=True):
+            if value is not None:
+                value = self.decode(value)
+                if value is not _UNREADABLE:
+                    values[key] = value
+        return values
+
     def read(
         self,
         keys: Sequence[str],
@@ -1023,6 +1046,9 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def _store_page(self, entry: PageEntry) -> bool:
         return self.client.store_page(entry)
+
+    def _add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
+        return self.client.add_many(data, timeout)
 
     def server_changed(self) -> bool:
         """Ask the primary who it is (the sweep does, in every process); True when it is not

@@ -129,14 +129,16 @@ class WorkstationViewSet(
         """Each workstation of ``ids`` as this request's renderer renders it, ``None`` for one
         that is not there: kept while the workstation and the namespace stay as they were
         (``cache.remember_objects``), so that a change renders its row again, and no other."""
-        request = self.request
-        renderer, media_type = request.accepted_renderer, request.accepted_media_type
+        renderer = self.request.accepted_renderer
         context = self.get_renderer_context()
 
         def render(missing: list[int]) -> dict[int, bytes]:
             found = list(rows.values_queryset(self.get_queryset().filter(pk__in=missing)))
+            # Compactly, as the media type asks (``_renders_rows``): the rows are the same for
+            # every media type that does, and are kept for all of them; without it, the
+            # renderer need not read the media type again for each row.
             return {
-                object_id: renderer.render(item, media_type, context)
+                object_id: renderer.render(item, None, context)
                 for object_id, item in zip(
                     rows.ids(found), rows.rows_to_representation(found), strict=True
                 )
