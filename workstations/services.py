@@ -51,7 +51,10 @@ def _locked(instance: _Model) -> _Model:
 def _save(instance: Workstation | Location, *, fields: Collection[str] | None = None) -> None:
     """Validate, then store ``instance``: every column of a new row, only ``fields`` (and the
     time of the change) of an existing one, so a concurrent change of other columns stays."""
-    instance.full_clean()
+    if fields is None or instance._state.adding:
+        instance.full_clean()
+    else:
+        instance.full_clean(exclude=_unasked(instance, fields))
     try:
         with transaction.atomic():
             if fields is None or instance._state.adding:
@@ -72,6 +75,32 @@ def _save(instance: Workstation | Location, *, fields: Collection[str] | None = 
         raise ValidationError(
             "This change conflicts with another record (a unique value is already taken)."
         ) from exc
+
+
+def _unasked(instance: Workstation | Location, fields: Collection[str]) -> set[str]:
+    """The fields whose checks a change of ``fields`` need not run again: those it leaves as
+    they are and that no constraint shares with a changed one (a stored row met them, and the
+    database holds them too). Django runs a field's validators, its uniqueness and every
+    constraint on it only for the fields not excluded, and skips a constraint that names an
+    excluded field: a change of the notes runs no query to validate, one of the status still
+    checks it against the assignee."""
+    meta = instance._meta
+    changed = set(fields)
+    groups = [set(fields_) for fields_ in meta.unique_together]
+    for constraint in meta.constraints:
+        named = set(getattr(constraint, "fields", ()))
+        condition = getattr(constraint, "condition", None)
+        if condition is not None:
+            named |= condition.referenced_base_fields
+        groups.append({meta.get_field(name).name for name in named})
+    grown = True
+    while grown:  # (a constraint may join a field to another's through a third)
+        grown = False
+        for group in groups:
+            if group & changed and not group <= changed:
+                changed |= group
+                grown = True
+    return {field.name for field in meta.concrete_fields} - changed
 
 
 def _unique_field_in(instance: Workstation | Location, message: str) -> str | None:
