@@ -402,6 +402,10 @@ class InventoryClientMixin:
             raise ConnectionInterrupted(connection=client) from exc
         finally:
             pool.release(connection)
+        return self._decoded(keys, raw)
+
+    def _decoded(self, keys: Iterable[str], raw: Sequence[Any]) -> dict[str, Any]:
+        """``keys`` with the values an MGET answered for them, those present and readable."""
         values = {}
         for key, value in zip(keys, raw, strict=True):
             if value is not None:
@@ -587,13 +591,7 @@ class InventoryClientMixin:
             *_, raw = pipe.execute()
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
-        values = {}
-        for key, value in zip(data, raw, strict=True):
-            if value is not None:
-                value = self.decode(value)
-                if value is not _UNREADABLE:
-                    values[key] = value
-        return values
+        return self._decoded(data, raw)
 
     def read(
         self,

@@ -116,6 +116,19 @@ def test_lists_that_hold_other_rows_count_apart(cache_backend, by_token):
     assert by_token.get(f"{LIST}?status=staged").json()["count"] == 4
 
 
+def _awkward_workstation() -> Workstation:
+    """One with what JSON writes in more than one way: non-ASCII text, U+2028, quotes, a
+    backslash, a decimal; taken in, as the sweep does."""
+    machine = WorkstationFactory(
+        hostname="ws-00",
+        location=LocationFactory(name="Zürich / Büro 3"),
+        notes='line\u2028separator, "quotes", \\ and ünïcode',
+        purchase_cost=Decimal("899.5"),
+    )
+    assert sync.sync()
+    return machine
+
+
 def _rows_sql(queries) -> list[str]:
     return [q["sql"] for q in queries if "workstations_workstation" in q["sql"]]
 
@@ -123,13 +136,7 @@ def _rows_sql(queries) -> list[str]:
 def test_a_page_of_rows_rendered_apart_has_the_bytes_of_the_page_rendered_whole(
     cache_backend, by_token
 ):
-    WorkstationFactory(
-        hostname="ws-00",
-        location=LocationFactory(name="Zürich / Büro 3"),
-        notes='line\u2028separator, "quotes", \\ and ünïcode',
-        purchase_cost=Decimal("899.5"),
-    )
-    assert sync.sync()
+    _awkward_workstation()
     path = f"{LIST}?page_size=3"
     computed = _cold(by_token, path, 1)  # rows rendered and kept
     assembled = _cold(by_token, path, 2)  # a new key: rows from the cache
@@ -194,13 +201,7 @@ def test_listing_the_whole_inventory_keeps_what_was_cached(settings, by_token):
 def test_a_detail_is_its_row_as_a_list_rendered_it(
     cache_backend, by_token, django_assert_num_queries
 ):
-    machine = WorkstationFactory(
-        hostname="ws-00",
-        location=LocationFactory(name="Zürich / Büro 3"),
-        notes='line\u2028separator, "quotes", \\ and ünïcode',
-        purchase_cost=Decimal("899.5"),
-    )
-    assert sync.sync()
+    machine = _awkward_workstation()
     detail = f"{LIST}{machine.pk}/"
     whole = WorkstationSerializer(selectors.workstation_list().get(pk=machine.pk)).data
     computed = _cold(by_token, detail, 1)  # the row rendered, kept
