@@ -23,6 +23,7 @@ from .generations import (
     generation_of,
     generation_scopes,
     get_generations,
+    highest,
 )
 from .keys import (
     PURGE_NAMESPACE,
@@ -351,6 +352,7 @@ def remember_objects(
     read = getattr(cache, "read", None)
     keys = [*object_keys, *value_keys]
     found = read(keys)[0] if read is not None else cache.get_many(keys)
+    marks = highest(cache)
     out: list[Any] = []
     missing: list[tuple[int, Any, int]] = []  # (position, id, object generation)
     for position, (object_id, object_key, key) in enumerate(
@@ -358,6 +360,8 @@ def remember_objects(
     ):
         current = found.get(object_key)
         stored = found.get(key)
+        if type(current) is int and current < marks.get(object_scope(namespace, str(object_id)), 0):
+            current = None  # below what this process has seen: the cache went back
         if type(current) is int and type(stored) is list and stored[:1] == [current]:
             out.append(stored[1])
             continue

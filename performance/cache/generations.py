@@ -221,10 +221,12 @@ def get_generations(namespaces: Sequence[str], *, alias: str = "default") -> dic
     lives = {PAGE_GENERATION_TTL if is_page_scope(namespace) else None for namespace in namespaces}
     if len(lives) > 1:
         raise ValueError("generations that live apart are seeded apart")
-    held = add_many(
-        {generation_key(namespace): _seed(cache, namespace) for namespace in namespaces},
-        lives.pop(),
-    )
+    seeds = {namespace: _seed(cache, namespace) for namespace in namespaces}
+    held = add_many({generation_key(name): seed for name, seed in seeds.items()}, lives.pop())
+    if not held:
+        # An unreachable cache (or nothing it holds can be read): fresh seeds, as
+        # ``get_generation`` answers then — every value keyed by them is a miss, never stale.
+        return seeds
     out = {}
     for namespace in namespaces:
         value = held.get(generation_key(namespace))
@@ -275,11 +277,13 @@ def generation_of(
 
     ``known``: what this request has read already under generation keys, before anything
     was computed (key -> value, ``None`` for a key found missing): not read again; a generation
-    found missing is seeded."""
+    found missing is seeded, one below what this process has seen replaced (``went_back``)."""
     known = known or {}
+    marks = highest(caches[alias])
     values = [
         value
         if type(value := known.get(generation_key(part), _UNREAD)) is int
+        and value >= marks.get(part, 0)
         else get_generation(part, alias=alias, read=value)
         for part in [namespace, *scopes]
     ]

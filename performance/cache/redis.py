@@ -218,7 +218,8 @@ return out
 )
 
 # KEYS: a list page's entry, the generation it is stored unless changed, the namespace's pages
-# (``keys.listings_key``), the layout's generation, the latest changes (``keys.recent_key``).
+# (``keys.listings_key``), the layout's generation, the latest changes (``keys.recent_key``),
+# and the stampede lock the page was computed under, if any (deleted first, stored or not).
 # ARGV: the encoded entry, its time to live in ms ('' for none), the generation's expected
 # value, the page's generation key, how many pages may note one object, then the objects the
 # page shows. The hash of pages lives at least as long as every entry noted in it;
@@ -272,7 +273,9 @@ for i = 6, #ARGV do
   local set_key = KEYS[3] .. ':' .. ARGV[i]
   local added = redis.pcall('SADD', set_key, ARGV[4])
   if type(added) == 'table' and added.err then
-    -- Not a set (another program wrote it): what it noted is lost; noted anew.
+    -- Not a set (another program wrote it): what it noted is lost; noted anew. Any other
+    -- refusal (a full Redis) ends the script as it came: nothing noted is dropped.
+    if string.sub(added.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(added.err) end
     redis.call('DEL', set_key)
     added = redis.call('SADD', set_key, ARGV[4])
   end
@@ -294,12 +297,10 @@ for i = 6, #ARGV do
   else
     outlive(set_key)
   end
-  -- The hash names every object whose set holds a page (a set and its name go together, in
-  -- the advance script too): named already, unless the page is new to the set or the hash is.
-  if added == 1 or kind == 'none' then
-    noted[#noted + 1] = ARGV[i]
-    noted[#noted + 1] = 1
-  end
+  -- Named in the hash on every store, not only when new to its set: a hash lost (evicted,
+  -- deleted, expired) while sets stay is named again by the next page that shows them.
+  noted[#noted + 1] = ARGV[i]
+  noted[#noted + 1] = 1
 end
 note()
 if ttl then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)

@@ -555,9 +555,10 @@ class CachedResponseMixin:
         if early is not None and early.key == key:
             entry = early.entry  # looked up already
         elif early is not None and early.unseen:
-            # A generation of the key was missing when the early read read it, and has just
-            # been seeded from the clock: nothing can be stored under it (but by a request
-            # that seeded it at the same instant; then the lock below decides who computes).
+            # A generation of the key was missing when the early read read it, and has been
+            # seeded since: hardly anything can be stored under it yet (another request that
+            # seeded or read it meanwhile may have stored the entry: this one then computes it
+            # again, or waits for it behind the lock below).
             entry = None
         else:
             entry = stored_entry(_peek(cache, key))
@@ -599,7 +600,9 @@ class CachedResponseMixin:
                         release=lock if locked else None,
                     )
                 )
-                locked = False  # (released by the store, stored or not)
+                # Released by the store, stored or not; if the store did not reach the cache
+                # (an open breaker), the lock ends with its timeout, as it would on a crash.
+                locked = False
             # (A page that cannot say which objects it shows is not stored.)
         finally:
             if locked:

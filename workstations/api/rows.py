@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -80,6 +81,20 @@ _ID = _NAMES.index("id")
 _CONVERTERS = tuple(_converter(field) for _, _, field in _columns())
 
 
+#: What a row's representation is made of: part of the key its rendering is kept under, so
+#: that processes of two versions of the service never share rows of different shapes.
+def _described(convert: Callable[..., Any] | None) -> str:
+    if isinstance(convert, functools.partial):
+        return f"{convert.func.__qualname__}{sorted(convert.keywords.items())}"
+    return getattr(convert, "__qualname__", repr(convert))
+
+
+SHAPE = tuple(
+    (name, path, _described(convert))
+    for (name, path), convert in zip(_COLUMNS, _CONVERTERS, strict=True)
+)
+
+
 def values_queryset(queryset: models.QuerySet[Workstation]) -> models.QuerySet:
     """The same rows, same order, as tuples of exactly the listed columns."""
     return queryset.values_list(*(column for _, column in _COLUMNS))
@@ -106,13 +121,28 @@ def rows_to_representation(rows: Iterable[tuple]) -> list[dict[str, Any]]:
 
 def renders_compactly(renderer: BaseRenderer | None, media_type: str, context: dict) -> bool:
     """Whether ``renderer`` writes a list as its items' own renderings joined by commas in
-    brackets — a JSON renderer with compact separators and no indent — so that a page can be
-    made of rows rendered one by one (``PageOfRenderedRows``)."""
+    brackets — a JSON renderer with compact separators and no indent, that renders so (asked
+    once per class: ``_splices``) — so that a page can be made of rows rendered one by one
+    (``PageOfRenderedRows``)."""
     return (
         isinstance(renderer, JSONRenderer)
         and renderer.compact
         and not renderer.get_indent(media_type, context)
+        and _splices(type(renderer))
     )
+
+
+@functools.cache
+def _splices(kind: type[JSONRenderer]) -> bool:
+    """Whether a ``kind`` renders an envelope with rows as the envelope without them with the
+    rows rendered apart spliced in, on values of the kinds rows hold."""
+    renderer = kind()
+    rows = [{"a": 1, "b": "\u00e9\u2028", "c": None}, {"d": "2.50", "e": True}]
+    empty = renderer.render({"count": 2, "results": []}, None, {})
+    whole = renderer.render({"count": 2, "results": rows}, None, {})
+    apart = b",".join(renderer.render(row, None, {}) for row in rows)
+    end = PageOfRenderedRows.EMPTY_END
+    return empty.endswith(end) and whole == empty[: -len(end)] + end[:-2] + apart + end[-2:]
 
 
 class PageOfRenderedRows(Response):
@@ -131,9 +161,11 @@ class PageOfRenderedRows(Response):
     @property
     def rendered_content(self) -> bytes:
         rendered = super().rendered_content
-        if not rendered.endswith(self.EMPTY_END):
-            raise ValueError("the page's envelope does not end with its rows")
-        return rendered[:-2] + b",".join(self.rows) + rendered[-2:]
+        if rendered.endswith(self.EMPTY_END):
+            return rendered[:-2] + b",".join(self.rows) + rendered[-2:]
+        # An envelope whose rows are not last (another paginator): rendered whole.
+        self.data["results"] = [json.loads(row) for row in self.rows]
+        return super().rendered_content
 
 
 class RenderedRow(Response):

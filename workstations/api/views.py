@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
@@ -113,6 +114,11 @@ class WorkstationViewSet(
             or not self._renders_rows()
         ):
             return parent(self.request, *self.args, **self.kwargs)
+        pk = self.get_queryset().model._meta.pk
+        try:
+            pk.run_validators(pk.to_python(object_id))  # (the database's range of keys)
+        except ValidationError:
+            return parent(self.request, *self.args, **self.kwargs)  # DRF's 404
         (rendered,) = self._rendered_rows([int(object_id)])
         if rendered is None:  # no such workstation: DRF's answer (its 404)
             return parent(self.request, *self.args, **self.kwargs)
@@ -147,7 +153,13 @@ class WorkstationViewSet(
         return cache.remember_objects(
             self.cache_namespace,
             ids,
-            ("row", type(renderer).__qualname__, timezone.get_current_timezone_name()),
+            (
+                "row",
+                type(renderer).__module__,
+                type(renderer).__qualname__,
+                timezone.get_current_timezone_name(),
+                rows.SHAPE,
+            ),
             render,
             known=self.cache_generations_read(),
         )
