@@ -109,9 +109,10 @@ def cacheable_renderer(renderer: BaseRenderer | type[BaseRenderer] | None) -> bo
 class EarlyRead:
     """What the early read of this request found, for DRF's path if it answers instead."""
 
-    #: The generations read (key -> value, ``None`` for one missing), before anything was
-    #: computed: DRF's path does not read them again (``generation_of``'s ``known``).
-    values: dict[str, Any]
+    #: The keys of the generations read, before anything was computed, and what was found
+    #: (those present): DRF's path does not read them again (``cache_generations_read``).
+    keys: Sequence[str]
+    found: dict[str, Any]
     #: The namespace's, with its object's or collections' where it has them (``generation_of``);
     #: ``None`` when one was missing.
     generation: int | str | None = None
@@ -241,7 +242,7 @@ class CachedResponseMixin:
                 self._settle_throttles(throttles, checks, verdicts)
             return None
         # Read before anything is computed: DRF's path need not read them again.
-        self._early = early = EarlyRead({key: values.get(key) for key in keys})
+        self._early = early = EarlyRead(keys, values)
         auth_generation = values.get(_AUTH_GENERATION)
         user = None
         if seen is not None and seen[0] == auth_generation:
@@ -321,7 +322,10 @@ class CachedResponseMixin:
         """The generations this request read before DRF's dispatch (key -> value, ``None``:
         found missing), for what the view caches while it answers (a list's count:
         ``remember``'s ``known``); ``None`` when it read none."""
-        return self._early.values if self._early is not None else None
+        early = self._early
+        if early is None:
+            return None
+        return {key: early.found.get(key) for key in early.keys}
 
     def cache_object_id(self) -> str | None:
         """The object this request's response is about, as the database notes it (its primary
