@@ -9,6 +9,7 @@ gets its own locmem LOCATION or its own Redis KEY_PREFIX, and its Redis keys are
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from rest_framework.test import APIClient
 
 from tests.conftest import require_service
 
+from .servers import REDIS_SERVER, RedisServer
 from .support import TEST_REDIS_URL, delete_prefixed, locmem_config, redis_config, unique
 
 
@@ -75,3 +77,16 @@ def api(reader) -> APIClient:
     client = APIClient()
     client.force_authenticate(user=reader)
     return client
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the module's own, for what must not be done to the shared one (stop
+    it, fill it, fail it over)."""
+    if not REDIS_SERVER:
+        require_service("redis-server", "the binary is not on PATH")
+    server = RedisServer(Path(tmp_path_factory.mktemp("private-redis")))
+    try:
+        yield server
+    finally:
+        server.stop()

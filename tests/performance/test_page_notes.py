@@ -5,18 +5,13 @@ after its object changes in place."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from django.core.cache import caches
 
 from performance.cache import state
 from performance.cache.backends import PageEntry
 from performance.cache.keys import collection_scope, generation_key, listings_key
-from tests.conftest import require_service
 
-from .servers import REDIS_SERVER, RedisServer
 from .support import redis_config, unique
 
 NAMESPACE = "workstations"
@@ -57,17 +52,6 @@ def test_a_hash_of_names_lost_is_named_again_by_the_next_store(redis_cache):
     assert _store(redis_cache, "q", ["42"])
     assert _store(redis_cache, "p", ["41"])  # the same page again: its set holds it already
     assert _named(redis_cache, "41")
-
-
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    if not REDIS_SERVER:
-        require_service("redis-server", "the binary is not on PATH")
-    server = RedisServer(Path(tmp_path_factory.mktemp("notes-redis")))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_full_redis_drops_no_page_noted_before(settings, private_redis):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,26 +22,14 @@ from rest_framework.test import APIClient
 
 from performance.cache import state, sync
 from performance.cache.generations import generation_key
-from tests.conftest import require_service
 from tests.factories import WorkstationFactory
 from workstations import services
 
-from .servers import REDIS_SERVER, RedisServer, wait_for
+from .servers import RedisServer, wait_for
 from .support import JSON, LIST, REDIS, locmem_config, unique
 
 SOCKET_TIMEOUT = 0.1
 RESET_TIMEOUT = 0.3
-
-
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    if not REDIS_SERVER:
-        require_service("redis-server", "the binary is not on PATH")
-    server = RedisServer(Path(tmp_path_factory.mktemp("sync-redis")))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

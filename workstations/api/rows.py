@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -89,10 +90,15 @@ def _described(convert: Callable[..., Any] | None) -> str:
     return getattr(convert, "__qualname__", repr(convert))
 
 
-SHAPE = tuple(
-    (name, path, _described(convert))
-    for (name, path), convert in zip(_COLUMNS, _CONVERTERS, strict=True)
-)
+#: (A hash, made once: it is part of every cold page's key, which would otherwise hash it anew.)
+SHAPE = hashlib.sha256(
+    repr(
+        [
+            (name, path, _described(convert))
+            for (name, path), convert in zip(_COLUMNS, _CONVERTERS, strict=True)
+        ]
+    ).encode()
+).hexdigest()[:16]
 
 
 def values_queryset(queryset: models.QuerySet[Workstation]) -> models.QuerySet:
