@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import django_filters
@@ -9,7 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django_filters.fields import ModelChoiceField, MultipleChoiceField
-from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.rest_framework import DjangoFilterBackend, FilterSet
+from django_filters.utils import translate_validation
 from rest_framework.request import Request
 
 from workstations.choices import FormFactor, Status
@@ -58,8 +60,12 @@ class ChoicesFilter(django_filters.MultipleChoiceFilter):
 
 
 class WorkstationFilter(django_filters.FilterSet):
+    # Without DISTINCT, which django-filter adds to a multiple choice for a relation that could
+    # repeat a row: a column of the row itself cannot, and DISTINCT costs the ordered page a sort.
     status = ChoicesFilter(
-        choices=Status.choices, help_text="One or more statuses: ?status=deployed&status=staged"
+        choices=Status.choices,
+        distinct=False,
+        help_text="One or more statuses: ?status=deployed&status=staged",
     )
     location = IdChoiceFilter(queryset=Location.objects.all(), help_text="A location's id.")
     assigned_to = IdChoiceFilter(
@@ -98,36 +104,87 @@ class WorkstationFilter(django_filters.FilterSet):
 
 
 class FilterBackend(DjangoFilterBackend):
-    """django-filter's backend, skipped when the query names none of the view's filters.
+    """django-filter's backend, with only the filters the query names.
 
-    Building a FilterSet deep-copies every filter and builds a form class, on each request; a
-    list without filter parameters (the most common request) has nothing for it to do.
+    Building a FilterSet deep-copies every filter and builds a form class with a field for each,
+    on each request; a query names one or two of them. A filter the query does not name filters
+    nothing (its field cleans to an empty value), unless it is required (then its absence is an
+    error): those two kinds are the FilterSet the request gets (``narrowed``), the same answer,
+    errors included, for less. A list without filter parameters (the most common request) gets
+    none. The browsable API's form (``to_html``) still shows every filter.
     """
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
-        names = self.query_parameters(view)
-        if not any(key in names for key in request.query_params):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is None:
             return queryset
-        return super().filter_queryset(request, queryset, view)
+        params = filter_parameters(filterset_class, type(view))
+        asked = frozenset(
+            name
+            for name, (names, required) in params.items()
+            if required or any(key in names for key in request.query_params)
+        )
+        if not asked:
+            return queryset
+        filterset = narrowed(filterset_class, type(view), asked)(
+            **self.get_filterset_kwargs(request, queryset, view)
+        )
+        if not filterset.is_valid() and self.raise_exception:
+            raise translate_validation(filterset.errors)
+        return filterset.qs
 
     def query_parameters(self, view: Any) -> frozenset[str]:
         """Every query parameter the view's FilterSet reads (range filters read ``name_after``
-        too), remembered per view class: a view with ``filterset_fields`` gets a new FilterSet
-        class from django-filter on every call, so remembering per FilterSet class kept one
-        entry per request."""
-        try:
-            return _PARAM_NAMES[type(view)]
-        except KeyError:
-            pass
+        too)."""
         filterset_class = self.get_filterset_class(view, view.get_queryset())
-        names = set()
-        for name, filter_ in getattr(filterset_class, "base_filters", {}).items():
-            names.add(name)
-            widget = getattr(filter_.field_class, "widget", None)
-            for suffix in getattr(widget, "suffixes", ()) or ():
-                names.add(f"{name}_{suffix}" if suffix else name)
-        _PARAM_NAMES[type(view)] = frozenset(names)
-        return _PARAM_NAMES[type(view)]
+        if filterset_class is None:
+            return frozenset()
+        params = filter_parameters(filterset_class, type(view)).values()
+        return frozenset(name for names, _ in params for name in names)
 
 
-_PARAM_NAMES: dict[type, frozenset[str]] = {}
+def filter_parameters(
+    filterset_class: type[FilterSet], view_class: type
+) -> dict[str, tuple[frozenset[str], bool]]:
+    """Each filter of ``filterset_class``: the query parameters it reads and whether it is
+    required. Remembered per view class: a view with ``filterset_fields`` gets a new FilterSet
+    class from django-filter on every call, so remembering per FilterSet class kept one entry
+    per request."""
+    try:
+        return _PARAMS[view_class]
+    except KeyError:
+        pass
+    params = {}
+    for name, filter_ in filterset_class.base_filters.items():
+        widget = getattr(filter_.field_class, "widget", None)
+        suffixes = getattr(widget, "suffixes", ()) or ()
+        names = {name, *(f"{name}_{suffix}" if suffix else name for suffix in suffixes)}
+        params[name] = (frozenset(names), bool(filter_.extra.get("required")))
+    _PARAMS[view_class] = params
+    return params
+
+
+def narrowed(
+    filterset_class: type[FilterSet], view_class: type, names: frozenset[str]
+) -> type[FilterSet]:
+    """``filterset_class`` with the filters ``names`` only, in their order: made once per view
+    class and set of names (as ``filter_parameters``; a query names few of the filters, in few
+    combinations, and the number kept is bounded all the same: clients choose their queries)."""
+    key = (view_class, names)
+    made = _NARROWED.get(key)
+    if made is None:
+        if len(_NARROWED) >= _MAX_NARROWED:
+            _NARROWED.clear()
+        made = type(filterset_class.__name__, (filterset_class,), {"__module__": __name__})
+        made.base_filters = OrderedDict(
+            (name, filter_)
+            for name, filter_ in filterset_class.base_filters.items()
+            if name in names
+        )
+        _NARROWED[key] = made
+    return made
+
+
+_PARAMS: dict[type, dict[str, tuple[frozenset[str], bool]]] = {}
+_NARROWED: dict[tuple[type, frozenset[str]], type[FilterSet]] = {}
+_MAX_NARROWED = 256
