@@ -6,6 +6,7 @@ import datetime
 
 import django_filters
 import pytest
+from django import forms
 from rest_framework import generics
 from rest_framework.test import APIRequestFactory
 
@@ -250,6 +251,11 @@ class _RequiredFilters(django_filters.FilterSet):
     site = django_filters.CharFilter(required=True)
     name = django_filters.CharFilter()
     address = django_filters.CharFilter()
+    # Unchecked, a checkbox is False, not absent: without a room unless ?roomed=on.
+    roomed = django_filters.BooleanFilter(method="filter_roomed", widget=forms.CheckboxInput)
+
+    def filter_roomed(self, queryset, name, value):
+        return queryset if value else queryset.filter(room="")
 
     class Meta:
         model = Location
@@ -273,23 +279,27 @@ def _filter(params: dict) -> tuple[int, object]:
 
 def test_a_request_builds_the_filters_it_names_and_the_required_ones(db, monkeypatch):
     """Each filter a FilterSet builds costs a deep copy and a form field; the request's
-    FilterSet has those the query names and those it must name (a required one missing is
-    still the error it was), and filters as the whole FilterSet does."""
-    LocationFactory(name="Lab", site="Main")
-    LocationFactory(name="Annex", site="Branch")
+    FilterSet has those the query names and those that act when not named (a required one
+    missing is still the error it was; an unchecked checkbox still filters), and filters as
+    the whole FilterSet does."""
+    LocationFactory(name="Lab", site="Main", room="")
+    LocationFactory(name="Annex", site="Branch", room="")
+    LocationFactory(name="Store", site="Main", room="B12")
     created: list[django_filters.FilterSet] = []
     monkeypatch.setattr(
         _RequiredFilters, "__init__", _recording(_RequiredFilters.__init__, created), raising=False
     )
     status, data = _filter({"site": "Main"})
     assert status == 200 and [row["name"] for row in data["results"]] == ["Lab"]
-    assert list(created[-1].filters) == ["site"]
+    assert list(created[-1].filters) == ["site", "roomed"]
+    status, data = _filter({"site": "Main", "roomed": "on"})
+    assert status == 200 and [row["name"] for row in data["results"]] == ["Lab", "Store"]
     status, data = _filter({"site": "Branch", "name": "Annex"})
     assert status == 200 and [row["name"] for row in data["results"]] == ["Annex"]
-    assert list(created[-1].filters) == ["site", "name"]
+    assert list(created[-1].filters) == ["site", "name", "roomed"]
     status, data = _filter({"name": "Lab"})
     assert status == 400 and list(data) == ["site"]  # required, though not named
-    assert list(created[-1].filters) == ["site", "name"]
+    assert list(created[-1].filters) == ["site", "name", "roomed"]
 
 
 def _recording(init, created):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any
 
 import django_filters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.validators import EMPTY_VALUES
 from django.db.models import QuerySet
+from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
 from django_filters.fields import ModelChoiceField, MultipleChoiceField
 from django_filters.rest_framework import DjangoFilterBackend, FilterSet
 from django_filters.utils import translate_validation
@@ -108,25 +114,27 @@ class FilterBackend(DjangoFilterBackend):
 
     Building a FilterSet deep-copies every filter and builds a form class with a field for each,
     on each request; a query names one or two of them. A filter the query does not name filters
-    nothing (its field cleans to an empty value), unless it is required (then its absence is an
-    error): those two kinds are the FilterSet the request gets (``narrowed``), the same answer,
-    errors included, for less. A list without filter parameters (the most common request) gets
-    none. The browsable API's form (``to_html``) still shows every filter.
+    nothing — its field cleans an absent parameter to an empty value — unless it is required or
+    its field gives a value of its own (a checkbox: ``False``): the request's FilterSet has the
+    filters it names and those (``narrowed``), the same answer, errors included, for less. A
+    list without filter parameters (the most common request) gets none. The browsable API's
+    form (``to_html``) still shows every filter.
     """
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
-        filterset_class = self.get_filterset_class(view, queryset)
-        if filterset_class is None:
+        found = self._filters(view, queryset)
+        if found is None:
             return queryset
-        params = filter_parameters(filterset_class, type(view))
+        source, filterset_class, params = found
         asked = frozenset(
             name
-            for name, (names, required) in params.items()
-            if required or any(key in names for key in request.query_params)
+            for name, (names, always) in params.items()
+            if always or any(key in names for key in request.query_params)
         )
         if not asked:
             return queryset
-        filterset = narrowed(filterset_class, type(view), asked)(
+        filterset_class = filterset_class or self.get_filterset_class(view, queryset)
+        filterset = narrowed(filterset_class, source, asked)(
             **self.get_filterset_kwargs(request, queryset, view)
         )
         if not filterset.is_valid() and self.raise_exception:
@@ -136,55 +144,93 @@ class FilterBackend(DjangoFilterBackend):
     def query_parameters(self, view: Any) -> frozenset[str]:
         """Every query parameter the view's FilterSet reads (range filters read ``name_after``
         too)."""
-        filterset_class = self.get_filterset_class(view, view.get_queryset())
-        if filterset_class is None:
+        found = self._filters(view, None)
+        if found is None:
             return frozenset()
-        params = filter_parameters(filterset_class, type(view)).values()
-        return frozenset(name for names, _ in params for name in names)
+        return frozenset(name for names, _ in found[2].values() for name in names)
+
+    def _filters(
+        self, view: Any, queryset: QuerySet | None
+    ) -> tuple[Hashable, type[FilterSet] | None, dict[str, tuple[frozenset[str], bool]]] | None:
+        """Where the view's filters come from (``_source``), its FilterSet class if it had to
+        be looked up, and each filter's parameters (``filter_parameters``); ``None``: no
+        FilterSet. Remembered per source: a view with ``filterset_fields`` gets a new FilterSet
+        class from django-filter on every call, which remembering per class would not survive."""
+        source = _source(view)
+        params = _PARAMS.get(source)
+        if params is not None:
+            return source, None, params
+        filterset_class = self.get_filterset_class(
+            view, view.get_queryset() if queryset is None else queryset
+        )
+        if filterset_class is None:
+            return None
+        _PARAMS[source] = params = filter_parameters(filterset_class)
+        return source, filterset_class, params
 
 
-def filter_parameters(
-    filterset_class: type[FilterSet], view_class: type
-) -> dict[str, tuple[frozenset[str], bool]]:
-    """Each filter of ``filterset_class``: the query parameters it reads and whether it is
-    required. Remembered per view class: a view with ``filterset_fields`` gets a new FilterSet
-    class from django-filter on every call, so remembering per FilterSet class kept one entry
-    per request."""
-    try:
-        return _PARAMS[view_class]
-    except KeyError:
-        pass
+def _source(view: Any) -> Hashable:
+    """What decides a view's FilterSet: its class, and the FilterSet or fields it declares
+    (an action may declare others than the view's)."""
+    fields = getattr(view, "filterset_fields", None)
+    declared = tuple(fields) if isinstance(fields, list | tuple) else fields
+    return (type(view), getattr(view, "filterset_class", None), declared)
+
+
+def filter_parameters(filterset_class: type[FilterSet]) -> dict[str, tuple[frozenset[str], bool]]:
+    """Each filter of ``filterset_class``: the query parameters it reads, and whether it takes
+    part when none of them is given (``_filters_when_absent``)."""
     params = {}
     for name, filter_ in filterset_class.base_filters.items():
-        widget = getattr(filter_.field_class, "widget", None)
+        try:
+            field = copy.deepcopy(filter_).field  # (the class's own filter is left unbuilt)
+        except Exception:  # a field that cannot be built without a request: every time
+            field = None
+        widget = field.widget if field is not None else getattr(filter_.field_class, "widget", None)
         suffixes = getattr(widget, "suffixes", ()) or ()
         names = {name, *(f"{name}_{suffix}" if suffix else name for suffix in suffixes)}
-        params[name] = (frozenset(names), bool(filter_.extra.get("required")))
-    _PARAMS[view_class] = params
+        always = field is None or _filters_when_absent(field, name)
+        params[name] = (frozenset(names), always)
     return params
 
 
+def _filters_when_absent(field: Any, name: str) -> bool:
+    """Whether a filter's ``field`` gives something to filter by, or an error, when the query
+    does not name it: a required field, a checkbox (``False``), a widget with a default."""
+    try:
+        value = field.clean(field.widget.value_from_datadict(QueryDict(), MultiValueDict(), name))
+    except ValidationError:
+        return True
+    except Exception:  # not ours to judge: the whole FilterSet's way
+        return True
+    return value not in EMPTY_VALUES
+
+
 def narrowed(
-    filterset_class: type[FilterSet], view_class: type, names: frozenset[str]
+    filterset_class: type[FilterSet], source: Hashable, names: frozenset[str]
 ) -> type[FilterSet]:
-    """``filterset_class`` with the filters ``names`` only, in their order: made once per view
-    class and set of names (as ``filter_parameters``; a query names few of the filters, in few
-    combinations, and the number kept is bounded all the same: clients choose their queries)."""
-    key = (view_class, names)
-    made = _NARROWED.get(key)
-    if made is None:
-        if len(_NARROWED) >= _MAX_NARROWED:
-            _NARROWED.clear()
-        made = type(filterset_class.__name__, (filterset_class,), {"__module__": __name__})
-        made.base_filters = OrderedDict(
-            (name, filter_)
-            for name, filter_ in filterset_class.base_filters.items()
-            if name in names
-        )
+    """``filterset_class`` with the filters ``names`` only, in their order: made once per
+    source (``_source``) and set of names. A query names few of the filters, in few
+    combinations; clients choose their queries all the same, so the classes kept are bounded,
+    the least recently used going first."""
+    key = (source, names)
+    with _NARROWED_LOCK:
+        made = _NARROWED.get(key)
+        if made is not None:
+            _NARROWED.move_to_end(key)
+            return made
+    made = type(filterset_class.__name__, (filterset_class,), {"__module__": __name__})
+    made.base_filters = OrderedDict(
+        (name, filter_) for name, filter_ in filterset_class.base_filters.items() if name in names
+    )
+    with _NARROWED_LOCK:
         _NARROWED[key] = made
+        while len(_NARROWED) > _MAX_NARROWED:
+            _NARROWED.popitem(last=False)
     return made
 
 
-_PARAMS: dict[type, dict[str, tuple[frozenset[str], bool]]] = {}
-_NARROWED: dict[tuple[type, frozenset[str]], type[FilterSet]] = {}
+_PARAMS: dict[Hashable, dict[str, tuple[frozenset[str], bool]]] = {}
+_NARROWED: OrderedDict[tuple[Hashable, frozenset[str]], type[FilterSet]] = OrderedDict()
+_NARROWED_LOCK = threading.Lock()
 _MAX_NARROWED = 256

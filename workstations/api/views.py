@@ -171,7 +171,8 @@ class WorkstationViewSet(
         made once for the view's own queryset, as DRF's ``get_queryset`` gives it (building
         the columns' joins costs a cold row as much as reading it); for each request where the
         view gives another."""
-        if type(self).get_queryset is GenericAPIView.get_queryset:
+        view = type(self)
+        if view.get_queryset is GenericAPIView.get_queryset and self.queryset is view.queryset:
             return self._class_row_source()
         return rows.values_queryset(self.get_queryset())
 
