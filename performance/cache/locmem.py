@@ -12,6 +12,7 @@ what the entries hold, least recently used out first; a value over ``MAX_ENTRY_B
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import warnings
@@ -21,6 +22,7 @@ from typing import Any
 
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
+    MEMCACHE_MAX_KEY_LENGTH,
     CacheKeyWarning,
     memcache_key_warnings,
 )
@@ -50,6 +52,8 @@ _SCALARS = frozenset({bytes, str, int, float, bool, type(None)})
 #: What an entry costs beyond its key and value: its slots in the cache's ``OrderedDict`` and
 #: in the expiry dictionary, the float of its expiry, the ``_Frozen`` wrapper.
 _ENTRY_OVERHEAD = 256
+#: What memcached refuses in a key (Django's ``memcached_error_chars_re``, compiled here).
+_MEMCACHED_REFUSES = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _value_size(stored: Any) -> int:
@@ -132,8 +136,6 @@ class _LocMemStore(LocMemCache):
 
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         super().__init__(name, params)
-        # Per instance: the made key depends on this instance's key function and version.
-        self._made_keys: dict[tuple[str, int], str] = {}
         options = params.get("OPTIONS", {})
         self._serializer = import_string(options.get("SERIALIZER", SERIALIZER))(options=options)
         # Only pickle gives a tuple back as a tuple.
@@ -164,21 +166,18 @@ class _LocMemStore(LocMemCache):
         return _as_lists(value) if type(value) is tuple and self._tuples_as_lists else value
 
     def _made_key(self, key: str, version: int | None) -> str:
-        """``make_and_validate_key``, remembering keys that passed without a warning."""
-        made_keys = self._made_keys
-        version = self.version if version is None else version
-        made = made_keys.get((key, version))
-        if made is None:
-            made = self.make_key(key, version=version)
-            warned = False
-            for warning in memcache_key_warnings(made):
-                warnings.warn(warning, CacheKeyWarning, stacklevel=4)
-                warned = True
-            if not warned:
-                if len(made_keys) >= 1024:
-                    made_keys.clear()
-                made_keys[(key, version)] = made
+        """``make_and_validate_key``."""
+        made = self.make_key(key, version=self.version if version is None else version)
+        self.validate_key(made)
         return made
+
+    def validate_key(self, key: str) -> None:
+        """Django's warnings for a key memcached would refuse, asked only of such a key: its
+        check reaches its pattern through a lazy object and a generator on every key, which
+        cost a cold page, whose hundred keys are each new, more than reading them."""
+        if len(key) > MEMCACHE_MAX_KEY_LENGTH or _MEMCACHED_REFUSES.search(key):
+            for warning in memcache_key_warnings(key):
+                warnings.warn(warning, CacheKeyWarning, stacklevel=3)
 
     # Size accounting: every change of ``_cache`` goes through these, under ``_lock`` ------------
 

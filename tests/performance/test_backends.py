@@ -108,6 +108,13 @@ def test_clear_removes_every_entry(cache_backend):
 def test_locmem_warns_about_keys_other_backends_reject(locmem_cache):
     with pytest.warns(CacheKeyWarning):
         locmem_cache.set("things:a key with spaces", 1)
+    for _ in range(2):  # each time it is used, read or written
+        with pytest.warns(CacheKeyWarning, match="characters"):
+            locmem_cache.get("things:a key with spaces")
+        with pytest.warns(CacheKeyWarning, match="characters"):
+            locmem_cache.get_many(["things:fine", "things:tab\there"])
+    with pytest.warns(CacheKeyWarning, match="longer than 250"):
+        locmem_cache.add("things:" + "k" * 250, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheKeyWarning)
         locmem_cache.set("things:fine", 1)
