@@ -55,20 +55,20 @@ def _cold(client: APIClient, path: str, n: int):
         pytest.param(lambda client: client.get(f"{LIST}?page_size=2&page=2"), id="page"),
     ],
 )
-def test_a_cold_page_costs_six_round_trips_and_one_query(
+def test_a_cold_page_of_a_list_read_before_costs_six_round_trips_and_no_query(
     redis_cache, by_token, django_assert_num_queries, cold
 ):
-    by_token.get(f"{LIST}?page_size=10")  # the token, the generations, the count, every row
+    by_token.get(f"{LIST}?page_size=10")  # the token, the generations, the list, every row
     for _ in range(2):  # this page; the purge epoch
         _cold(by_token, f"{LIST}?page_size=2", 0)
     perf_cache.reset_stats()
-    with django_assert_num_queries(1):  # the page's ids
+    with django_assert_num_queries(0):  # the page's ids and count: remembered with the list
         response = cold(by_token)
     assert response["X-Cache"] == "MISS"
     # The early read (generations, the token's), the entry looked up — or, for a page nobody
     # asked for in any media type, its generation seeded (nothing can be stored under a new
-    # one) —, the lock, the count, the rows with their generations, the store (which releases
-    # the lock).
+    # one) —, the lock, the list's ids with its count, the rows with their generations, the
+    # store (which releases the lock).
     assert _round_trips() == 6
     assert cold(by_token)["X-Cache"] == "HIT"
 
@@ -162,7 +162,7 @@ def test_a_changed_workstation_is_rendered_again_and_no_other_row(
 ):
     path = f"{LIST}?page_size=4"
     _cold(by_token, path, 1)
-    with django_assert_num_queries(1):  # the page's ids; every row from the cache
+    with django_assert_num_queries(0):  # the list's ids remembered; every row from the cache
         _cold(by_token, path, 2)
     changed = Workstation.objects.get(hostname="ws-2")
     if how == "service":
@@ -172,7 +172,7 @@ def test_a_changed_workstation_is_rendered_again_and_no_other_row(
         assert sync.sync()
     with CaptureQueriesContext(connection) as queries:
         response = _cold(by_token, path, 3)
-    _, again = _rows_sql(queries.captured_queries)  # the page's ids, then one row
+    (again,) = _rows_sql(queries.captured_queries)  # one row: a note moves no list
     assert f"IN ({changed.pk})" in again.replace('"workstations_workstation"."id" ', "")
     notes = {row["hostname"]: row["notes"] for row in response.json()["results"]}
     assert notes["ws-2"] == "changed"
@@ -243,11 +243,106 @@ def test_rows_of_workstations_never_changed_are_seeded_in_one_round_trip(redis_c
         Workstation(asset_tag=f"B-{n}", hostname=f"b-{n:02d}") for n in range(70)
     )
     assert sync.sync()
-    by_token.get(f"{LIST}?page_size=1&ordering=-hostname")  # the token, the count
+    by_token.get(f"{LIST}?page_size=1")  # the token, the list's ids and count
     perf_cache.reset_stats()
     response = by_token.get(f"{LIST}?page_size=50")
     assert len(response.json()["results"]) == 50
-    # The early read, the page's generation seeded, the lock, the count, the rows and their
-    # generations, the fifty generations seeded together, the rows stored, the page stored.
+    # The early read, the page's generation seeded, the lock, the ids and count, the rows and
+    # their generations, the fifty generations seeded together, the rows stored, the page
+    # stored.
     assert _round_trips() == 8
     assert _cold(by_token, f"{LIST}?page_size=50", 1).json() == response.json()
+
+
+def _ids_sql(queries) -> list[str]:
+    """The queries that read a list's ids or count (not its rows' columns)."""
+    return [
+        sql
+        for sql in _rows_sql(queries.captured_queries)
+        if '"asset_tag"' not in sql.split("FROM")[0]
+    ]
+
+
+def _hostnames(response) -> list[str]:
+    return [row["hostname"] for row in response.json()["results"]]
+
+
+def test_every_page_and_size_of_a_list_is_a_slice_of_its_ids_read_once(cache_backend, by_token):
+    """A list's ids, in its order, and its count are read once per list (its filters and
+    order): any page of any size within the first ``ID_WINDOW`` is a slice of them, with no
+    query for ids or count — a list shorter than the window is counted by it."""
+    with CaptureQueriesContext(connection) as queries:
+        whole = by_token.get(f"{LIST}?page_size=10&status=staged")
+    assert whole["X-Cache"] == "MISS" and whole.json()["count"] == 3
+    assert len(_ids_sql(queries)) == 1 and "COUNT(" not in _ids_sql(queries)[0]
+    expected = _hostnames(whole)
+    for path, (start, stop) in (
+        (f"{LIST}?page_size=2&status=staged", (0, 2)),
+        (f"{LIST}?status=staged&page_size=2&page=2", (2, 3)),
+        (f"{LIST}?page_size=1&page=3&status=staged", (2, 3)),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            response = by_token.get(path)
+        assert response["X-Cache"] == "MISS"
+        assert _ids_sql(queries) == []
+        assert response.json()["count"] == 3
+        assert _hostnames(response) == expected[start:stop]
+    with CaptureQueriesContext(connection) as queries:  # another order: its own ids
+        reversed_ = by_token.get(f"{LIST}?page_size=10&status=staged&ordering=-hostname")
+    assert len(_ids_sql(queries)) == 1
+    assert _hostnames(reversed_) == expected[::-1]
+
+
+def test_a_page_of_a_remembered_list_follows_what_moves_it(cache_backend, by_token):
+    """The ids are kept while the lists' layout stays: a change of a field the lists filter
+    or order by (here a status) is in the next page; a change in place (a note) keeps them."""
+    path = f"{LIST}?page_size=2&status=staged"
+    assert _hostnames(by_token.get(path)) == ["ws-1", "ws-3"]
+    services.workstation_update(
+        workstation=Workstation.objects.get(hostname="ws-0"), data={"status": "staged"}
+    )
+    assert _hostnames(_cold(by_token, path, 1)) == ["ws-0", "ws-1"]
+    assert _cold(by_token, path, 2).json()["count"] == 4
+    Workstation.objects.filter(hostname="ws-1").update(status="in_stock")  # by any path
+    assert sync.sync()
+    assert _hostnames(_cold(by_token, path, 3)) == ["ws-0", "ws-3"]
+    Workstation.objects.filter(hostname="ws-3").delete()
+    assert sync.sync()
+    assert _hostnames(_cold(by_token, path, 4)) == ["ws-0", "ws-5"]
+    services.workstation_update(
+        workstation=Workstation.objects.get(hostname="ws-5"), data={"notes": "moved nothing"}
+    )
+    with CaptureQueriesContext(connection) as queries:
+        response = _cold(by_token, path, 5)
+    assert [row["notes"] for row in response.json()["results"]] == ["", "moved nothing"]
+    assert _ids_sql(queries) == []
+
+
+def test_a_list_ordered_by_what_every_save_changes_is_read_again_after_any_change(
+    cache_backend, by_token
+):
+    path = f"{LIST}?page_size=3&ordering=-updated_at"
+    first = _hostnames(by_token.get(path))
+    last = Workstation.objects.get(hostname=_hostnames(by_token.get(f"{path}&page=2"))[-1])
+    services.workstation_update(workstation=last, data={"notes": "now the newest"})
+    assert _hostnames(_cold(by_token, path, 1)) == [last.hostname, *first[:2]]
+
+
+def test_pages_beyond_the_remembered_ids_are_read_as_before(cache_backend, by_token, monkeypatch):
+    from workstations.api import pagination
+
+    monkeypatch.setattr(pagination, "ID_WINDOW", 3)
+    every = [f"ws-{n}" for n in range(6)]
+    with CaptureQueriesContext(connection) as queries:
+        first = by_token.get(f"{LIST}?page_size=2")
+    assert first.json()["count"] == 6  # longer than the window: counted
+    assert any("COUNT(" in sql for sql in _ids_sql(queries))
+    assert _hostnames(first) == every[:2]
+    with CaptureQueriesContext(connection) as queries:
+        beyond = by_token.get(f"{LIST}?page_size=2&page=2")  # rows 3-4: past the window
+    assert _hostnames(beyond) == every[2:4] and beyond.json()["count"] == 6
+    assert len(_ids_sql(queries)) == 1
+    assert _hostnames(by_token.get(f"{LIST}?page_size=2&page=3")) == every[4:]
+    with CaptureQueriesContext(connection) as queries:
+        within = by_token.get(f"{LIST}?page_size=3")
+    assert _hostnames(within) == every[:3] and _ids_sql(queries) == []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import QueryDict
 from rest_framework import filters, pagination
 from rest_framework.request import Request
@@ -38,6 +39,8 @@ class CachedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
+        if isinstance(self.object_list, RememberedIds):
+            return self.object_list.count()  # (remembered with the ids, from this count)
         if not self.namespace or self.parts is None:
             return super().count
         # How many rows a list holds depends on its layout only (``cache.ABOUT_LAYOUT``).
@@ -49,6 +52,63 @@ class CachedCountPaginator(Paginator):
             about=cache.ABOUT_LAYOUT,
             known=self.known,
         )
+
+
+#: How many of a list's first primary keys are remembered (``RememberedIds``): twenty pages of
+#: fifty, forty of twenty-five; the pages readers ask for most. A few kilobytes each.
+ID_WINDOW = 1000
+
+
+class RememberedIds:
+    """A list's primary keys, in its order: ``queryset`` (a flat ``values_list`` of them), its
+    first ``ID_WINDOW`` read once and remembered with the list's count (``remember``, given
+    how to compute them; ``count``, how to count the list, for one longer than the window).
+
+    A page within them, of any size, is a slice of that list rather than a query, and its
+    count comes with it: a cold page of a list whose ids were read costs no SQL, and reads
+    the cache once for both. A page beyond the window is the query's own slice, as before.
+    Django's ``Paginator`` asks only ``count()``, a slice and whether the list is ordered.
+    """
+
+    ordered = True
+
+    def __init__(
+        self,
+        queryset: QuerySet,
+        remember: Callable[[Callable[[], list]], list],
+        count: Callable[[], int],
+    ) -> None:
+        self.queryset = queryset
+        self._remember = remember
+        self._count = count
+        self._window: list | None = None
+
+    def _compute(self) -> list:
+        ids = list(self.queryset[:ID_WINDOW])
+        return [len(ids) if len(ids) < ID_WINDOW else self._count(), ids]
+
+    def window(self) -> list:
+        """The list's count and its first ``ID_WINDOW`` primary keys."""
+        if self._window is None:
+            self._window = self._remember(self._compute)
+        return self._window
+
+    def count(self) -> int:
+        return self.window()[0]
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> Any:
+        if (
+            isinstance(index, slice)
+            and index.step is None
+            and (index.start or 0) >= 0
+            and index.stop is not None
+            and index.stop <= ID_WINDOW
+        ):
+            return self.window()[1][index]
+        return self.queryset[index]
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -106,13 +166,47 @@ class PageNumberPagination(pagination.PageNumberPagination):
         the parameters that only pick the page (this class's) or the order (an ordering
         filter's); and the user where the responses are the user's. Every page, page size and
         order of one list shares its count, and asking for it compiles no SQL."""
-        own = {self.page_query_param, self.page_size_query_param}
-        for backend in getattr(view, "filter_backends", ()):
-            if issubclass(backend, filters.OrderingFilter):
-                own.add(backend.ordering_param)
+        ordering = {
+            backend.ordering_param
+            for backend in getattr(view, "filter_backends", ())
+            if issubclass(backend, filters.OrderingFilter)
+        }
+        return ("count", *self._list_parts(request, view, without=ordering))
+
+    def remembered_ids(self, queryset: QuerySet, request: Request, view: Any) -> Any:
+        """``queryset`` — a list's primary keys, in its order (a flat ``values_list``) — with
+        the first ``ID_WINDOW`` of them remembered, for a view whose responses are cached
+        (``RememberedIds``); ``queryset`` itself for another. Keyed like the count, order
+        included, and about what the view's pages are about: a page invalidated by its own
+        objects and the lists' layout (``ABOUT_PAGE``) has ids that only the layout moves,
+        since an order by a field every save changes makes its pages about every change."""
+        namespace = getattr(view, "cache_namespace", "")
+        about = getattr(view, "cache_about", None)
+        if not namespace or about is None:
+            return queryset
+        scope = cache.ABOUT_LAYOUT if about() == cache.ABOUT_PAGE else cache.ABOUT_ALL
+        read = getattr(view, "cache_generations_read", None)
+        known = read() if read is not None else None
+        parts = ("ids", *self._list_parts(request, view, without=()))
+
+        def remember(compute: Callable[[], list]) -> list:
+            return cache.remember(
+                namespace, parts, compute, internal=True, about=scope, known=known
+            )
+
+        def count() -> int:
+            paginator = CachedCountPaginator(
+                queryset, 1, namespace=namespace, parts=self.count_parts(request, view), known=known
+            )
+            return paginator.count
+
+        return RememberedIds(queryset, remember, count)
+
+    def _list_parts(self, request: Request, view: Any, *, without: Iterable[str]) -> tuple:
+        own = {self.page_query_param, self.page_size_query_param, *without}
         query = sorted((name, values) for name, values in request.GET.lists() if name not in own)
         user = request.user.pk if getattr(view, "cache_per_user", False) else None
-        return ("count", type(view).__module__, type(view).__qualname__, request.path, query, user)
+        return (type(view).__module__, type(view).__qualname__, request.path, query, user)
 
     def django_paginator_class(self, object_list: Any, per_page: int) -> Paginator:
         return CachedCountPaginator(
