@@ -144,7 +144,9 @@ def test_a_warm_hit_costs_no_more_than_two_cache_calls(smoke):
 
 
 def test_the_miss_scenario_misses(smoke):
-    """Each of its requests is new to the cache (miss.lua), so each runs the list's query."""
+    """Each of its requests is new to the cache (miss.lua): each is computed and stored, in
+    more round trips than a warm hit's two at most (its list's ids and rows may come from the
+    cache: no query is needed)."""
     for result in smoke["data"]["results"]:
         if result["scenario"] == "list_miss":
-            assert result["queries"] >= 1, result
+            assert result["cache_calls"] > 2, result
