@@ -346,3 +346,28 @@ def test_pages_beyond_the_remembered_ids_are_read_as_before(cache_backend, by_to
     with CaptureQueriesContext(connection) as queries:
         within = by_token.get(f"{LIST}?page_size=3")
     assert _hostnames(within) == every[:3] and _ids_sql(queries) == []
+
+
+def test_ids_remembered_under_another_window_are_not_sliced_past_their_end(
+    cache_backend, by_token, monkeypatch
+):
+    """Two versions of the service with other windows (a rolling deploy) do not share them:
+    a page is never cut short by a window smaller than the one it expects."""
+    from workstations.api import pagination
+
+    monkeypatch.setattr(pagination, "ID_WINDOW", 3)
+    assert _hostnames(by_token.get(f"{LIST}?page_size=2")) == ["ws-0", "ws-1"]
+    monkeypatch.setattr(pagination, "ID_WINDOW", 5)
+    page = by_token.get(f"{LIST}?page_size=2&page=2")
+    assert _hostnames(page) == ["ws-2", "ws-3"] and page.json()["count"] == 6
+
+
+@pytest.mark.parametrize("window", [6, 1000])  # the whole list exactly; more than the list
+def test_the_last_page_of_a_remembered_list(cache_backend, by_token, monkeypatch, window):
+    from workstations.api import pagination
+
+    monkeypatch.setattr(pagination, "ID_WINDOW", window)
+    assert by_token.get(f"{LIST}?page_size=4").json()["count"] == 6
+    last = by_token.get(f"{LIST}?page_size=4&page=last")
+    assert _hostnames(last) == ["ws-4", "ws-5"] and last.json()["count"] == 6
+    assert by_token.get(f"{LIST}?page_size=4&page=3").status_code == 404

@@ -88,9 +88,13 @@ class RememberedIds:
         return [len(ids) if len(ids) < ID_WINDOW else self._count(), ids]
 
     def window(self) -> list:
-        """The list's count and its first ``ID_WINDOW`` primary keys."""
+        """The list's count and its first ``ID_WINDOW`` primary keys (computed here when what
+        the cache holds under their key is not that)."""
         if self._window is None:
-            self._window = self._remember(self._compute)
+            window = self._remember(self._compute)
+            if not _is_window(window):
+                window = self._compute()
+            self._window = window
         return self._window
 
     def count(self) -> int:
@@ -99,16 +103,26 @@ class RememberedIds:
     def __len__(self) -> int:
         return self.count()
 
-    def __getitem__(self, index: slice) -> Any:
+    def __getitem__(self, index: slice | int) -> Any:
         if (
             isinstance(index, slice)
             and index.step is None
             and (index.start or 0) >= 0
             and index.stop is not None
-            and index.stop <= ID_WINDOW
         ):
-            return self.window()[1][index]
+            count, ids = self.window()
+            if index.stop <= len(ids) or len(ids) >= count:  # within them, or they are all
+                return ids[index]
         return self.queryset[index]
+
+
+def _is_window(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], int)
+        and isinstance(value[1], list)
+    )
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
@@ -179,15 +193,22 @@ class PageNumberPagination(pagination.PageNumberPagination):
         (``RememberedIds``); ``queryset`` itself for another. Keyed like the count, order
         included, and about what the view's pages are about: a page invalidated by its own
         objects and the lists' layout (``ABOUT_PAGE``) has ids that only the layout moves,
-        since an order by a field every save changes makes its pages about every change."""
+        since an order by a field every save changes makes its pages about every change.
+        When nothing can be stored (the cache down), each list reads its window: up to
+        ``ID_WINDOW`` ids where a page read fifty."""
         namespace = getattr(view, "cache_namespace", "")
         about = getattr(view, "cache_about", None)
         if not namespace or about is None:
             return queryset
-        scope = cache.ABOUT_LAYOUT if about() == cache.ABOUT_PAGE else cache.ABOUT_ALL
+        # As the page's own scope (``CachedResponseMixin._scopes``): a page of a user's own
+        # list is about every change.
+        per_user = getattr(view, "cache_per_user", False)
+        page = about() == cache.ABOUT_PAGE and not per_user
+        scope = cache.ABOUT_LAYOUT if page else cache.ABOUT_ALL
         read = getattr(view, "cache_generations_read", None)
         known = read() if read is not None else None
-        parts = ("ids", *self._list_parts(request, view, without=()))
+        # The window's size in the key: two versions of the service never share windows.
+        parts = ("ids", ID_WINDOW, *self._list_parts(request, view, without=()))
 
         def remember(compute: Callable[[], list]) -> list:
             return cache.remember(
