@@ -191,9 +191,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
         """``queryset`` — a list's primary keys, in its order (a flat ``values_list``) — with
         the first ``ID_WINDOW`` of them remembered, for a view whose responses are cached
         (``RememberedIds``); ``queryset`` itself for another. Keyed like the count, order
-        included, and about what the view's pages are about: a page invalidated by its own
-        objects and the lists' layout (``ABOUT_PAGE``) has ids that only the layout moves,
-        since an order by a field every save changes makes its pages about every change.
+        included, for a list whose pages are invalidated by their own objects and the lists'
+        layout (``ABOUT_PAGE``): its ids only the layout moves.
         When nothing can be stored (the cache down), each list reads its window: up to
         ``ID_WINDOW`` ids where a page read fifty."""
         namespace = getattr(view, "cache_namespace", "")
@@ -201,10 +200,10 @@ class PageNumberPagination(pagination.PageNumberPagination):
         if not namespace or about is None:
             return queryset
         # As the page's own scope (``CachedResponseMixin._scopes``): a page of a user's own
-        # list is about every change.
-        per_user = getattr(view, "cache_per_user", False)
-        page = about() == cache.ABOUT_PAGE and not per_user
-        scope = cache.ABOUT_LAYOUT if page else cache.ABOUT_ALL
+        # list, or of a list ordered by a field every save changes, is about every change —
+        # which would end its ids as often as pages are asked for: they are not remembered.
+        if about() != cache.ABOUT_PAGE or getattr(view, "cache_per_user", False):
+            return queryset
         read = getattr(view, "cache_generations_read", None)
         known = read() if read is not None else None
         # The window's size in the key: two versions of the service never share windows.
@@ -212,7 +211,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
         def remember(compute: Callable[[], list]) -> list:
             return cache.remember(
-                namespace, parts, compute, internal=True, about=scope, known=known
+                namespace, parts, compute, internal=True, about=cache.ABOUT_LAYOUT, known=known
             )
 
         def count() -> int:
