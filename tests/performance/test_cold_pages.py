@@ -325,7 +325,12 @@ def test_a_list_ordered_by_what_every_save_changes_is_read_again_after_any_chang
     first = _hostnames(by_token.get(path))
     last = Workstation.objects.get(hostname=_hostnames(by_token.get(f"{path}&page=2"))[-1])
     services.workstation_update(workstation=last, data={"notes": "now the newest"})
-    assert _hostnames(_cold(by_token, path, 1)) == [last.hostname, *first[:2]]
+    with CaptureQueriesContext(connection) as queries:
+        assert _hostnames(_cold(by_token, path, 1)) == [last.hostname, *first[:2]]
+    # Any change moves such a list: it keeps no ids (they would end as often as pages are
+    # asked for), and a page reads its own.
+    pages = [sql for sql in _ids_sql(queries) if "COUNT(" not in sql]
+    assert [sql.rsplit("LIMIT", 1)[-1].strip() for sql in pages] == ["3"]
 
 
 def test_pages_beyond_the_remembered_ids_are_read_as_before(cache_backend, by_token, monkeypatch):
