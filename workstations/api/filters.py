@@ -199,9 +199,7 @@ def _filters_when_absent(field: Any, name: str) -> bool:
     does not name it: a required field, a checkbox (``False``), a widget with a default."""
     try:
         value = field.clean(field.widget.value_from_datadict(QueryDict(), MultiValueDict(), name))
-    except ValidationError:
-        return True
-    except Exception:  # not ours to judge: the whole FilterSet's way
+    except Exception:  # an error (required), or not ours to judge: the whole FilterSet's way
         return True
     return value not in EMPTY_VALUES
 

@@ -43,15 +43,17 @@ class CachedCountPaginator(Paginator):
             return self.object_list.count()  # (remembered with the ids, from this count)
         if not self.namespace or self.parts is None:
             return super().count
-        # How many rows a list holds depends on its layout only (``cache.ABOUT_LAYOUT``).
-        return cache.remember(
-            self.namespace,
-            self.parts,
-            self.object_list.count,
-            internal=True,
-            about=cache.ABOUT_LAYOUT,
-            known=self.known,
-        )
+        return remembered_count(self.namespace, self.parts, self.object_list, self.known)
+
+
+def remembered_count(
+    namespace: str, parts: tuple, queryset: Any, known: Mapping[str, Any] | None
+) -> int:
+    """``queryset.count()``, remembered under ``namespace`` keyed by ``parts`` (``count_parts``):
+    how many rows a list holds depends on its layout only (``cache.ABOUT_LAYOUT``)."""
+    return cache.remember(
+        namespace, parts, queryset.count, internal=True, about=cache.ABOUT_LAYOUT, known=known
+    )
 
 
 #: How many of a list's first primary keys are remembered (``RememberedIds``): twenty pages of
@@ -215,10 +217,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
             )
 
         def count() -> int:
-            paginator = CachedCountPaginator(
-                queryset, 1, namespace=namespace, parts=self.count_parts(request, view), known=known
-            )
-            return paginator.count
+            return remembered_count(namespace, self.count_parts(request, view), queryset, known)
 
         return RememberedIds(queryset, remember, count)
 
