@@ -9,7 +9,9 @@ Everything else in the service calls these functions; ruff's banned-api rule kee
 - ``clear()``: remove this service's keys only.
 - ``stats()`` / ``reset_stats()``: per-namespace figures (fleet-wide on Redis).
 - ``warm()``: run the warmers that registered with ``register_namespace``.
-- ``cached(namespace, ttl=...)``: cache a function's result under the namespace's generation.
+- ``cached(namespace, ttl=...)``: cache a function's result under the namespace's generation;
+  ``remember`` / ``remember_objects``: a value, or one per object, computed when not cached;
+  ``remembered_key``: where ``remember`` keeps one, for a view to read it ahead.
 - ``rate_hits(checks)``: count requests against the throttles' rates, atomically.
 - ``responses.CachedResponseMixin``: the read path of DRF views (docs/design.md, "A cached GET").
 """
@@ -29,6 +31,7 @@ from .api import (
     rate_hits,
     remember,
     remember_objects,
+    remembered_key,
     reset_stats,
     stats,
     validate_pattern,
@@ -72,6 +75,7 @@ __all__ = [
     "register_namespace",
     "remember",
     "remember_objects",
+    "remembered_key",
     "reset_stats",
     "response_namespaces",
     "stats",

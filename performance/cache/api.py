@@ -24,6 +24,7 @@ from .generations import (
     generation_scopes,
     get_generations,
     highest,
+    known_generation,
 )
 from .keys import (
     PURGE_NAMESPACE,
@@ -303,18 +304,42 @@ def remember(
     strings, bytes, lists, dicts with string keys; a tuple comes back as a list): anything else
     raises when stored, on both backends (docs/design.md, "Invariants", 4).
 
-    ``known``: generations the caller read before computing anything (a view's warm read:
-    ``CachedResponseMixin.cache_generations_read``), not read again.
+    ``known``: what the caller read before computing anything (a view's warm read:
+    ``CachedResponseMixin.cache_generations_read``), not read again: generations, and the value
+    itself when it was read ahead (``remembered_key``; ``None``: missing — a value of ``None``
+    read ahead is computed again).
     """
     cache = backend()
     generation = generation_of(namespace, generation_scopes(namespace, about), known=known)
     key = value_key(namespace, generation, parts, internal=internal)
-    value = cache.get(key, _MISSING)
+    if known is not None and key in known:
+        value = _MISSING if known[key] is None else known[key]
+    else:
+        value = cache.get(key, _MISSING)
     if value is not _MISSING:
         return value
     value = compute()
     cache.set(key, value, jittered(ttl if ttl is not None else default_timeout()))
     return value
+
+
+def remembered_key(
+    namespace: str,
+    parts: tuple,
+    *,
+    internal: bool = False,
+    about: str = ABOUT_ALL,
+    known: Mapping[str, Any] | None,
+) -> str | None:
+    """The key ``remember`` keeps this value under, made from the generations in ``known``
+    (read already) only: ``None`` when one of them is not there. What a view reads ahead with
+    its response's lookup (``CachedResponseMixin.cache_read_ahead``)."""
+    if not known:
+        return None
+    generation = known_generation(namespace, generation_scopes(namespace, about), known)
+    if generation is None:
+        return None
+    return value_key(namespace, generation, parts, internal=internal)
 
 
 def remember_objects(

@@ -56,6 +56,24 @@ class PageEntry(NamedTuple):
     release: str | None = None
 
 
+class Lookup(NamedTuple):
+    """What a response's lookup found (``InstrumentedCacheMixin.lookup``)."""
+
+    #: The value under the key, ``None`` when there is none.
+    value: Any
+    #: Whether the lock was taken: this caller computes the value.
+    locked: bool
+    #: The keys read ahead, and what they hold (``None`` for those missing).
+    ahead: dict[str, Any]
+
+
+_NOT_LOOKED_UP = Lookup(None, False, {})
+
+
+def _nothing_ahead() -> Sequence[str]:
+    return ()
+
+
 class InstrumentedCacheMixin:
     """Counts every operation per namespace; the subclasses decide where figures are summed."""
 
@@ -109,6 +127,45 @@ class InstrumentedCacheMixin:
             fallback=_MISSING,
         )
         return None if value is _MISSING else value
+
+    def lookup(
+        self,
+        key: str,
+        lock: str,
+        lock_timeout: int,
+        ahead: Callable[[], Sequence[str]] = _nothing_ahead,
+    ) -> Lookup:
+        """What a response's miss needs before it is computed, in one round trip where the
+        backend can: the value under ``key`` (looked up as ``peek`` does); when there is none,
+        the stampede lock ``lock`` taken (``add``, for ``lock_timeout`` seconds: this caller
+        computes the value) and the keys ``ahead()`` names read (what the computation reads
+        first: a list's ids). Asked for the keys only when they are read (the value missing)
+        where the backend reads in this process. The keys read ahead count a hit or a miss
+        each, as ``get_many`` counts them; on an unreachable cache, nothing is found and no
+        lock taken."""
+        found = self._run(
+            namespace_of(key),
+            lambda: self._lookup(key, lock, lock_timeout, ahead),
+            fallback=_NOT_LOOKED_UP,
+        )
+        if found.ahead:
+            self.state.recorder.add_rows(
+                (namespace_of(name), _row(_MISSES if value is None else _HITS))
+                for name, value in found.ahead.items()
+            )
+        return found
+
+    def _lookup(
+        self, key: str, lock: str, lock_timeout: int, ahead: Callable[[], Sequence[str]]
+    ) -> Lookup:
+        parent = super()
+        value = parent.get(key, _MISSING)
+        if value is not _MISSING:
+            return Lookup(value, False, {})
+        locked = parent.add(lock, 1, lock_timeout)
+        names = list(ahead())
+        read = parent.get_many(names) if names else {}
+        return Lookup(None, locked, {name: read.get(name) for name in names})
 
     def _run(
         self,

@@ -282,12 +282,36 @@ def generation_of(
     marks = highest(caches[alias])
     values = [
         value
-        if type(value := known.get(generation_key(part), _UNREAD)) is int
-        and value >= marks.get(part, 0)
+        if _current(value := known.get(generation_key(part), _UNREAD), part, marks)
         else get_generation(part, alias=alias, read=value)
         for part in [namespace, *scopes]
     ]
     return values[0] if not scopes else ".".join(str(value) for value in values)
+
+
+def known_generation(
+    namespace: str,
+    scopes: Sequence[str],
+    known: Mapping[str, Any],
+    *,
+    alias: str = "default",
+) -> int | str | None:
+    """``generation_of`` from what was read already (``known``) only: ``None`` when one of
+    the generations is not there (it would be read, or seeded)."""
+    marks = highest(caches[alias])
+    values = []
+    for part in [namespace, *scopes]:
+        value = known.get(generation_key(part))
+        if not _current(value, part, marks):
+            return None
+        values.append(value)
+    return values[0] if not scopes else ".".join(str(value) for value in values)
+
+
+def _current(value: Any, scope: str, marks: Mapping[str, int]) -> bool:
+    """Whether ``value``, read under ``scope``'s generation key, is a generation this process
+    may use: not one below what it has seen (``went_back``)."""
+    return type(value) is int and value >= marks.get(scope, 0)
 
 
 def advance(steps: Sequence[Step], *, alias: str = "default") -> list[int] | None:

@@ -48,6 +48,7 @@ from redis.commands.core import Script
 from .backends import (
     SERIALIZER,
     InstrumentedCacheMixin,
+    Lookup,
     PageEntry,
     count_found,
     internal_key,
@@ -307,6 +308,23 @@ if ttl then redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 else redis.call('SET', KEYS[1], ARGV[1]) end
 if redis.call('EXISTS', KEYS[3]) == 1 then outlive(KEYS[3]) end
 return 1
+""",
+)
+
+# KEYS: a response's entry, its stampede lock, then the keys read ahead. ARGV: the lock's time to
+# live (ms), its value. The entry when there is one (anything but a string value is none);
+# else whether the lock was taken — refused where Redis refuses writes (a read-only replica, a
+# full Redis): the caller then waits for another's result, or computes — and the keys ahead.
+_LOOKUP = Script(
+    None,
+    b"""
+local entry = redis.pcall('GET', KEYS[1])
+if type(entry) == 'string' then return {entry} end
+local locked = redis.pcall('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1])
+locked = (type(locked) == 'table' and locked.ok == 'OK') and 1 or 0
+local ahead = {}
+if #KEYS > 2 then ahead = redis.call('MGET', unpack(KEYS, 3)) end
+return {false, locked, ahead}
 """,
 )
 
@@ -576,6 +594,23 @@ class InventoryClientMixin:
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
         return bool(stored)
+
+    def lookup(self, key: str, lock: str, lock_timeout: int, ahead: Sequence[str]) -> Lookup:
+        """The backend's ``lookup``, in one script on the primary (which holds the lock)."""
+        client = self.redis()
+        try:
+            raw = _LOOKUP(
+                keys=[self.make_key(key), self.make_key(lock), *map(self.make_key, ahead)],
+                args=[int(lock_timeout * 1000), self.encode(1)],
+                client=client,
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        if raw[0] is not None:
+            value = self.decode(raw[0])
+            return Lookup(None if value is _UNREADABLE else value, False, {})
+        read = self._decoded(ahead, raw[2]) if ahead else {}
+        return Lookup(None, raw[1] == 1, {name: read.get(name) for name in ahead})
 
     def add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
         """``SET NX`` of each key, then an ``MGET`` of them all, pipelined on the primary: the
@@ -1048,6 +1083,11 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def _add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
         return self.client.add_many(data, timeout)
+
+    def _lookup(
+        self, key: str, lock: str, lock_timeout: int, ahead: Callable[[], Sequence[str]]
+    ) -> Lookup:
+        return self.client.lookup(key, lock, lock_timeout, list(ahead()))
 
     def server_changed(self) -> bool:
         """Ask the primary who it is (the sweep does, in every process); True when it is not

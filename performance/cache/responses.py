@@ -117,10 +117,11 @@ class EarlyRead:
     #: ``None`` when one was missing.
     generation: int | str | None = None
     key: str | None = None
-    #: Whether a generation of the response's key was missing: the key is a new one.
-    unseen: bool = False
     #: ``None``: not found under ``key`` (no need to look again).
     entry: Sequence | None = None
+    #: Whether the lookup of ``key`` took its stampede lock (``None``: it did not try): held
+    #: until DRF's path computes the response and releases it, or gives it back (``dispatch``).
+    locked: bool | None = None
 
 
 class CachedResponseMixin:
@@ -150,7 +151,14 @@ class CachedResponseMixin:
         response = self.read_early(request, *args, **kwargs)
         if response is not None:
             return response
-        return super().dispatch(request, *args, **kwargs)
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            early = self._early
+            if early is not None and early.locked and early.key is not None:
+                # Taken by the early lookup, and DRF's path answered without computing the
+                # response (a refusal, an error): given back, for the next request to compute.
+                backend().delete(lock_key(early.key))
 
     # DRF's hooks: the same instances for the whole request ------------------------------------
 
@@ -257,8 +265,7 @@ class CachedResponseMixin:
         generation = values.get(namespace_generation)
         parts = [values.get(key) for key in scoped] if scoped else ()
         if not isinstance(generation, int) or not all(isinstance(part, int) for part in parts):
-            early.unseen = True  # missing (or not a generation): DRF's path seeds it
-            return None
+            return None  # missing (or not a generation): DRF's path seeds it
         if not isinstance(auth_generation, int):
             return None  # DRF's path seeds it
         if parts:
@@ -308,9 +315,15 @@ class CachedResponseMixin:
         key = response_key(
             self.cache_namespace, generation, request, media_type=media_type, user_id=user_id
         )
-        entry = stored_entry(cache.peek(key))
-        self._early.key, self._early.entry = key, entry
+        found = cache.lookup(key, lock_key(key), self.lock_timeout, self.cache_read_ahead)
+        entry = stored_entry(found.value)
+        early.key, early.entry = key, entry
         if entry is None:
+            # A miss: DRF's path computes it, under the lock taken here if it was free, with
+            # what the computation reads first read here too (``cache_read_ahead``).
+            early.locked = found.locked if found.value is None else None
+            early.found.update(found.ahead)
+            early.keys = [*early.keys, *found.ahead]
             return None
         if signature is not None:
             size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
@@ -326,6 +339,14 @@ class CachedResponseMixin:
         if early is None:
             return None
         return {key: early.found.get(key) for key in early.keys}
+
+    def cache_read_ahead(self) -> Sequence[str]:
+        """The cache keys this request's computation reads first (``remember``'s keys, made
+        from the generations read: ``cache_generations_read``), read with the lookup of its
+        response when that misses, in the same round trip; their values reach the computation
+        through ``cache_generations_read``. Asked only on a miss where the cache is in this
+        process. None by default."""
+        return ()
 
     def cache_object_id(self) -> str | None:
         """The object this request's response is about, as the database notes it (its primary
@@ -556,21 +577,17 @@ class CachedResponseMixin:
             media_type=request.accepted_media_type,
             user_id=request.user.pk if self.cache_per_user else None,
         )
+        lock = lock_key(key)
+        locked: bool | None = None
         if early is not None and early.key == key:
             entry = early.entry  # looked up already
-        elif early is not None and early.unseen:
-            # A generation of the key was missing when the early read read it, and has been
-            # seeded since: hardly anything can be stored under it yet (another request that
-            # seeded or read it meanwhile may have stored the entry: this one then computes it
-            # again, or waits for it behind the lock below).
-            entry = None
+            locked, early.locked = early.locked, None  # (released below, or by the store)
         else:
-            entry = stored_entry(_peek(cache, key))
+            entry, locked = self._look_up(cache, key, lock, early)
         if entry is not None:
             return self._replay(request, entry, "HIT", cache)
-
-        lock = lock_key(key)
-        locked = cache.add(lock, 1, self.lock_timeout)
+        if locked is None:
+            locked = cache.add(lock, 1, self.lock_timeout)
         if not locked:
             entry = self._wait_for(cache, key, lock)
             if entry is not None:
@@ -614,6 +631,22 @@ class CachedResponseMixin:
         answer = _precondition(request, etag)
         self._count(cache, hit=False)
         return _decorated(response if answer is None else answer, etag, "MISS")
+
+    def _look_up(
+        self, cache: Any, key: str, lock: str, early: EarlyRead | None
+    ) -> tuple[Sequence | None, bool | None]:
+        """The entry under ``key`` and, when there is none, whether its lock was taken
+        (``None``: not tried), in one round trip with the keys read ahead, which join what the
+        early read found (``cache_read_ahead``)."""
+        if not hasattr(cache, "lookup"):  # a cache of Django's own
+            return stored_entry(_peek(cache, key)), None
+        found = cache.lookup(key, lock, self.lock_timeout, self.cache_read_ahead)
+        if early is not None and found.ahead:
+            early.found.update(found.ahead)
+            early.keys = [*early.keys, *found.ahead]
+        if found.value is not None:
+            return stored_entry(found.value), None
+        return None, found.locked
 
     def _wait_for(self, cache: Any, key: str, lock: str) -> Any:
         """Poll for the lock holder's result; stop early once the lock is gone.

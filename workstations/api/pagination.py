@@ -197,19 +197,12 @@ class PageNumberPagination(pagination.PageNumberPagination):
         layout (``ABOUT_PAGE``): its ids only the layout moves.
         When nothing can be stored (the cache down), each list reads its window: up to
         ``ID_WINDOW`` ids where a page read fifty."""
-        namespace = getattr(view, "cache_namespace", "")
-        about = getattr(view, "cache_about", None)
-        if not namespace or about is None:
+        parts = self._ids_parts(request, view)
+        if parts is None:
             return queryset
-        # As the page's own scope (``CachedResponseMixin._scopes``): a page of a user's own
-        # list, or of a list ordered by a field every save changes, is about every change —
-        # which would end its ids as often as pages are asked for: they are not remembered.
-        if about() != cache.ABOUT_PAGE or getattr(view, "cache_per_user", False):
-            return queryset
+        namespace = view.cache_namespace
         read = getattr(view, "cache_generations_read", None)
         known = read() if read is not None else None
-        # The window's size in the key: two versions of the service never share windows.
-        parts = ("ids", ID_WINDOW, *self._list_parts(request, view, without=()))
 
         def remember(compute: Callable[[], list]) -> list:
             return cache.remember(
@@ -220,6 +213,33 @@ class PageNumberPagination(pagination.PageNumberPagination):
             return remembered_count(namespace, self.count_parts(request, view), queryset, known)
 
         return RememberedIds(queryset, remember, count)
+
+    def remembered_ids_key(self, request: Request, view: Any) -> str | None:
+        """Where ``remembered_ids`` keeps this list's ids, from the generations the view read
+        already (``cache_generations_read``); ``None`` when it keeps none, or one of those
+        generations was not read: for the view to read them ahead (``cache_read_ahead``)."""
+        parts = self._ids_parts(request, view)
+        read = getattr(view, "cache_generations_read", None)
+        if parts is None or read is None:
+            return None
+        return cache.remembered_key(
+            view.cache_namespace, parts, internal=True, about=cache.ABOUT_LAYOUT, known=read()
+        )
+
+    def _ids_parts(self, request: Request, view: Any) -> tuple | None:
+        """What ``remembered_ids`` keys a list's ids by; ``None`` for a list whose ids it
+        does not remember."""
+        namespace = getattr(view, "cache_namespace", "")
+        about = getattr(view, "cache_about", None)
+        if not namespace or about is None:
+            return None
+        # As the page's own scope (``CachedResponseMixin._scopes``): a page of a user's own
+        # list, or of a list ordered by a field every save changes, is about every change —
+        # which would end its ids as often as pages are asked for: they are not remembered.
+        if about() != cache.ABOUT_PAGE or getattr(view, "cache_per_user", False):
+            return None
+        # The window's size in the key: two versions of the service never share windows.
+        return ("ids", ID_WINDOW, *self._list_parts(request, view, without=()))
 
     def _list_parts(self, request: Request, view: Any, *, without: Iterable[str]) -> tuple:
         own = {self.page_query_param, self.page_size_query_param, *without}

@@ -102,6 +102,15 @@ class WorkstationViewSet(
         envelope = self.get_paginated_response([]).data
         return rows.PageOfRenderedRows(envelope, [row for row in rendered if row is not None])
 
+    def cache_read_ahead(self) -> list[str]:
+        """A list page's miss reads its list's ids first (``remembered_ids``): read with the
+        page's lookup."""
+        if self.action != "list":
+            return []
+        ahead = getattr(self.paginator, "remembered_ids_key", None)
+        key = ahead(self.request, self) if ahead is not None else None
+        return [key] if key is not None else []
+
     def retrieve(self, request: Request, *args: object, **kwargs: object) -> Response:
         """A workstation: its row as a list renders it (the serializer's representation, the
         same bytes), from the rows rendered before when it is there."""
