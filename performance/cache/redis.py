@@ -20,7 +20,9 @@ that counts (``backends``), guards (``breaker``) and delegates to the client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -33,12 +35,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.base import default_key_func
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache
 from django_redis.client import DefaultClient, SentinelClient
 from django_redis.client.default import glob_escape
-from django_redis.exceptions import ConnectionInterrupted
+from django_redis.exceptions import CompressorError, ConnectionInterrupted
 from django_redis.pool import SentinelConnectionFactory
 from django_redis.util import CacheKey
 from redis import exceptions as redis_errors
@@ -67,6 +70,11 @@ from .keys import (
 )
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState, state_for
+
+try:
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - hiredis is a dependency; redis-py packs without it
+    _pack_command = None
 
 logger = logging.getLogger(__name__)
 
@@ -375,6 +383,8 @@ class InventoryClientMixin:
         super().__init__(*args, **kwargs)
         #: ``read_values``'s plans: where each set of keys is read, and its packed MGET.
         self._read_plans: dict[tuple[str, ...], tuple[bool, list[bytes]]] = {}
+        #: ``read_values``'s connections, one per pool, thread and process (``_held``).
+        self._held_connections: dict[tuple[int, int, int], tuple[Any, Any]] = {}
 
     def redis(self) -> Any:
         """The connection to the primary: everything read-your-writes depends on is read there."""
@@ -394,17 +404,19 @@ class InventoryClientMixin:
         """``get_many(keys)`` for the few keys every warm hit reads (the generations), with less
         in between: the MGET is made and packed once per set of keys, sent on a connection of
         the same pool under its retry policy, and its answer read back, without the layers a
-        general command crosses (django-redis's key making, redis-py's command dispatch). The
-        pool hands out a connection as it does for any command: one the server has closed is
-        connected anew, and fenced (``connect``). What fails after the retries is the
-        caller's (the breaker's), as an outage is."""
+        general command crosses (django-redis's key making, redis-py's command dispatch, the
+        pool's hand-out and return). It goes on a connection of the same pool that this client
+        keeps for the reads of its thread (``_held``), made by the pool as any of its
+        connections: connected when first used, and anew — fenced (``connect``) — once
+        the server closed it. Whatever interrupts an exchange closes the connection, so that
+        nothing half read is ever read as the next answer. What fails after the retries is
+        the caller's (the breaker's), as an outage is."""
         plan = self._read_plans.get(keys)
         if plan is None:
             plan = self._read_plan(keys)
         on_primary, packed = plan
         client = self.redis() if on_primary else self.get_client(write=False)
-        pool = client.connection_pool
-        connection = pool.get_connection()
+        connection = self._held(client.connection_pool)
 
         def exchange() -> Any:
             connection.send_packed_command(packed)
@@ -419,9 +431,25 @@ class InventoryClientMixin:
             raise ConnectionInterrupted(connection=client) from exc
         except redis_errors.ResponseError as exc:
             raise ConnectionInterrupted(connection=client) from exc
-        finally:
-            pool.release(connection)
+        except BaseException:
+            connection.disconnect()  # (interrupted between the command and its answer)
+            raise
         return self._decoded(keys, raw)
+
+    def _held(self, pool: Any) -> Any:
+        """The connection of ``pool`` this client keeps for ``read_values`` in this thread and
+        process (made by the pool, as it makes any: same server, options and fence), rather
+        than one borrowed and given back for each read."""
+        held = self._held_connections
+        mine = (id(pool), threading.get_ident(), os.getpid())
+        found = held.get(mine)
+        if found is not None and found[0] is pool:
+            return found[1]
+        if len(held) >= _MAX_HELD:
+            held.clear()  # (threads gone: their connections close as they are collected)
+        connection = pool.make_connection()
+        held[mine] = (pool, connection)
+        return connection
 
     def _decoded(self, keys: Iterable[str], raw: Sequence[Any]) -> dict[str, Any]:
         """``keys`` with the values an MGET answered for them, those present and readable."""
@@ -436,18 +464,30 @@ class InventoryClientMixin:
     def _read_plan(self, keys: Sequence[str]) -> tuple[bool, list[bytes]]:
         """Where ``keys`` are read (``reader``) and their MGET, packed as the pool sends it."""
         client = self.reader(keys)
-        made = [self.make_key(key) for key in keys]
-        pool = client.connection_pool
-        connection = pool.get_connection()  # borrowed to pack as it would: never one more made
-        try:
-            plan = (client is self.redis(), connection.pack_command("MGET", *made))
-        finally:
-            pool.release(connection)
+        made = self._made_keys(keys)
+        if _pack_command is not None:  # (hiredis: what redis-py packs with when it has it)
+            plan = (client is self.redis(), [_pack_command(("MGET", *made))])
+        else:
+            pool = client.connection_pool
+            connection = pool.get_connection()  # borrowed to pack as it would: never one more
+            try:
+                plan = (client is self.redis(), connection.pack_command("MGET", *made))
+            finally:
+                pool.release(connection)
         if len(keys) <= _MAX_PLANNED_KEYS:
             if len(self._read_plans) >= _MAX_READ_PLANS:
                 self._read_plans.clear()
             self._read_plans[tuple(keys)] = plan
         return plan
+
+    def _made_keys(self, keys: Sequence[str]) -> list[str]:
+        """``make_key`` of each of ``keys``, as plain strings: with Django's key function, the
+        prefix and version joined once rather than per key (a cold page reads a hundred)."""
+        backend = self._backend
+        if backend.key_func is default_key_func:
+            head = f"{backend.key_prefix}:{backend.version}:"
+            return [head + key for key in keys]
+        return [str(self.make_key(key)) for key in keys]
 
     def identity(self) -> tuple[str, str]:
         """Who the primary is: its ``run_id`` (new at each start) and ``master_replid`` (new when
@@ -473,6 +513,12 @@ class InventoryClientMixin:
 
     def decode(self, value: bytes | int | str) -> Any:
         try:
+            if type(value) is bytes and not value.lstrip(b"-").isdigit():
+                # Not an integer (django-redis writes those as their digits): what its decode
+                # does after int() has refused it, without the exception.
+                with contextlib.suppress(CompressorError):
+                    value = self._compressor.decompress(value)
+                return self._serializer.loads(value)
             return super().decode(value)
         except Exception:  # not written by this service: the serializer or compressor refused it
             logger.warning("a cache value could not be read: treated as missing")
@@ -883,6 +929,8 @@ def _text(value: bytes | str) -> str:
 
 #: Sets of keys whose reads are planned (``read_values``): the generations a view reads.
 _MAX_READ_PLANS = 256
+#: Connections ``read_values`` keeps, at most, per client (one per pool, thread and process).
+_MAX_HELD = 64
 #: Sets of more keys than this are read without remembering their plan (a page's rows: each
 #: page reads its own).
 _MAX_PLANNED_KEYS = 16
