@@ -144,6 +144,8 @@ class CachedResponseMixin:
 
     # The view instance serves one request: what it settled early lives here.
     _early: EarlyRead | None = None
+    #: The renderer class and media type the early read negotiated (``_negotiated``).
+    _negotiation: tuple[type, str] | None = None
     _authenticators: list | None = None
     _throttles: list | None = None
 
@@ -172,6 +174,14 @@ class CachedResponseMixin:
             self._throttles = super().get_throttles()
         return self._throttles
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        """DRF's answer, which the early read already had (``_negotiated``: the same view,
+        renderers, negotiator, format and ``Accept``), is not worked out again."""
+        if self._negotiation is None:
+            return super().perform_content_negotiation(request, force)
+        renderer_class, media_type = self._negotiation
+        return renderer_class(), media_type
+
     # The early read -----------------------------------------------------------------------
 
     def read_early(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | None:
@@ -191,6 +201,7 @@ class CachedResponseMixin:
         negotiated = self._negotiated(request)
         if negotiated is None:
             return None
+        self._negotiation = negotiated
         authenticators = self.get_authenticators()
         authenticator = authenticators[0] if authenticators else None
         if getattr(authenticator, "token_of", None) is None:

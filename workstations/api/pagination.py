@@ -62,9 +62,10 @@ ID_WINDOW = 1000
 
 
 class RememberedIds:
-    """A list's primary keys, in its order: ``queryset`` (a flat ``values_list`` of them), its
-    first ``ID_WINDOW`` read once and remembered with the list's count (``remember``, given
-    how to compute them; ``count``, how to count the list, for one longer than the window).
+    """A list's primary keys, in its order: ``queryset()`` (a flat ``values_list`` of them,
+    made when first asked: a page sliced from the window needs none), its first ``ID_WINDOW``
+    read once and remembered with the list's count (``remember``, given how to compute them;
+    ``count``, how to count the list, for one longer than the window).
 
     A page within them, of any size, is a slice of that list rather than a query, and its
     count comes with it: a cold page of a list whose ids were read costs no SQL, and reads
@@ -76,14 +77,18 @@ class RememberedIds:
 
     def __init__(
         self,
-        queryset: QuerySet,
+        queryset: Callable[[], QuerySet],
         remember: Callable[[Callable[[], list]], list],
         count: Callable[[], int],
     ) -> None:
-        self.queryset = queryset
+        self._queryset = queryset
         self._remember = remember
         self._count = count
         self._window: list | None = None
+
+    @cached_property
+    def queryset(self) -> QuerySet:
+        return self._queryset()
 
     def _compute(self) -> list:
         ids = list(self.queryset[:ID_WINDOW])
@@ -189,17 +194,18 @@ class PageNumberPagination(pagination.PageNumberPagination):
         }
         return ("count", *self._list_parts(request, view, without=ordering))
 
-    def remembered_ids(self, queryset: QuerySet, request: Request, view: Any) -> Any:
-        """``queryset`` — a list's primary keys, in its order (a flat ``values_list``) — with
+    def remembered_ids(self, queryset: Callable[[], QuerySet], request: Request, view: Any) -> Any:
+        """``queryset()`` — a list's primary keys, in its order (a flat ``values_list``) — with
         the first ``ID_WINDOW`` of them remembered, for a view whose responses are cached
-        (``RememberedIds``); ``queryset`` itself for another. Keyed like the count, order
+        (``RememberedIds``: made only if they are read); ``queryset()`` itself for another.
+        Keyed like the count, order
         included, for a list whose pages are invalidated by their own objects and the lists'
         layout (``ABOUT_PAGE``): its ids only the layout moves.
         When nothing can be stored (the cache down), each list reads its window: up to
         ``ID_WINDOW`` ids where a page read fifty."""
         parts = self._ids_parts(request, view)
         if parts is None:
-            return queryset
+            return queryset()
         namespace = view.cache_namespace
         read = getattr(view, "cache_generations_read", None)
         known = read() if read is not None else None
@@ -210,9 +216,10 @@ class PageNumberPagination(pagination.PageNumberPagination):
             )
 
         def count() -> int:
-            return remembered_count(namespace, self.count_parts(request, view), queryset, known)
+            return remembered_count(namespace, self.count_parts(request, view), ids.queryset, known)
 
-        return RememberedIds(queryset, remember, count)
+        ids = RememberedIds(queryset, remember, count)
+        return ids
 
     def remembered_ids_key(self, request: Request, view: Any) -> str | None:
         """Where ``remembered_ids`` keeps this list's ids, from the generations the view read

@@ -92,10 +92,13 @@ class WorkstationViewSet(
             self.cache_shows = rows.ids(page)
             return self.get_paginated_response(rows.rows_to_representation(page))
         # The page's ids, then each row as rendered before (``_rendered_rows``).
-        ids_query = queryset.values_list("pk", flat=True)
         remembered = getattr(self.paginator, "remembered_ids", None)
-        if remembered is not None:  # (``pagination.RememberedIds``)
-            ids_query = remembered(ids_query, self.request, self)
+        if remembered is not None:  # (``pagination.RememberedIds``: the query made if asked)
+            ids_query = remembered(
+                lambda: queryset.values_list("pk", flat=True), self.request, self
+            )
+        else:
+            ids_query = queryset.values_list("pk", flat=True)
         ids = list(self.paginate_queryset(ids_query))
         self.cache_shows = ids
         rendered = self._rendered_rows(ids)
