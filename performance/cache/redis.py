@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import threading
 import time
@@ -383,8 +382,6 @@ class InventoryClientMixin:
         super().__init__(*args, **kwargs)
         #: ``read_values``'s plans: where each set of keys is read, and its packed MGET.
         self._read_plans: dict[tuple[str, ...], tuple[bool, list[bytes]]] = {}
-        #: ``read_values``'s connections, one per pool, thread and process (``_held``).
-        self._held_connections: dict[tuple[int, int, int], tuple[Any, Any]] = {}
 
     def redis(self) -> Any:
         """The connection to the primary: everything read-your-writes depends on is read there."""
@@ -404,19 +401,17 @@ class InventoryClientMixin:
         """``get_many(keys)`` for the few keys every warm hit reads (the generations), with less
         in between: the MGET is made and packed once per set of keys, sent on a connection of
         the same pool under its retry policy, and its answer read back, without the layers a
-        general command crosses (django-redis's key making, redis-py's command dispatch, the
-        pool's hand-out and return). It goes on a connection of the same pool that this client
-        keeps for the reads of its thread (``_held``), made by the pool as any of its
-        connections: connected when first used, and anew — fenced (``connect``) — once
-        the server closed it. Whatever interrupts an exchange closes the connection, so that
-        nothing half read is ever read as the next answer. What fails after the retries is
-        the caller's (the breaker's), as an outage is."""
+        general command crosses (django-redis's key making, redis-py's command dispatch). The
+        pool hands out a connection as it does for any command: one the server has closed is
+        connected anew, and fenced (``connect``). What fails after the retries is the
+        caller's (the breaker's), as an outage is."""
         plan = self._read_plans.get(keys)
         if plan is None:
             plan = self._read_plan(keys)
         on_primary, packed = plan
         client = self.redis() if on_primary else self.get_client(write=False)
-        connection = self._held(client.connection_pool)
+        pool = client.connection_pool
+        connection = pool.get_connection()
 
         def exchange() -> Any:
             connection.send_packed_command(packed)
@@ -431,25 +426,9 @@ class InventoryClientMixin:
             raise ConnectionInterrupted(connection=client) from exc
         except redis_errors.ResponseError as exc:
             raise ConnectionInterrupted(connection=client) from exc
-        except BaseException:
-            connection.disconnect()  # (interrupted between the command and its answer)
-            raise
+        finally:
+            pool.release(connection)
         return self._decoded(keys, raw)
-
-    def _held(self, pool: Any) -> Any:
-        """The connection of ``pool`` this client keeps for ``read_values`` in this thread and
-        process (made by the pool, as it makes any: same server, options and fence), rather
-        than one borrowed and given back for each read."""
-        held = self._held_connections
-        mine = (id(pool), threading.get_ident(), os.getpid())
-        found = held.get(mine)
-        if found is not None and found[0] is pool:
-            return found[1]
-        if len(held) >= _MAX_HELD:
-            held.clear()  # (threads gone: their connections close as they are collected)
-        connection = pool.make_connection()
-        held[mine] = (pool, connection)
-        return connection
 
     def _decoded(self, keys: Iterable[str], raw: Sequence[Any]) -> dict[str, Any]:
         """``keys`` with the values an MGET answered for them, those present and readable."""
@@ -929,8 +908,6 @@ def _text(value: bytes | str) -> str:
 
 #: Sets of keys whose reads are planned (``read_values``): the generations a view reads.
 _MAX_READ_PLANS = 256
-#: Connections ``read_values`` keeps, at most, per client (one per pool, thread and process).
-_MAX_HELD = 64
 #: Sets of more keys than this are read without remembering their plan (a page's rows: each
 #: page reads its own).
 _MAX_PLANNED_KEYS = 16
