@@ -65,6 +65,9 @@ class Lookup(NamedTuple):
     locked: bool
     #: The keys read ahead, and what they hold (``None`` for those missing).
     ahead: dict[str, Any]
+    #: With a seed: ``True`` when it was stored, else what its key holds (``None``: nothing
+    #: readable, or the cache did not answer); nothing else was looked up then.
+    seeded: Any = None
 
 
 _NOT_LOOKED_UP = Lookup(None, False, {})
@@ -134,6 +137,7 @@ class InstrumentedCacheMixin:
         lock: str,
         lock_timeout: int,
         ahead: Callable[[], Sequence[str]] = _nothing_ahead,
+        seed: Any = None,
     ) -> Lookup:
         """What a response's miss needs before it is computed, in one round trip where the
         backend can: the value under ``key`` (looked up as ``peek`` does); when there is none,
@@ -142,10 +146,14 @@ class InstrumentedCacheMixin:
         first: a list's ids). Asked for the keys only when they are read (the value missing)
         where the backend reads in this process. The keys read ahead count a hit or a miss
         each, as ``get_many`` counts them; on an unreachable cache, nothing is found and no
-        lock taken."""
+        lock taken.
+
+        ``seed``: a generation of ``key`` found missing, with the value proposed for it
+        (``generations.Seed``), added first (``add``); if another was there, what it holds is
+        answered (``Lookup.seeded``) and nothing else is done: ``key`` is not the key."""
         found = self._run(
             namespace_of(key),
-            lambda: self._lookup(key, lock, lock_timeout, ahead),
+            lambda: self._lookup(key, lock, lock_timeout, ahead, seed),
             fallback=_NOT_LOOKED_UP,
         )
         if found.ahead:
@@ -156,16 +164,24 @@ class InstrumentedCacheMixin:
         return found
 
     def _lookup(
-        self, key: str, lock: str, lock_timeout: int, ahead: Callable[[], Sequence[str]]
+        self,
+        key: str,
+        lock: str,
+        lock_timeout: int,
+        ahead: Callable[[], Sequence[str]],
+        seed: Any,
     ) -> Lookup:
         parent = super()
+        if seed is not None and not parent.add(seed.key, seed.value, seed.lives):
+            return Lookup(None, False, {}, parent.get(seed.key))
         value = parent.get(key, _MISSING)
         if value is not _MISSING:
             return Lookup(value, False, {})
         locked = parent.add(lock, 1, lock_timeout)
         names = list(ahead())
         read = parent.get_many(names) if names else {}
-        return Lookup(None, locked, {name: read.get(name) for name in names})
+        seeded = None if seed is None else True
+        return Lookup(None, locked, {name: read.get(name) for name in names}, seeded)
 
     def _run(
         self,

@@ -161,6 +161,15 @@ def floor(cache: Any, namespace: str) -> int:
     return highest(cache).get(namespace, 0)
 
 
+class Seed(NamedTuple):
+    """A generation to store where none is (``SET NX``): its key, its value, how long it lives
+    (seconds; ``None``: until it goes)."""
+
+    key: str
+    value: int
+    lives: int | None
+
+
 #: ``get_generation``'s ``read``: the generation has not been read yet.
 _UNREAD: Any = object()
 
@@ -306,6 +315,39 @@ def known_generation(
             return None
         values.append(value)
     return values[0] if not scopes else ".".join(str(value) for value in values)
+
+
+def proposed_generation(
+    namespace: str,
+    scopes: Sequence[str],
+    known: Mapping[str, Any],
+    missing: str,
+    *,
+    alias: str = "default",
+) -> tuple[int | str, Seed] | None:
+    """``generation_of`` when, of its generations, only ``missing``'s was found missing (in
+    ``known``): the generation it gives once ``missing`` is seeded with a seed proposed here,
+    and that seed, for the caller to store with what it asks of the cache next (``lookup``) —
+    the generation is the caller's only if the seed was stored (``accept_seed``). ``None`` when
+    another of the generations is not in ``known``."""
+    cache = caches[alias]
+    marks = highest(cache)
+    seed = _seed(cache, missing)
+    values = []
+    for part in [namespace, *scopes]:
+        value = seed if part == missing else known.get(generation_key(part))
+        if part != missing and not _current(value, part, marks):
+            return None
+        values.append(value)
+    lives = PAGE_GENERATION_TTL if is_page_scope(missing) else None
+    generation = values[0] if not scopes else ".".join(str(value) for value in values)
+    return generation, Seed(generation_key(missing), seed, lives)
+
+
+def accept_seed(seed: Seed, namespace: str, *, alias: str = "default") -> None:
+    """``seed`` (``proposed_generation``'s, for ``namespace``) was stored: the generation is
+    the one it proposed, as ``get_generation`` answers a seed it added."""
+    _seen(caches[alias], namespace, seed.value)
 
 
 def _current(value: Any, scope: str, marks: Mapping[str, int]) -> bool:

@@ -318,19 +318,34 @@ return 1
 """,
 )
 
-# KEYS: a response's entry, its stampede lock, then the keys read ahead. ARGV: the lock's time to
-# live (ms), its value. The entry when there is one (anything but a string value is none);
-# else whether the lock was taken — refused where Redis refuses writes (a read-only replica, a
-# full Redis): the caller then waits for another's result, or computes — and the keys ahead.
+# KEYS: a response's entry, its stampede lock, a generation to seed if ARGV[3] is not '', then
+# the keys read ahead. ARGV: the lock's time to live (ms), its value, the seed, its time to live
+# (ms, '' for none). With a seed: if another value is there (or the seed is refused), -1 and
+# that value (false: none), nothing more. Then the entry when there is one (anything but a string
+# value is none); else whether the lock was taken — refused where Redis refuses writes (a
+# read-only replica, a full Redis): the caller then waits for another's result, or computes —
+# and the keys ahead.
 _LOOKUP = Script(
     None,
     b"""
+local first = 3
+if ARGV[3] ~= '' then
+  first = 4
+  local set
+  if ARGV[4] ~= '' then set = redis.pcall('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4])
+  else set = redis.pcall('SET', KEYS[3], ARGV[3], 'NX') end
+  if not (type(set) == 'table' and set.ok == 'OK') then
+    local there = redis.pcall('GET', KEYS[3])
+    if type(there) ~= 'string' then there = false end
+    return {false, -1, there}
+  end
+end
 local entry = redis.pcall('GET', KEYS[1])
 if type(entry) == 'string' then return {entry} end
 local locked = redis.pcall('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1])
 locked = (type(locked) == 'table' and locked.ok == 'OK') and 1 or 0
 local ahead = {}
-if #KEYS > 2 then ahead = redis.call('MGET', unpack(KEYS, 3)) end
+if #KEYS >= first then ahead = redis.call('MGET', unpack(KEYS, first)) end
 return {false, locked, ahead}
 """,
 )
@@ -620,22 +635,31 @@ class InventoryClientMixin:
             raise ConnectionInterrupted(connection=client) from exc
         return bool(stored)
 
-    def lookup(self, key: str, lock: str, lock_timeout: int, ahead: Sequence[str]) -> Lookup:
-        """The backend's ``lookup``, in one script on the primary (which holds the lock)."""
+    def lookup(
+        self, key: str, lock: str, lock_timeout: int, ahead: Sequence[str], seed: Any = None
+    ) -> Lookup:
+        """The backend's ``lookup``, in one script on the primary (which holds the lock and
+        the generations)."""
         client = self.redis()
+        keys = [self.make_key(key), self.make_key(lock)]
+        args: list[Any] = [int(lock_timeout * 1000), self.encode(1), "", ""]
+        if seed is not None:
+            keys.append(self.make_key(seed.key))
+            lives = "" if seed.lives is None else int(seed.lives * 1000)
+            args[2:] = [self.encode(seed.value), lives]
         try:
-            raw = _LOOKUP(
-                keys=[self.make_key(key), self.make_key(lock), *map(self.make_key, ahead)],
-                args=[int(lock_timeout * 1000), self.encode(1)],
-                client=client,
-            )
+            raw = _LOOKUP(keys=[*keys, *map(self.make_key, ahead)], args=args, client=client)
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
+        if raw[0] is None and raw[1] == -1:  # the seed was not stored: what is there instead
+            there = None if raw[2] is None else self.decode(raw[2])
+            return Lookup(None, False, {}, None if there is _UNREADABLE else there)
+        seeded = None if seed is None else True
         if raw[0] is not None:
             value = self.decode(raw[0])
-            return Lookup(None if value is _UNREADABLE else value, False, {})
+            return Lookup(None if value is _UNREADABLE else value, False, {}, seeded)
         read = self._decoded(ahead, raw[2]) if ahead else {}
-        return Lookup(None, raw[1] == 1, {name: read.get(name) for name in ahead})
+        return Lookup(None, raw[1] == 1, {name: read.get(name) for name in ahead}, seeded)
 
     def add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
         """``SET NX`` of each key, then an ``MGET`` of them all, pipelined on the primary: the
@@ -1110,9 +1134,14 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         return self.client.add_many(data, timeout)
 
     def _lookup(
-        self, key: str, lock: str, lock_timeout: int, ahead: Callable[[], Sequence[str]]
+        self,
+        key: str,
+        lock: str,
+        lock_timeout: int,
+        ahead: Callable[[], Sequence[str]],
+        seed: Any,
     ) -> Lookup:
-        return self.client.lookup(key, lock, lock_timeout, list(ahead()))
+        return self.client.lookup(key, lock, lock_timeout, list(ahead()), seed)
 
     def server_changed(self) -> bool:
         """Ask the primary who it is (the sweep does, in every process); True when it is not

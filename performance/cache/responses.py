@@ -52,9 +52,12 @@ from .generations import (
     ABOUT_ALL,
     ABOUT_OBJECT,
     ABOUT_PAGE,
+    Seed,
+    accept_seed,
     generation_of,
     generation_scopes,
     get_generation,
+    proposed_generation,
     went_back,
 )
 from .keys import (
@@ -572,8 +575,13 @@ class CachedResponseMixin:
         # early read when there was one, which left to read only those it did not find.
         scopes, page, _ = self._scopes(request, request.accepted_media_type)
         known = self.cache_generations_read()
+        seed = None
         if early is not None and early.generation is not None:
             generation = early.generation
+        elif (proposed := self._proposed(cache, namespace, scopes, page, known)) is not None:
+            # A page nobody asked for yet (in any media type): its generation is seeded with
+            # its lookup, in one round trip, unless another request seeded it first.
+            generation, seed = proposed
         else:
             generation = generation_of(namespace, scopes, known=known)
         # A page is stored only if no change was taken in while it was computed (``store_page``):
@@ -581,20 +589,27 @@ class CachedResponseMixin:
         collections = (
             generation_of(collection_scope(namespace), known=known) if page is not None else None
         )
-        key = response_key(
-            namespace,
-            generation,
-            request,
-            media_type=request.accepted_media_type,
-            user_id=request.user.pk if self.cache_per_user else None,
-        )
+        user_id = request.user.pk if self.cache_per_user else None
+        media_type = request.accepted_media_type
+        key = response_key(namespace, generation, request, media_type=media_type, user_id=user_id)
         lock = lock_key(key)
         locked: bool | None = None
         if early is not None and early.key == key:
             entry = early.entry  # looked up already
             locked, early.locked = early.locked, None  # (released below, or by the store)
         else:
-            entry, locked = self._look_up(cache, key, lock, early)
+            entry, locked, seeded = self._look_up(cache, key, lock, early, seed)
+            if seed is not None and seeded is True:
+                accept_seed(seed, page)
+            elif seed is not None:
+                # Another request seeded it first (or the cache did not answer): its value.
+                known = {**(known or {}), seed.key: seeded}
+                generation = generation_of(namespace, scopes, known=known)
+                key = response_key(
+                    namespace, generation, request, media_type=media_type, user_id=user_id
+                )
+                lock = lock_key(key)
+                entry, locked, _ = self._look_up(cache, key, lock, early)
         if entry is not None:
             return self._replay(request, entry, "HIT", cache)
         if locked is None:
@@ -644,20 +659,36 @@ class CachedResponseMixin:
         return _decorated(response if answer is None else answer, etag, "MISS")
 
     def _look_up(
-        self, cache: Any, key: str, lock: str, early: EarlyRead | None
-    ) -> tuple[Sequence | None, bool | None]:
+        self, cache: Any, key: str, lock: str, early: EarlyRead | None, seed: Seed | None = None
+    ) -> tuple[Sequence | None, bool | None, Any]:
         """The entry under ``key`` and, when there is none, whether its lock was taken
         (``None``: not tried), in one round trip with the keys read ahead, which join what the
-        early read found (``cache_read_ahead``)."""
+        early read found (``cache_read_ahead``) — after ``seed`` is stored, if it is given:
+        then also whether it was (``True``), or what its key holds (``Lookup.seeded``)."""
         if not hasattr(cache, "lookup"):  # a cache of Django's own
-            return stored_entry(_peek(cache, key)), None
-        found = cache.lookup(key, lock, self.lock_timeout, self.cache_read_ahead)
+            return stored_entry(_peek(cache, key)), None, None
+        found = cache.lookup(key, lock, self.lock_timeout, self.cache_read_ahead, seed)
+        if seed is not None and found.seeded is not True:
+            return None, None, found.seeded
         if early is not None and found.ahead:
             early.found.update(found.ahead)
             early.keys = [*early.keys, *found.ahead]
         if found.value is not None:
-            return stored_entry(found.value), None
-        return None, found.locked
+            return stored_entry(found.value), None, found.seeded
+        return None, found.locked, found.seeded
+
+    @staticmethod
+    def _proposed(
+        cache: Any, namespace: str, scopes: Sequence[str], page: str | None, known: Any
+    ) -> tuple[int | str, Seed] | None:
+        """For a page whose generation alone the early read found missing, on a cache that
+        seeds with its lookup: the generation once a proposed seed is stored, and the seed
+        (``generations.proposed_generation``)."""
+        if page is None or not known or not hasattr(cache, "lookup"):
+            return None
+        if generation_key(page) not in known or known[generation_key(page)] is not None:
+            return None
+        return proposed_generation(namespace, scopes, known, page)
 
     def _wait_for(self, cache: Any, key: str, lock: str) -> Any:
         """Poll for the lock holder's result; stop early once the lock is gone.

@@ -119,3 +119,37 @@ def test_locmem_warns_about_keys_other_backends_reject(locmem_cache):
         warnings.simplefilter("error", CacheKeyWarning)
         locmem_cache.set("things:fine", 1)
     assert locmem_cache.get("things:fine") == 1
+
+
+def test_a_lookup_takes_the_lock_and_reads_ahead_only_on_a_miss(cache_backend):
+    cache_backend.set("workstations:page", b"stored")
+    cache_backend.set("workstations:ahead", [1, 2])
+    found = cache_backend.lookup(
+        "workstations:page", "_lock:page", 10, lambda: ["workstations:ahead"]
+    )
+    assert (found.value, found.locked, found.ahead) == (b"stored", False, {})
+    assert not cache_backend.has_key("_lock:page")
+
+    missed = cache_backend.lookup(
+        "workstations:other", "_lock:other", 10, lambda: ["workstations:ahead", "workstations:no"]
+    )
+    assert (missed.value, missed.locked) == (None, True)
+    assert missed.ahead == {"workstations:ahead": [1, 2], "workstations:no": None}
+    again = cache_backend.lookup("workstations:other", "_lock:other", 10)
+    assert (again.value, again.locked) == (None, False)  # another request holds the lock
+
+
+def test_a_lookup_seeds_a_missing_generation_unless_another_was_there(cache_backend):
+    from performance.cache.generations import Seed
+
+    seeded = cache_backend.lookup(
+        "workstations:a", "_lock:a", 10, seed=Seed("_gen:workstations:page:x", 41, 60)
+    )
+    assert (seeded.seeded, seeded.locked) == (True, True)
+    assert cache_backend.get("_gen:workstations:page:x") == 41
+
+    lost = cache_backend.lookup(
+        "workstations:b", "_lock:b", 10, seed=Seed("_gen:workstations:page:x", 42, 60)
+    )
+    assert (lost.seeded, lost.locked, lost.value) == (41, False, None)
+    assert not cache_backend.has_key("_lock:b")  # nothing else was done

@@ -62,13 +62,13 @@ def test_a_cold_page_of_a_list_read_before_costs_four_round_trips_and_no_query(
     # The early read (generations, the token's); the entry looked up, with the lock and the
     # list's ids with its count read ahead; the rows with their generations; the store (which
     # releases the lock). (For a page nobody asked for in any media type, its generation is
-    # seeded before the lookup: the test below.)
+    # seeded by the lookup: the test below.)
     assert _round_trips() == 4
     assert _cold(by_token, f"{LIST}?page_size=2", 1)["X-Cache"] == "HIT"
 
 
 @pytest.mark.redis
-def test_a_page_asked_for_the_first_time_reads_its_lock_and_ids_in_one_round_trip(
+def test_a_page_asked_for_the_first_time_is_seeded_locked_and_read_ahead_in_one_round_trip(
     redis_cache, by_token, django_assert_num_queries
 ):
     by_token.get(f"{LIST}?page_size=10")  # the token, the generations, the list, every row
@@ -76,10 +76,45 @@ def test_a_page_asked_for_the_first_time_reads_its_lock_and_ids_in_one_round_tri
     with django_assert_num_queries(0):
         response = by_token.get(f"{LIST}?page_size=2&page=2")
     assert response["X-Cache"] == "MISS"
-    # The early read; the page's generation seeded (nobody asked for it); the lookup: the
-    # entry, the lock, the list's ids read ahead; the rows; the store.
-    assert _round_trips() == 5
+    # The early read (the page's generation missing: nobody asked for it); the lookup: the
+    # generation seeded, the lock, the list's ids read ahead; the rows; the store.
+    assert _round_trips() == 4
     assert by_token.get(f"{LIST}?page_size=2&page=2")["X-Cache"] == "HIT"
+
+
+def test_a_page_whose_generation_another_request_seeded_first_is_keyed_by_theirs(
+    cache_backend, by_token, monkeypatch
+):
+    """Two requests for a page nobody asked for: each proposes a generation with its lookup,
+    the first stored wins, and the other keys the page by it — so it is stored once, where
+    the next request looks."""
+    path = f"{LIST}?page_size=2&page=3"
+    by_token.get(f"{LIST}?page_size=10")  # the token, the generations, the list's ids
+    cache = perf_cache.backend()
+    lookup = type(cache).lookup
+    theirs = []
+
+    def seeded_first(self, key, lock, lock_timeout, ahead=(lambda: ()), seed=None):
+        if seed is not None and not theirs:  # the other request's seed lands just before
+            theirs.append(seed.value - 1000)
+            assert self.add(seed.key, theirs[0], seed.lives)
+        return lookup(self, key, lock, lock_timeout, ahead, seed)
+
+    monkeypatch.setattr(type(cache), "lookup", seeded_first)
+    response = by_token.get(path)
+    assert response.status_code == 200 and response["X-Cache"] == "MISS"
+    assert theirs
+    assert perf_cache.backend().get(_page_generation_key(by_token, path)) == theirs[0]
+    assert by_token.get(path)["X-Cache"] == "HIT"
+
+
+def _page_generation_key(client: APIClient, path: str) -> str:
+    """The generation key of the page ``path`` (what ``CachedResponseMixin._scopes`` reads)."""
+    from django.test import RequestFactory
+
+    from performance.cache.keys import generation_key, page_digest, page_scope
+
+    return generation_key(page_scope("workstations", page_digest(RequestFactory().get(path))))
 
 
 def test_a_lock_taken_by_the_early_lookup_is_given_back_if_nothing_is_computed(
@@ -284,10 +319,10 @@ def test_rows_of_workstations_never_changed_are_seeded_in_one_round_trip(redis_c
     perf_cache.reset_stats()
     response = by_token.get(f"{LIST}?page_size=50")
     assert len(response.json()["results"]) == 50
-    # The early read, the page's generation seeded, the lookup (the lock, the ids and count
+    # The early read, the lookup (the page's generation seeded, the lock, the ids and count
     # read ahead), the rows and their generations, the fifty generations seeded together, the
     # rows stored, the page stored.
-    assert _round_trips() == 7
+    assert _round_trips() == 6
     assert _cold(by_token, f"{LIST}?page_size=50", 1).json() == response.json()
 
 
