@@ -394,7 +394,6 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
             if at == since:
                 return True
         return False
-        return False
 
     def _cull(self) -> None:
         before = len(self._cache)
