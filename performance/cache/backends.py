@@ -174,13 +174,13 @@ class InstrumentedCacheMixin:
         parent = super()
         if seed is not None and not parent.add(seed.key, seed.value, seed.lives):
             return Lookup(None, False, {}, parent.get(seed.key))
+        seeded = None if seed is None else True
         value = parent.get(key, _MISSING)
         if value is not _MISSING:
-            return Lookup(value, False, {})
+            return Lookup(value, False, {}, seeded)
         locked = parent.add(lock, 1, lock_timeout)
         names = list(ahead())
         read = parent.get_many(names) if names else {}
-        seeded = None if seed is None else True
         return Lookup(None, locked, {name: read.get(name) for name in names}, seeded)
 
     def _run(
