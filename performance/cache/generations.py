@@ -330,18 +330,14 @@ def proposed_generation(
     and that seed, for the caller to store with what it asks of the cache next (``lookup``) —
     the generation is the caller's only if the seed was stored (``accept_seed``). ``None`` when
     another of the generations is not in ``known``."""
-    cache = caches[alias]
-    marks = highest(cache)
-    seed = _seed(cache, missing)
-    values = []
-    for part in [namespace, *scopes]:
-        value = seed if part == missing else known.get(generation_key(part))
-        if part != missing and not _current(value, part, marks):
-            return None
-        values.append(value)
-    lives = PAGE_GENERATION_TTL if is_page_scope(missing) else None
-    generation = values[0] if not scopes else ".".join(str(value) for value in values)
-    return generation, Seed(generation_key(missing), seed, lives)
+    seed = Seed(
+        generation_key(missing),
+        _seed(caches[alias], missing),
+        PAGE_GENERATION_TTL if is_page_scope(missing) else None,
+    )
+    # (The seed is above what this process has seen: ``known_generation`` takes it.)
+    generation = known_generation(namespace, scopes, {**known, seed.key: seed.value}, alias=alias)
+    return None if generation is None else (generation, seed)
 
 
 def accept_seed(seed: Seed, namespace: str, *, alias: str = "default") -> None:

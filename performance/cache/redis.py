@@ -460,14 +460,15 @@ class InventoryClientMixin:
         client = self.reader(keys)
         made = self._made_keys(keys)
         if _pack_command is not None:  # (hiredis: what redis-py packs with when it has it)
-            plan = (client is self.redis(), [_pack_command(("MGET", *made))])
+            packed = [_pack_command(("MGET", *made))]
         else:
             pool = client.connection_pool
             connection = pool.get_connection()  # borrowed to pack as it would: never one more
             try:
-                plan = (client is self.redis(), connection.pack_command("MGET", *made))
+                packed = connection.pack_command("MGET", *made)
             finally:
                 pool.release(connection)
+        plan = (client is self.redis(), packed)
         if len(keys) <= _MAX_PLANNED_KEYS:
             if len(self._read_plans) >= _MAX_READ_PLANS:
                 self._read_plans.clear()

@@ -329,15 +329,12 @@ class CachedResponseMixin:
         key = response_key(
             self.cache_namespace, generation, request, media_type=media_type, user_id=user_id
         )
-        found = cache.lookup(key, lock_key(key), self.lock_timeout, self.cache_read_ahead)
-        entry = stored_entry(found.value)
+        entry, locked, _ = self._look_up(cache, key, lock_key(key), early)
         early.key, early.entry = key, entry
         if entry is None:
             # A miss: DRF's path computes it, under the lock taken here if it was free, with
             # what the computation reads first read here too (``cache_read_ahead``).
-            early.locked = found.locked if found.value is None else None
-            early.found.update(found.ahead)
-            early.keys = [*early.keys, *found.ahead]
+            early.locked = locked
             return None
         if signature is not None:
             size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
@@ -686,7 +683,7 @@ class CachedResponseMixin:
         (``generations.proposed_generation``)."""
         if page is None or not known or not hasattr(cache, "lookup"):
             return None
-        if generation_key(page) not in known or known[generation_key(page)] is not None:
+        if known.get(generation_key(page), 0) is not None:  # (read and found, or not read)
             return None
         return proposed_generation(namespace, scopes, known, page)
 
