@@ -845,6 +845,12 @@ class InventorySentinelClient(InventoryClientMixin, SentinelClient):
 _UNREADABLE = object()
 
 
+class ServerChanged(redis_errors.ConnectionError):
+    """A new connection found a server other than the one this process knew (``Fence``): the
+    call fails open, as in an outage, but the server answers, so it is no failure of the kind
+    that opens the breaker (``is_unreachable``)."""
+
+
 class Fence:
     """Installed on the primary's connection pool: every new connection asks the server who it
     is (``INFO``) before it is used. When the answer changed since a process last asked — a
@@ -879,7 +885,7 @@ class Fence:
             self.identity = identity
             changed = [state for state in self.states if noticed(state, identity)]
         if changed:
-            raise redis_errors.ConnectionError(
+            raise ServerChanged(
                 "the Redis server changed (a failover or a restart): re-seeding the generations"
             )
 
@@ -950,9 +956,26 @@ def is_unreachable(exc: BaseException) -> bool:
 
     A Redis that answers but refuses an operation (full with noeviction, loading, read-only)
     fails that operation open without tripping the breaker: its reads still work, and so do the
-    deletes that make a refused invalidation take effect (``generations._forget``).
+    deletes that make a refused invalidation take effect (``generations._forget``). Nor does
+    the refusal of a connection that found a new server (``ServerChanged``): the process
+    re-seeds and uses the cache again at once, where an open breaker would keep it away for a
+    whole reset timeout, its writes bumping nothing.
     """
-    return is_outage(exc) and not isinstance(exc, redis_errors.ResponseError)
+    return (
+        is_outage(exc)
+        and not isinstance(exc, redis_errors.ResponseError)
+        and not found_a_new_server(exc)
+    )
+
+
+def found_a_new_server(exc: BaseException) -> bool:
+    """``exc`` is, or was raised from, the refusal of a connection that found a new server."""
+    cause: BaseException | None = exc
+    while cause is not None:  # django-redis raises ConnectionInterrupted from redis-py's error
+        if isinstance(cause, ServerChanged):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -1144,13 +1167,15 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     ) -> Lookup:
         return self.client.lookup(key, lock, lock_timeout, list(ahead()), seed)
 
-    def server_changed(self) -> bool:
+    def server_changed(self) -> bool | None:
         """Ask the primary who it is (the sweep does, in every process); True when it is not
-        the server this process knew, which then re-seeds its generations (``sync``)."""
+        the server this process knew, which then re-seeds its generations (``sync``); ``None``
+        when it does not answer."""
         try:
             identity = self._call_backend(self.client.identity)
-        except CacheUnavailable:
-            return False
+        except CacheUnavailable as exc:
+            # The new connection this call made found a new server: it is re-seeding.
+            return True if found_a_new_server(exc) else None
         return noticed(self.state, identity)
 
     def invalidation_missed(self) -> None:

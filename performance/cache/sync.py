@@ -87,8 +87,8 @@ def sync(*, ask_server: bool = True) -> bool:
     """
     cache = _backend()
     changed = getattr(cache, "server_changed", None)
-    if ask_server and changed is not None:
-        changed()
+    if ask_server and changed is not None and changed() is None:
+        return False  # nothing answers: one failure towards the breaker, not one per step
     state = getattr(cache, "state", None)
     if state is not None and state.reseed:
         if not _reseed():

@@ -184,12 +184,15 @@ class Site:
             connection.close()
 
     def logs(self) -> str:
-        """The servers' logs from their first traceback on, to say why a request failed."""
+        """The servers' logs from their first traceback on (else their last lines), to say why
+        a request failed or a server did not use the cache."""
         parts = []
         for server in self.servers.values():
             text = server.log_text()
             if "Traceback" in text:
                 parts.append(f"--- {server.name}:\n{text[text.index('Traceback') :][:3000]}")
+            elif text.strip():
+                parts.append(f"--- {server.name} (last lines):\n{text[-3000:]}")
         return "\n".join(parts)
 
     def stop(self) -> None:

@@ -369,3 +369,50 @@ def test_a_redis_restarted_from_an_older_snapshot_serves_nothing_older_than_the_
     assert [notes for _, notes in served] == [["new"]] * 3, served
     assert served[-1][0] == "HIT"  # and the cache serves again, under a new generation
     assert not _guard().needs_replay
+
+
+@pytest.mark.redis
+def test_a_restart_met_after_an_outage_does_not_open_the_breaker(
+    redis_cache: RedisServer, client
+) -> None:
+    """A restart is an outage while the server is down, then a new server that answers: the
+    connection that finds it new refuses its call (the database answers) to re-seed, and that
+    refusal is not one more failure. Otherwise a process that failed a couple of calls while
+    the server restarted (its sweep, one request) opened its breaker on meeting the new server
+    and served from the database for a whole reset timeout, its writes bumping nothing."""
+    from performance.cache import backend
+
+    WorkstationFactory(notes="old")
+    assert _list(client) == ("MISS", ["old"])
+    guard = _guard()
+    redis_cache.kill()
+    while guard.breaker.fail_counter < guard.breaker.fail_max - 1:
+        assert backend().get("anything") is None  # fails open, and counts
+    assert guard.closed
+    redis_cache.restart()
+
+    served = [_list(client) for _ in range(3)]
+
+    assert guard.closed, guard.state()
+    assert [notes for _, notes in served] == [["old"]] * 3, served
+    assert [cache for cache, _ in served][1:] == ["HIT", "HIT"], served  # the cache serves again
+
+
+@pytest.mark.redis
+def test_a_sweep_while_the_server_is_down_is_one_failure(redis_cache: RedisServer, client) -> None:
+    """The sweep asks who the server is first; when nothing answers, it stops there: one
+    failure towards the breaker per sweep, not one per step (three at once opened it, so a
+    blip that met one sweep kept the process from the cache for a whole reset timeout)."""
+    WorkstationFactory(notes="old")
+    assert _list(client) == ("MISS", ["old"])
+    guard = _guard()
+    redis_cache.kill()
+
+    assert sync.sync() is False
+
+    assert (guard.closed, guard.breaker.fail_counter) == (True, 1), guard.state()
+    redis_cache.restart()
+    # The next sweep meets the new server, re-seeds and goes through, all in one.
+    assert sync.sync() is True
+    assert (guard.closed, guard.needs_replay) == (True, False)
+    assert [_list(client) for _ in range(2)] == [("MISS", ["old"]), ("HIT", ["old"])]
