@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -43,6 +44,7 @@ from django_redis.client.default import glob_escape
 from django_redis.exceptions import CompressorError, ConnectionInterrupted
 from django_redis.pool import SentinelConnectionFactory
 from django_redis.util import CacheKey
+from redis import ConnectionPool
 from redis import exceptions as redis_errors
 from redis._parsers.helpers import parse_info
 from redis.commands.core import Script
@@ -426,7 +428,8 @@ class InventoryClientMixin:
         on_primary, packed = plan
         client = self.redis() if on_primary else self.get_client(write=False)
         pool = client.connection_pool
-        connection = pool.get_connection()
+        held = _Held.of(pool)
+        connection = held.connection if held is not None else pool.get_connection()
 
         def exchange() -> Any:
             connection.send_packed_command(packed)
@@ -442,7 +445,8 @@ class InventoryClientMixin:
         except redis_errors.ResponseError as exc:
             raise ConnectionInterrupted(connection=client) from exc
         finally:
-            pool.release(connection)
+            if held is None:
+                pool.release(connection)
         return self._decoded(keys, raw)
 
     def _decoded(self, keys: Iterable[str], raw: Sequence[Any]) -> dict[str, Any]:
@@ -843,6 +847,44 @@ class InventorySentinelClient(InventoryClientMixin, SentinelClient):
 
 
 _UNREADABLE = object()
+
+
+class _Held:
+    """The connection a thread keeps for the warm read (``read_values``), one per thread: every
+    request's read saves the pool's hand-over (its lock, its readiness poll, its accounting).
+
+    Given back to its pool when the thread ends (a thread-local's values go with their thread),
+    or when the thread reads through another pool. Only from a plain pool (not Sentinel's,
+    whose connections follow the primary when it moves) and only in the process that took it.
+    A connection the server closed is connected anew on the next send, and fenced, as a pooled
+    one is (``Fence``); one that failed is disconnected before it is kept."""
+
+    __slots__ = ("connection", "pid", "pool")
+    _local = threading.local()
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.connection = pool.get_connection()
+
+    @classmethod
+    def of(cls, pool: Any) -> _Held | None:
+        """This thread's connection from ``pool``, taken now if need be; ``None`` where one is
+        not kept (another kind of pool)."""
+        held = getattr(cls._local, "held", None)
+        if held is not None and held.pool is pool and held.pid == os.getpid():
+            return held
+        if type(pool) is not ConnectionPool:
+            return None
+        if held is not None and held.pid != os.getpid():
+            held.pid = None  # a forked child's copy: the parent's connection, not to release
+        cls._local.held = held = cls(pool)  # (the one held before, if any, is released)
+        return held
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            with contextlib.suppress(Exception):  # (at exit, the pool may be gone already)
+                self.pool.release(self.connection)
 
 
 class ServerChanged(redis_errors.ConnectionError):

@@ -3,6 +3,7 @@ same people, in one round trip once a process has served the request (``cache.re
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from rest_framework.test import APIClient
 from performance import cache as perf_cache
 from performance.cache.generations import bump_generation
 from performance.cache.keys import PURGE_NAMESPACE
+from performance.cache.redis import _Held
 from tests.factories import WorkstationFactory
 
 from .support import redis_config
@@ -238,16 +240,41 @@ def test_a_connection_the_server_closed_costs_a_warm_hit_nothing(
     by_token, _ = clients
     for _ in range(2):
         assert by_token.get(LIST, HTTP_ACCEPT="application/json")["X-Cache"] in ("MISS", "HIT")
-    # The connection the next read takes: the one this thread released last.
-    pool = redis_cache.client.redis().connection_pool
-    connection = pool.get_connection()
+    # The connection the next read takes: the one this thread keeps for its warm reads.
+    connection = _Held.of(redis_cache.client.redis().connection_pool).connection
     connection.send_command("CLIENT", "ID")
-    client_id = connection.read_response()
-    pool.release(connection)
-    assert redis_client.client_kill_filter(_id=client_id) == 1
+    assert redis_client.client_kill_filter(_id=connection.read_response()) == 1
     errors = perf_cache.stats(include_keys=False)["totals"]["errors"]
 
     hit = by_token.get(LIST, HTTP_ACCEPT="application/json")
     assert (hit.status_code, hit["X-Cache"]) == (200, "HIT")
     assert perf_cache.stats(include_keys=False)["totals"]["errors"] == errors
     assert redis_cache.breaker_state()["state"] == "closed"
+
+
+@pytest.mark.redis
+def test_threads_that_come_and_go_give_their_warm_read_connection_back(
+    settings, redis_url, redis_prefix
+):
+    """Each thread keeps a connection for its warm reads, and gives it back when it ends: threads
+    that come and go (a server's per-request threads, a test's) never run the pool out of
+    connections. Kept and never given back, they did: "Too many connections", the breaker
+    opened, and every page came from the database."""
+    # A pool of its own (django-redis keeps one per URL), of three connections.
+    settings.CACHES = redis_config(f"{redis_url}?max_connections=3", redis_prefix)
+    perf_cache.backend().set("ahead", 1)
+    client = perf_cache.backend().client
+    answers: list[object] = []
+
+    def read() -> None:
+        try:
+            answers.append(client.read_values(("ahead", "absent")))
+        except Exception as exc:  # (a thread's exception is only printed)
+            answers.append(exc)
+
+    for _ in range(10):  # more threads than the pool has connections, one after the other
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+
+    assert answers == [{"ahead": 1}] * 10
