@@ -60,6 +60,12 @@ def default_timeout() -> int | None:
     return backend().default_timeout
 
 
+def reachable() -> bool:
+    """Whether the cache takes calls now (``backends.InstrumentedCacheMixin.reachable``): what
+    is worth computing to be remembered is not, while it does not."""
+    return backend().reachable()
+
+
 # Invalidation ------------------------------------------------------------------------------
 
 

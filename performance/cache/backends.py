@@ -473,6 +473,11 @@ class InstrumentedCacheMixin:
         """The circuit breaker's state, where the backend has one."""
         return None
 
+    def reachable(self) -> bool:
+        """Whether cache calls go through now, as far as this process knows: not while its
+        breaker is open or what an outage left behind is not replayed yet (they fail at once)."""
+        return True
+
     def invalidation_missed(self) -> None:
         """Called when a generation bump could not reach the cache (see the Redis backend)."""
 

@@ -1227,6 +1227,9 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     def breaker_state(self) -> dict[str, Any] | None:
         return self.guard.state()
 
+    def reachable(self) -> bool:
+        return self.guard.closed and not self.guard.needs_replay
+
     # Reads and rates in one round trip -------------------------------------------------------
 
     def read(

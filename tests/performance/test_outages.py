@@ -381,6 +381,29 @@ def test_a_cold_request_does_not_wait_for_the_stampede_lock(
     assert slept == []  # the lock was never taken: nobody to wait for
 
 
+def test_a_list_page_reads_its_own_ids_while_the_cache_is_down(
+    dead_redis, api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a cache, a list reads its first ``ID_WINDOW`` ids once and every page within them is
+    a slice of what was remembered. Without one, nothing is remembered: each page read the
+    whole window all the same (a thousand ids where it shows fifty), on the database that
+    carries every request while the cache is down. It reads its own slice, and counts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from workstations.api import pagination
+
+    monkeypatch.setattr(pagination, "ID_WINDOW", 12)
+    WorkstationFactory.create_batch(20)
+    for page in (1, 2, 1):
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get(f"{LIST}?page_size=5&page={page}", **JSON)
+        assert (response.status_code, response.json()["count"]) == (200, 20)
+        assert len(response.json()["results"]) == 5
+        limits = [q["sql"].split(" LIMIT ")[1] for q in queries if " LIMIT " in q["sql"]]
+        assert limits and all(limit.split()[0] == "5" for limit in limits), limits
+
+
 def test_a_throttled_endpoint_still_answers(dead_redis, staff_client) -> None:
     for _ in range(3):
         response = staff_client.get("/api/performance/cache-stats/", **JSON)

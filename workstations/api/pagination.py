@@ -69,7 +69,9 @@ class RememberedIds:
 
     A page within them, of any size, is a slice of that list rather than a query, and its
     count comes with it: a cold page of a list whose ids were read costs no SQL, and reads
-    the cache once for both. A page beyond the window is the query's own slice, as before.
+    the cache once for both. A page beyond the window is the query's own slice, as before,
+    and so is every page while the cache does not take calls (``cache.reachable``): nothing
+    read would be remembered, and the database carries every request meanwhile.
     Django's ``Paginator`` asks only ``count()``, a slice and whether the list is ordered.
     """
 
@@ -105,6 +107,8 @@ class RememberedIds:
         return self._window
 
     def count(self) -> int:
+        if self._window is None and not cache.reachable():
+            return self._count()  # (remembered when it can be: not the window's work)
         return self.window()[0]
 
     def __len__(self) -> int:
@@ -116,6 +120,7 @@ class RememberedIds:
             and index.step is None
             and (index.start or 0) >= 0
             and index.stop is not None
+            and (self._window is not None or cache.reachable())
         ):
             count, ids = self.window()
             if index.stop <= len(ids) or len(ids) >= count:  # within them, or they are all
@@ -201,8 +206,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
         Keyed like the count, order
         included, for a list whose pages are invalidated by their own objects and the lists'
         layout (``ABOUT_PAGE``): its ids only the layout moves.
-        When nothing can be stored (the cache down), each list reads its window: up to
-        ``ID_WINDOW`` ids where a page read fifty."""
+        While the cache does not take calls, each page reads its own slice and the count."""
         parts = self._ids_parts(request, view)
         if parts is None:
             return queryset()
