@@ -63,7 +63,8 @@ def default_timeout() -> int | None:
 def reachable() -> bool:
     """Whether the cache takes calls now (``backends.InstrumentedCacheMixin.reachable``): what
     is worth computing to be remembered is not, while it does not."""
-    return backend().reachable()
+    reachable = getattr(backend(), "reachable", None)  # (a plain Django cache: always)
+    return reachable is None or reachable()
 
 
 # Invalidation ------------------------------------------------------------------------------
