@@ -435,10 +435,30 @@ class InventoryClientMixin:
             connection.send_packed_command(packed)
             return connection.read_response()
 
+        def kept_one_closed(exc: BaseException) -> bool:
+            # A kept connection the server has closed meanwhile (its idle ``timeout``, a
+            # restart, a proxy): connected again, as the pool's hand-over does for one it finds
+            # closed — fenced, and a new server's refusal is not sent again (``Fence``).
+            return (
+                held is not None
+                and isinstance(exc, redis_errors.ConnectionError)
+                and not isinstance(exc, ServerChanged)
+            )
+
+        def failed(exc: BaseException) -> None:
+            connection.disconnect()
+            if isinstance(exc, ServerChanged):
+                raise exc  # never sent again past the fence
+
         try:
-            # The connection's retry policy, as for any command: a dropped connection is
-            # closed and the command sent again on a new one.
-            raw = connection.retry.call_with_retry(exchange, lambda _: connection.disconnect())
+            try:
+                # The connection's retry policy, as for any command.
+                raw = connection.retry.call_with_retry(exchange, failed)
+            except _CONNECTION_ERRORS as exc:
+                if not kept_one_closed(exc):
+                    raise
+                connection.disconnect()
+                raw = exchange()
         except _CONNECTION_ERRORS as exc:
             connection.disconnect()
             raise ConnectionInterrupted(connection=client) from exc

@@ -416,3 +416,26 @@ def test_a_sweep_while_the_server_is_down_is_one_failure(redis_cache: RedisServe
     assert sync.sync() is True
     assert (guard.closed, guard.needs_replay) == (True, False)
     assert [_list(client) for _ in range(2)] == [("MISS", ["old"]), ("HIT", ["old"])]
+
+
+@pytest.mark.redis
+def test_the_warm_read_kept_connection_meets_a_restarted_server_at_the_fence(
+    redis_cache: RedisServer, transactional_db
+) -> None:
+    """Each thread keeps a connection for its warm reads (``redis._Held``). When the server
+    restarts under it, the next read connects again, and that new connection meets the fence:
+    the read fails open (the database answers) and the process re-seeds, with no failure
+    towards the breaker; the read after it is served by the new server."""
+    from performance.cache import backend
+
+    cache = backend()
+    cache.set("ahead", 1)
+    assert cache.read(("ahead",)) == ({"ahead": 1}, None)
+    redis_cache.kill()
+    redis_cache.restart()
+
+    assert cache.read(("ahead",)) == ({}, None)  # refused at the fence: fails open
+
+    assert (cache.state.reseed, _guard().breaker.fail_counter) == (True, 0), _guard().state()
+    cache.set("ahead", 2)  # (replays first: re-seeds, and reads the database's versions)
+    assert cache.read(("ahead",)) == ({"ahead": 2}, None)

@@ -240,16 +240,31 @@ def test_a_connection_the_server_closed_costs_a_warm_hit_nothing(
     by_token, _ = clients
     for _ in range(2):
         assert by_token.get(LIST, HTTP_ACCEPT="application/json")["X-Cache"] in ("MISS", "HIT")
-    # The connection the next read takes: the one this thread keeps for its warm reads.
-    connection = _Held.of(redis_cache.client.redis().connection_pool).connection
+    # The connection the next read takes: the one this thread released last.
+    pool = redis_cache.client.redis().connection_pool
+    connection = pool.get_connection()
     connection.send_command("CLIENT", "ID")
-    assert redis_client.client_kill_filter(_id=connection.read_response()) == 1
+    client_id = connection.read_response()
+    pool.release(connection)
+    assert redis_client.client_kill_filter(_id=client_id) == 1
     errors = perf_cache.stats(include_keys=False)["totals"]["errors"]
 
     hit = by_token.get(LIST, HTTP_ACCEPT="application/json")
     assert (hit.status_code, hit["X-Cache"]) == (200, "HIT")
     assert perf_cache.stats(include_keys=False)["totals"]["errors"] == errors
     assert redis_cache.breaker_state()["state"] == "closed"
+
+    # The read a warm hit without rates makes (``read_values``), on the connection this thread
+    # keeps: closed by the server, it is connected again, as the pool does for one it hands out.
+    redis_cache.set("ahead", 1)
+    assert redis_cache.read(("ahead",)) == ({"ahead": 1}, None)
+    connection = _Held.of(redis_cache.client.redis().connection_pool).connection
+    connection.send_command("CLIENT", "ID")
+    assert redis_client.client_kill_filter(_id=connection.read_response()) == 1
+
+    assert redis_cache.read(("ahead",)) == ({"ahead": 1}, None)
+    assert perf_cache.stats(include_keys=False)["totals"]["errors"] == errors
+    assert redis_cache.breaker_state()["failures"] == 0  # no failure towards opening it
 
 
 @pytest.mark.redis
