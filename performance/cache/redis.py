@@ -435,16 +435,6 @@ class InventoryClientMixin:
             connection.send_packed_command(packed)
             return connection.read_response()
 
-        def kept_one_closed(exc: BaseException) -> bool:
-            # A kept connection the server has closed meanwhile (its idle ``timeout``, a
-            # restart, a proxy): connected again, as the pool's hand-over does for one it finds
-            # closed — fenced, and a new server's refusal is not sent again (``Fence``).
-            return (
-                held is not None
-                and isinstance(exc, redis_errors.ConnectionError)
-                and not isinstance(exc, ServerChanged)
-            )
-
         def failed(exc: BaseException) -> None:
             connection.disconnect()
             if isinstance(exc, ServerChanged):
@@ -454,8 +444,11 @@ class InventoryClientMixin:
             try:
                 # The connection's retry policy, as for any command.
                 raw = connection.retry.call_with_retry(exchange, failed)
-            except _CONNECTION_ERRORS as exc:
-                if not kept_one_closed(exc):
+            except redis_errors.ConnectionError as exc:
+                # A kept connection the server has closed meanwhile (its idle ``timeout``, a
+                # restart, a proxy): connected again, as the pool's hand-over does for one it
+                # finds closed — fenced, and a new server's refusal is not sent again.
+                if held is None or isinstance(exc, ServerChanged):
                     raise
                 connection.disconnect()
                 raw = exchange()
@@ -881,10 +874,12 @@ class _Held:
 
     __slots__ = ("connection", "pid", "pool")
     _local = threading.local()
+    #: This process's id, set again in a forked child (asked once, not on every read).
+    _pid = os.getpid()
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
-        self.pid = os.getpid()
+        self.pid = _Held._pid
         self.connection = pool.get_connection()
 
     @classmethod
@@ -892,19 +887,26 @@ class _Held:
         """This thread's connection from ``pool``, taken now if need be; ``None`` where one is
         not kept (another kind of pool)."""
         held = getattr(cls._local, "held", None)
-        if held is not None and held.pool is pool and held.pid == os.getpid():
+        if held is not None and held.pool is pool and held.pid == cls._pid:
             return held
         if type(pool) is not ConnectionPool:
             return None
-        if held is not None and held.pid != os.getpid():
+        if held is not None and held.pid != cls._pid:
             held.pid = None  # a forked child's copy: the parent's connection, not to release
         cls._local.held = held = cls(pool)  # (the one held before, if any, is released)
         return held
 
+    @classmethod
+    def forked(cls) -> None:
+        cls._pid = os.getpid()
+
     def __del__(self) -> None:
-        if self.pid == os.getpid():
+        if self.pid == _Held._pid:
             with contextlib.suppress(Exception):  # (at exit, the pool may be gone already)
                 self.pool.release(self.connection)
+
+
+os.register_at_fork(after_in_child=_Held.forked)
 
 
 class ServerChanged(redis_errors.ConnectionError):
