@@ -365,6 +365,27 @@ def test_every_page_and_size_of_a_list_is_a_slice_of_its_ids_read_once(cache_bac
     assert _hostnames(reversed_) == expected[::-1]
 
 
+def test_a_page_of_a_remembered_list_builds_no_filter(cache_backend, by_token):
+    """A page within a list's remembered ids needs neither the list's query nor its filters:
+    a location filter, whose value is checked by reading the location, reads nothing."""
+    site = LocationFactory(name="Depot")
+    Workstation.objects.filter(hostname__in=["ws-1", "ws-2", "ws-4"]).update(location=site)
+    assert sync.sync()
+    whole = by_token.get(f"{LIST}?location={site.pk}&page_size=3")  # the ids, every row
+    assert whole.json()["count"] == 3 and _hostnames(whole) == ["ws-1", "ws-2", "ws-4"]
+    with CaptureQueriesContext(connection) as queries:
+        second = by_token.get(f"{LIST}?location={site.pk}&page_size=2&page=2")
+    assert second["X-Cache"] == "MISS"
+    assert _hostnames(second) == ["ws-4"] and second.json()["count"] == 3
+    assert queries.captured_queries == []
+    # A value the filter refuses is still refused, and a location with no workstation lists
+    # none: each has ids of its own to read.
+    refused = by_token.get(f"{LIST}?location=999999&page_size=2&page=2")
+    assert refused.status_code == 400 and "location" in refused.json()
+    empty = LocationFactory(name="Empty")
+    assert by_token.get(f"{LIST}?location={empty.pk}&page_size=2").json()["count"] == 0
+
+
 def test_a_page_of_a_remembered_list_follows_what_moves_it(cache_backend, by_token):
     """The ids are kept while the lists' layout stays: a change of a field the lists filter
     or order by (here a status) is in the next page; a change in place (a note) keeps them."""

@@ -86,19 +86,24 @@ class WorkstationViewSet(
         return self.cached_response(request, lambda: self._list_from_rows())
 
     def _list_from_rows(self) -> Response:
-        queryset = self.filter_queryset(self.get_queryset())
         if not self._renders_rows():
+            queryset = self.filter_queryset(self.get_queryset())
             page = self.paginate_queryset(rows.values_queryset(queryset))
             self.cache_shows = rows.ids(page)
             return self.get_paginated_response(rows.rows_to_representation(page))
-        # The page's ids, then each row as rendered before (``_rendered_rows``).
+
+        def ids_of_the_list() -> QuerySet:
+            return self.filter_queryset(self.get_queryset()).values_list("pk", flat=True)
+
+        # The page's ids, then each row as rendered before (``_rendered_rows``). The filters
+        # are built, and their values checked, only when the list's ids are read: a page of a
+        # list whose ids are remembered needs neither (they were read, with these filters and
+        # values, under the lists' current layout: docs/design.md, "A cached GET").
         remembered = getattr(self.paginator, "remembered_ids", None)
         if remembered is not None:  # (``pagination.RememberedIds``: the query made if asked)
-            ids_query = remembered(
-                lambda: queryset.values_list("pk", flat=True), self.request, self
-            )
+            ids_query = remembered(ids_of_the_list, self.request, self)
         else:
-            ids_query = queryset.values_list("pk", flat=True)
+            ids_query = ids_of_the_list()
         ids = list(self.paginate_queryset(ids_query))
         self.cache_shows = ids
         rendered = self._rendered_rows(ids)
