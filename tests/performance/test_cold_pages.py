@@ -446,6 +446,56 @@ def test_pages_beyond_the_remembered_ids_are_read_as_before(cache_backend, by_to
     assert _hostnames(within) == every[:3] and _ids_sql(queries) == []
 
 
+def test_a_page_further_on_is_a_slice_of_its_own_window(cache_backend, by_token, monkeypatch):
+    """Beyond the first window, each window of ids is read once, when a page of it is first
+    asked for: every other page within it is a slice, with no query for ids."""
+    from workstations.api import pagination
+
+    monkeypatch.setattr(pagination, "ID_WINDOW", 2)
+    every = [f"ws-{n}" for n in range(6)]
+    assert _hostnames(by_token.get(f"{LIST}?page_size=2")) == every[:2]
+    with CaptureQueriesContext(connection) as queries:
+        third = by_token.get(f"{LIST}?page_size=2&page=3")  # the window from the fifth
+    assert _hostnames(third) == every[4:] and third.json()["count"] == 6
+    assert [sql.rsplit("LIMIT", 1)[-1].strip() for sql in _ids_sql(queries)] == ["2 OFFSET 4"]
+    for path, expected in (
+        (f"{LIST}?page_size=1&page=6", every[5:]),
+        (f"{LIST}?page=5&page_size=1", every[4:5]),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            response = by_token.get(path)
+        assert response["X-Cache"] == "MISS" and response.json()["count"] == 6
+        assert _hostnames(response) == expected and _ids_sql(queries) == []
+    # A page across two windows reads its own slice; a change that moves the list, the
+    # windows again.
+    with CaptureQueriesContext(connection) as queries:
+        across = by_token.get(f"{LIST}?page_size=3&page=2")
+    assert _hostnames(across) == every[3:] and len(_ids_sql(queries)) == 1
+    services.workstation_update(
+        workstation=Workstation.objects.get(hostname="ws-0"), data={"hostname": "ws-9"}
+    )
+    assert _hostnames(_cold(by_token, f"{LIST}?page_size=1&page=6", 1)) == ["ws-9"]
+
+
+@pytest.mark.redis
+def test_a_cold_page_further_on_costs_four_round_trips_and_no_query(
+    redis_cache, by_token, django_assert_num_queries, monkeypatch
+):
+    from workstations.api import pagination
+
+    monkeypatch.setattr(pagination, "ID_WINDOW", 2)
+    by_token.get(f"{LIST}?page_size=10")  # the token, the generations, the list, every row
+    for _ in range(2):  # this page (and its window of ids); the purge epoch
+        _cold(by_token, f"{LIST}?page_size=1&page=4", 0)
+    perf_cache.reset_stats()
+    with django_assert_num_queries(0):  # the first window (the count) and the page's: read ahead
+        response = _cold(by_token, f"{LIST}?page_size=1&page=4", 1)
+    assert response["X-Cache"] == "MISS" and _hostnames(response) == ["ws-3"]
+    # The early read; the lookup (the entry, the lock, both windows of ids); the rows; the store.
+
+    assert _round_trips() == 4
+
+
 def test_ids_remembered_under_another_window_are_not_sliced_past_their_end(
     cache_backend, by_token, monkeypatch
 ):

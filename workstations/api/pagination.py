@@ -56,23 +56,28 @@ def remembered_count(
     )
 
 
-#: How many of a list's first primary keys are remembered (``RememberedIds``): twenty pages of
-#: fifty, forty of twenty-five; the pages readers ask for most. A few kilobytes each.
+#: How many primary keys of a list are remembered together (``RememberedIds``): the first
+#: window, twenty pages of fifty or forty of twenty-five, holds the pages readers ask for most;
+#: a page further on is a slice of its own window, read when a page of it is first asked for.
+#: A few kilobytes each.
 ID_WINDOW = 1000
 
 
 class RememberedIds:
     """A list's primary keys, in its order: ``queryset()`` (a flat ``values_list`` of them,
-    made when first asked: a page sliced from the window needs none), its first ``ID_WINDOW``
-    read once and remembered with the list's count (``remember``, given how to compute them;
-    ``count``, how to count the list, for one longer than the window).
+    made when first asked: a page sliced from a window needs none), read ``ID_WINDOW`` at a
+    time and remembered (``remember(compute, start)``, given how to compute the window that
+    starts at ``start``; ``count``, how to count the list, for one longer than a window). The
+    first window is remembered with the list's count, which every page needs.
 
-    A page within them, of any size, is a slice of that list rather than a query, and its
-    count comes with it: a cold page of a list whose ids were read costs no SQL, and reads
-    the cache once for both. A page beyond the window is the query's own slice, as before,
-    and so is every page while the cache does not take calls (``cache.reachable``): nothing
-    read would be remembered, and the database carries every request meanwhile.
-    Django's ``Paginator`` asks only ``count()``, a slice and whether the list is ordered.
+    A page within a window, of any size, is a slice of it rather than a query, and the first
+    window's count comes with it: a cold page of a list whose window was read costs no SQL,
+    and reads the cache once for both (twice beyond the first window, unless the page's window
+    was read ahead: ``PageNumberPagination.remembered_ids_keys``). A page across two windows is
+    the query's own slice, as before, and so is every page while the cache does not take calls
+    (``cache.reachable``): nothing read would be remembered, and the database carries every
+    request meanwhile. Django's ``Paginator`` asks only ``count()``, a slice and whether the
+    list is ordered.
     """
 
     ordered = True
@@ -80,7 +85,7 @@ class RememberedIds:
     def __init__(
         self,
         queryset: Callable[[], QuerySet],
-        remember: Callable[[Callable[[], list]], list],
+        remember: Callable[[Callable[[], list], int], list],
         count: Callable[[], int],
     ) -> None:
         self._queryset = queryset
@@ -100,11 +105,20 @@ class RememberedIds:
         """The list's count and its first ``ID_WINDOW`` primary keys (computed here when what
         the cache holds under their key is not that)."""
         if self._window is None:
-            window = self._remember(self._compute)
+            window = self._remember(self._compute, 0)
             if not _is_window(window):
                 window = self._compute()
             self._window = window
         return self._window
+
+    def _further(self, start: int) -> list:
+        """The ``ID_WINDOW`` primary keys from ``start`` (fewer at the list's end)."""
+
+        def compute() -> list:
+            return list(self.queryset[start : start + ID_WINDOW])
+
+        ids = self._remember(compute, start)
+        return ids if isinstance(ids, list) else compute()
 
     def count(self) -> int:
         if self._window is None and not cache.reachable():
@@ -125,7 +139,15 @@ class RememberedIds:
             count, ids = self.window()
             if index.stop <= len(ids) or len(ids) >= count:  # within them, or they are all
                 return ids[index]
+            start = (index.start or 0) // ID_WINDOW * ID_WINDOW
+            if start and index.stop <= start + ID_WINDOW:  # within a further window
+                return self._further(start)[index.start - start : index.stop - start]
         return self.queryset[index]
+
+
+def _window_parts(parts: tuple, start: int) -> tuple:
+    """What the window of ids from ``start`` is keyed by: the first one as it always was."""
+    return parts if not start else (*parts, "from", start)
 
 
 def _is_window(value: Any) -> bool:
@@ -214,9 +236,14 @@ class PageNumberPagination(pagination.PageNumberPagination):
         read = getattr(view, "cache_generations_read", None)
         known = read() if read is not None else None
 
-        def remember(compute: Callable[[], list]) -> list:
+        def remember(compute: Callable[[], list], start: int) -> list:
             return cache.remember(
-                namespace, parts, compute, internal=True, about=cache.ABOUT_LAYOUT, known=known
+                namespace,
+                _window_parts(parts, start),
+                compute,
+                internal=True,
+                about=cache.ABOUT_LAYOUT,
+                known=known,
             )
 
         def count() -> int:
@@ -225,17 +252,37 @@ class PageNumberPagination(pagination.PageNumberPagination):
         ids = RememberedIds(queryset, remember, count)
         return ids
 
-    def remembered_ids_key(self, request: Request, view: Any) -> str | None:
-        """Where ``remembered_ids`` keeps this list's ids, from the generations the view read
-        already (``cache_generations_read``); ``None`` when it keeps none, or one of those
-        generations was not read: for the view to read them ahead (``cache_read_ahead``)."""
+    def remembered_ids_keys(self, request: Request, view: Any) -> list[str]:
+        """Where ``remembered_ids`` keeps the ids this page is sliced from (the first window,
+        which has the count, and the page's own when it is further on), from the generations
+        the view read already (``cache_generations_read``); none when it keeps none, or one of
+        those generations was not read: for the view to read them ahead (``cache_read_ahead``).
+        """
         parts = self._ids_parts(request, view)
         read = getattr(view, "cache_generations_read", None)
         if parts is None or read is None:
-            return None
-        return cache.remembered_key(
-            view.cache_namespace, parts, internal=True, about=cache.ABOUT_LAYOUT, known=read()
-        )
+            return []
+        starts, size, first = [0], self.page_size, 0
+        try:  # (as DRF reads them; a page it refuses, or "last": the first window only)
+            asked = int(request.GET.get(self.page_size_query_param) or 0)
+            size = min(asked, self.max_page_size) if asked > 0 else size
+            first = (int(request.GET.get(self.page_query_param) or 1) - 1) * size
+        except (TypeError, ValueError):
+            pass
+        start = max(first, 0) // ID_WINDOW * ID_WINDOW
+        if start and first + size <= start + ID_WINDOW:
+            starts.append(start)
+        keys = [
+            cache.remembered_key(
+                view.cache_namespace,
+                _window_parts(parts, start),
+                internal=True,
+                about=cache.ABOUT_LAYOUT,
+                known=read(),
+            )
+            for start in starts
+        ]
+        return [key for key in keys if key is not None]
 
     def _ids_parts(self, request: Request, view: Any) -> tuple | None:
         """What ``remembered_ids`` keys a list's ids by; ``None`` for a list whose ids it

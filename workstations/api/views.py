@@ -115,9 +115,8 @@ class WorkstationViewSet(
         page's lookup."""
         if self.action != "list":
             return []
-        ahead = getattr(self.paginator, "remembered_ids_key", None)
-        key = ahead(self.request, self) if ahead is not None else None
-        return [key] if key is not None else []
+        ahead = getattr(self.paginator, "remembered_ids_keys", None)
+        return ahead(self.request, self) if ahead is not None else []
 
     def retrieve(self, request: Request, *args: object, **kwargs: object) -> Response:
         """A workstation: its row as a list renders it (the serializer's representation, the
