@@ -8,6 +8,8 @@ the next reader gets: ``X-Cache`` and the rows.
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from performance import cache as perf_cache
@@ -190,6 +192,37 @@ def test_rows_that_tie_come_in_the_order_of_their_keys(api, machines):
     ]
     deployed = sorted(ws.pk for ws in machines if ws.status != "in_stock")
     assert by_status[: len(deployed)] == deployed or by_status[-len(deployed) :] == deployed
+
+
+@committed
+def test_a_list_in_descending_order_is_the_ascending_one_reversed(api, machines):
+    """Ties included: rows of one status come in the order of their keys ascending, and in
+    the reverse order descending — not in the same order in both."""
+
+    def ids(ordering: str) -> list[int]:
+        return [row["id"] for row in get(api, f"{LIST}?ordering={ordering}").json()["results"]]
+
+    assert ids("-status") == ids("status")[::-1]
+    assert ids("-manufacturer,-status") == ids("manufacturer,status")[::-1]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plans")
+@committed
+def test_a_page_in_descending_order_is_read_along_the_fields_index_with_nothing_sorted(
+    api, machines
+):
+    """SQLite's indexes end with the row's key: read backwards, one gives the field descending
+    and its ties by key descending — the order asked for, with nothing left to sort."""
+    for ordering in ("-updated_at", "-purchase_date", "updated_at", "status", "-status"):
+        with CaptureQueriesContext(connection) as queries:
+            assert get(api, f"{LIST}?ordering={ordering}&page_size=1&page=2").status_code == 200
+        ordered = [q["sql"] for q in queries if "ORDER BY" in q["sql"] and "LIMIT" in q["sql"]]
+        assert ordered, ordering
+        with connection.cursor() as cursor:
+            for sql in ordered:
+                cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+                plan = [row[-1] for row in cursor.fetchall()]
+                assert not any("TEMP B-TREE" in step for step in plan), (ordering, sql, plan)
 
 
 @committed

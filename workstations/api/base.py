@@ -140,8 +140,11 @@ class OrderingFilter(filters.OrderingFilter):
         ordering = list(ordering or self.get_default_ordering(view) or ())
         # Rows that tie (the same status) come in the order of their keys, whatever the
         # database did to them since: a page holds the same rows from one request to the next.
+        # In the direction of the last field: a list in descending order is the ascending one
+        # reversed, ties included, and the database reads it backwards along the field's
+        # index (which ends with the key, as SQLite's do), with nothing left to sort.
         if ordering and not {"pk", "id", "-pk", "-id"} & set(ordering):
-            ordering.append("pk")
+            ordering.append("-pk" if ordering[-1].startswith("-") else "pk")
         return ordering
 
     def ordered_by(self, params: QueryDict, view: Any) -> list[str]:

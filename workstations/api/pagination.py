@@ -296,8 +296,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
         # which would end its ids as often as pages are asked for: they are not remembered.
         if about() != cache.ABOUT_PAGE or getattr(view, "cache_per_user", False):
             return None
-        # The window's size in the key: two versions of the service never share windows.
-        return ("ids", ID_WINDOW, *self._list_parts(request, view, without=()))
+        # The window's size, and how ties are ordered (in the order's direction), in the key:
+        # two versions of the service never share windows.
+        return ("ids", ID_WINDOW, "ties", *self._list_parts(request, view, without=()))
 
     def _list_parts(self, request: Request, view: Any, *, without: Iterable[str]) -> tuple:
         own = {self.page_query_param, self.page_size_query_param, *without}
