@@ -11,10 +11,13 @@ from . import history
 from .choices import Status
 from .models import Location, Workstation
 
+#: The relations a workstation is shown with, joined in wherever one is read to be shown.
+WORKSTATION_SHOWN_WITH = ("location", "assigned_to")
+
 
 def workstation_list() -> QuerySet[Workstation]:
     """Workstations with their location and assignee joined in (no N+1 on lists)."""
-    return Workstation.objects.select_related("location", "assigned_to")
+    return Workstation.objects.select_related(*WORKSTATION_SHOWN_WITH)
 
 
 def location_list() -> QuerySet[Location]:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from performance import cache as perf_cache
 
-from . import history
+from . import history, selectors
 from .choices import STATUSES_FORBIDDING_ASSIGNEE, Status
 from .history import ActorLike
 from .models import Location, Workstation
@@ -41,11 +41,15 @@ def _invalidate(namespaces: Iterable[str]) -> None:
     perf_cache.invalidate_on_commit(*namespaces)
 
 
-def _locked(instance: _Model) -> _Model:
+def _locked(instance: _Model, *, related: Collection[str] = ()) -> _Model:
     """``instance``'s row as committed now, locked until the transaction ends, so that what is
     checked and changed is what is stored (PostgreSQL: ``FOR UPDATE``; SQLite's transactions
-    take the write lock when they begin: ``transaction_mode`` in the settings)."""
-    return type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+    take the write lock when they begin: ``transaction_mode`` in the settings). ``related``:
+    the relations read in the same query (the rows they join are not locked)."""
+    manager = type(instance)._default_manager
+    if not related:
+        return manager.select_for_update().get(pk=instance.pk)
+    return manager.select_related(*related).select_for_update(of=("self",)).get(pk=instance.pk)
 
 
 def _save(instance: Workstation | Location, *, fields: Collection[str] | None = None) -> None:
@@ -152,6 +156,13 @@ def workstation_save(
 ) -> Workstation:
     """Validate and store a prepared workstation (new or changed); of a changed one, only
     ``fields`` when given (every column otherwise)."""
+    return _workstation_save(workstation, fields=fields, actor=actor)
+
+
+def _workstation_save(
+    workstation: Workstation, *, fields: Collection[str] | None, actor: ActorLike
+) -> Workstation:
+    """``workstation_save`` within a transaction the caller holds (no savepoint of its own)."""
     with history.acting_as(actor):
         _save(workstation, fields=fields)
     _invalidate(WORKSTATION_NAMESPACES)
@@ -180,11 +191,13 @@ def workstation_update(
     change, and the rules are checked against what is really there.
     ``Workstation.DoesNotExist`` when it was deleted meanwhile.
     """
-    current = _locked(workstation)
+    # With the relations a workstation is shown with (its location, its assignee): the row
+    # returned is shown as it is, without a query for each.
+    current = _locked(workstation, related=selectors.WORKSTATION_SHOWN_WITH)
     if precondition is not None:
         precondition(current)
     _apply(current, data)
-    return workstation_save(workstation=current, fields=list(data), actor=actor)
+    return _workstation_save(current, fields=list(data), actor=actor)
 
 
 @transaction.atomic

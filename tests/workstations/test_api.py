@@ -432,6 +432,40 @@ def test_list_runs_constant_queries(
     assert response.json()["results"][0]["assigned_to_username"]
 
 
+def test_a_change_reads_its_row_once_with_what_it_is_shown_with(
+    transactional_db, editor_client, django_assert_num_queries
+):
+    """A PATCH reads the row to check it is there (DRF's object), then the row as committed,
+    locked, with its location and assignee: the answer shows them without a query each. One
+    savepoint, the one that lets a unique value taken meanwhile be named."""
+    machine = WorkstationFactory(
+        location=LocationFactory(name="Depot"),
+        assigned_to=UserFactory(username="ada"),
+        status=Status.DEPLOYED,
+    )
+    editor_client.get(detail(machine))  # the token
+    # The object; BEGIN; the locked row with its relations; SAVEPOINT; the history's read of
+    # the row before; its entry; UPDATE; RELEASE; COMMIT; the versions the change took
+    # (three reads: the cache's sync).
+    with django_assert_num_queries(12) as queries:
+        response = editor_client.patch(detail(machine), {"notes": "checked"}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["notes"], body["location_name"], body["assigned_to_username"]) == (
+        "checked",
+        "Depot",
+        "ada",
+    )
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert sum(statement.startswith("SAVEPOINT") for statement in sql) == 1
+    shown = [s for s in sql if 'FROM "workstations_location"' in s or 'FROM "auth_user"' in s]
+    assert shown == []
+    # A change of the location shows the new one.
+    other = LocationFactory(name="Lab")
+    moved = editor_client.patch(detail(machine), {"location": other.pk}, format="json")
+    assert moved.json()["location_name"] == "Lab"
+
+
 @pytest.mark.parametrize("page_size", [5, 200])
 def test_location_list_runs_constant_queries(reader_client, django_assert_num_queries, page_size):
     for location in LocationFactory.create_batch(210):
