@@ -466,6 +466,35 @@ def test_a_change_reads_its_row_once_with_what_it_is_shown_with(
     assert moved.json()["location_name"] == "Lab"
 
 
+def test_a_change_builds_no_field_from_the_model_again(editor_client, monkeypatch):
+    """The serializer's fields are built from the model once per class, and each serializer
+    gets copies of its own: a change after the first builds none, and answers as before."""
+    from rest_framework.serializers import ModelSerializer
+
+    from workstations.api.serializers import WorkstationSerializer
+
+    machine = WorkstationFactory(location=LocationFactory(name="Depot"))
+    first = editor_client.patch(detail(machine), {"notes": "one"}, format="json")
+    assert first.status_code == 200, first.content
+    built = []
+    original = ModelSerializer.build_field
+    monkeypatch.setattr(
+        ModelSerializer, "build_field", lambda self, *a: built.append(a[0]) or original(self, *a)
+    )
+    second = editor_client.patch(detail(machine), {"notes": "two", "ram_gb": 0}, format="json")
+    assert second.status_code == 400 and "ram_gb" in second.json()
+    third = editor_client.patch(detail(machine), {"notes": "two"}, format="json")
+    assert third.json() == {
+        **first.json(),
+        "notes": "two",
+        "updated_at": third.json()["updated_at"],
+    }
+    assert built == []
+    one, other = WorkstationSerializer(), WorkstationSerializer()
+    assert one.fields["hostname"] is not other.fields["hostname"]
+    assert one.fields["hostname"].parent is one
+
+
 @pytest.mark.parametrize("page_size", [5, 200])
 def test_location_list_runs_constant_queries(reader_client, django_assert_num_queries, page_size):
     for location in LocationFactory.create_batch(210):
