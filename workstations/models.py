@@ -145,6 +145,11 @@ class Workstation(models.Model):
             models.Index(fields=["warranty_expires"], name="ws_warranty_idx"),
             models.Index(fields=["updated_at"], name="ws_updated_at_idx"),
             models.Index(fields=["location", "status"], name="ws_location_status_idx"),
+            # The machines changed last in a status, a place, a form factor: read along these
+            # (either way), not sorted whole for every page.
+            models.Index(fields=["status", "updated_at"], name="ws_status_updated_idx"),
+            models.Index(fields=["location", "updated_at"], name="ws_location_updated_idx"),
+            models.Index(fields=["form_factor", "updated_at"], name="ws_form_factor_updated_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -208,21 +208,31 @@ def test_a_list_in_descending_order_is_the_ascending_one_reversed(api, machines)
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plans")
 @committed
-def test_a_page_in_descending_order_is_read_along_the_fields_index_with_nothing_sorted(
-    api, machines
-):
+def test_pages_in_the_common_orders_are_read_along_an_index_with_nothing_sorted(api, machines):
     """SQLite's indexes end with the row's key: read backwards, one gives the field descending
-    and its ties by key descending — the order asked for, with nothing left to sort."""
-    for ordering in ("-updated_at", "-purchase_date", "updated_at", "status", "-status"):
+    and its ties by key descending — the order asked for, with nothing left to sort; and the
+    latest changes within a status, a place or a form factor have indexes of their own."""
+    place = machines[0].location_id
+    for query in (
+        "ordering=-updated_at",
+        "ordering=-purchase_date",
+        "ordering=updated_at",
+        "ordering=status",
+        "ordering=-status",
+        # The latest changes in a status, a place, a form factor (their own indexes).
+        "status=in_stock&ordering=-updated_at",
+        f"location={place}&ordering=-updated_at",
+        "form_factor=desktop&ordering=updated_at",
+    ):
         with CaptureQueriesContext(connection) as queries:
-            assert get(api, f"{LIST}?ordering={ordering}&page_size=1&page=2").status_code == 200
+            assert get(api, f"{LIST}?{query}&page_size=1").status_code == 200
         ordered = [q["sql"] for q in queries if "ORDER BY" in q["sql"] and "LIMIT" in q["sql"]]
-        assert ordered, ordering
+        assert ordered, query
         with connection.cursor() as cursor:
             for sql in ordered:
                 cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
                 plan = [row[-1] for row in cursor.fetchall()]
-                assert not any("TEMP B-TREE" in step for step in plan), (ordering, sql, plan)
+                assert not any("TEMP B-TREE" in step for step in plan), (query, sql, plan)
 
 
 @committed
