@@ -139,10 +139,17 @@ class RememberedIds:
             count, ids = self.window()
             if index.stop <= len(ids) or len(ids) >= count:  # within them, or they are all
                 return ids[index]
-            start = (index.start or 0) // ID_WINDOW * ID_WINDOW
-            if start and index.stop <= start + ID_WINDOW:  # within a further window
+            start = _further_window(index.start or 0, index.stop)
+            if start:
                 return self._further(start)[index.start - start : index.stop - start]
         return self.queryset[index]
+
+
+def _further_window(start: int, stop: int) -> int:
+    """Where the window of ids beyond the first that holds the slice ``[start:stop]`` whole
+    begins; ``0`` when none does (it is in the first window, or across two)."""
+    window = start // ID_WINDOW * ID_WINDOW
+    return window if window and stop <= window + ID_WINDOW else 0
 
 
 def _window_parts(parts: tuple, start: int) -> tuple:
@@ -262,23 +269,23 @@ class PageNumberPagination(pagination.PageNumberPagination):
         read = getattr(view, "cache_generations_read", None)
         if parts is None or read is None:
             return []
-        starts, size, first = [0], self.page_size, 0
-        try:  # (as DRF reads them; a page it refuses, or "last": the first window only)
-            asked = int(request.GET.get(self.page_size_query_param) or 0)
-            size = min(asked, self.max_page_size) if asked > 0 else size
-            first = (int(request.GET.get(self.page_query_param) or 1) - 1) * size
+        starts = [0]
+        size = self.get_page_size(request)
+        try:  # (a page DRF refuses, or "last": the first window only)
+            first = (int(request.query_params.get(self.page_query_param) or 1) - 1) * size
         except (TypeError, ValueError):
-            pass
-        start = max(first, 0) // ID_WINDOW * ID_WINDOW
-        if start and first + size <= start + ID_WINDOW:
-            starts.append(start)
+            first = 0
+        further = _further_window(max(first, 0), first + size)
+        if further:
+            starts.append(further)
+        known = read()
         keys = [
             cache.remembered_key(
                 view.cache_namespace,
                 _window_parts(parts, start),
                 internal=True,
                 about=cache.ABOUT_LAYOUT,
-                known=read(),
+                known=known,
             )
             for start in starts
         ]
