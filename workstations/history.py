@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditlog.context import disable_auditlog
 from auditlog.diff import model_instance_diff
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
@@ -149,17 +150,21 @@ def record_bulk(
     *,
     actor: ActorLike = None,
     force: bool = False,
+    fields: Sequence[str] | None = None,
 ) -> list[LogEntry]:
     """One entry per object for a write signals never saw, as auditlog would have made it:
     ``pairs`` are (before, after), ``None`` for an object that did not exist or no longer does.
     An object whose fields did not change gets no entry (as a ``save()`` that changed nothing),
-    unless ``force``: an event worth recording by itself (a check-out with its note)."""
+    unless ``force``: an event worth recording by itself (a check-out with its note).
+    ``fields``: the only fields compared (a save's ``update_fields``), all of them if ``None``."""
     who = as_actor(actor) or current_actor()
     now = timezone.now()
     entries = []
     for before, after in pairs:
         instance = after if after is not None else before
-        changes = model_instance_diff(before, after, use_json_for_changes=True)
+        changes = model_instance_diff(
+            before, after, fields_to_check=fields, use_json_for_changes=True
+        )
         if changes is None and action != Action.DELETE and not force:
             continue
         entry = LogEntry(
@@ -174,6 +179,17 @@ def record_bulk(
         _fill(entry, who)
         entries.append(entry)
     return LogEntry.objects.bulk_create(entries, batch_size=500)
+
+
+def save_changed(
+    instance: models.Model, before: models.Model, *, update_fields: Sequence[str]
+) -> None:
+    """Save ``instance``, the row ``before`` changed (as read, locked, for this change), and
+    record the change from the two: auditlog's own receiver, which would read the row again
+    for its "before", stays out of it."""
+    with disable_auditlog():
+        instance.save(update_fields=update_fields)
+    record_bulk(Action.UPDATE, [(before, instance)], fields=update_fields)
 
 
 def load_related(instances: Sequence[models.Model], *names: str) -> None:

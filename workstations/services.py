@@ -9,13 +9,14 @@ the command and OS user when none is passed), when, each field before and after.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, UniqueConstraint
 from django.utils import timezone
 
 from performance import cache as perf_cache
@@ -52,19 +53,31 @@ def _locked(instance: _Model, *, related: Collection[str] = ()) -> _Model:
     return manager.select_related(*related).select_for_update(of=("self",)).get(pk=instance.pk)
 
 
-def _save(instance: Workstation | Location, *, fields: Collection[str] | None = None) -> None:
+def _save(
+    instance: Workstation | Location,
+    *,
+    fields: Collection[str] | None = None,
+    before: Workstation | Location | None = None,
+) -> None:
     """Validate, then store ``instance``: every column of a new row, only ``fields`` (and the
-    time of the change) of an existing one, so a concurrent change of other columns stays."""
-    if fields is None or instance._state.adding:
+    time of the change) of an existing one, so a concurrent change of other columns stays.
+
+    ``before``: the row as it was when locked for this change (``_locked``), ``instance`` the
+    same row changed. Its history is recorded from the two, without reading the row again, as
+    django-auditlog's own receiver does; and unless the change sets a unique value, the save
+    takes no savepoint: every rule on the fields it changes was checked against the locked row,
+    so only a value another row takes meanwhile can make the database refuse it."""
+    adding = fields is None or instance._state.adding
+    if adding:
         instance.full_clean()
     else:
         instance.full_clean(exclude=_unasked(instance, fields))
+    if before is not None and not adding and not set(fields) & _unique_fields(type(instance)):
+        _store(instance, fields, before)
+        return
     try:
         with transaction.atomic():
-            if fields is None or instance._state.adding:
-                instance.save()
-            else:
-                instance.save(update_fields=[*fields, "updated_at"])
+            _store(instance, None if adding else fields, before)
     except IntegrityError as exc:
         # A concurrent write took a unique value between full_clean and save. It has committed
         # by now, so validating again names the field, as full_clean would have.
@@ -79,6 +92,38 @@ def _save(instance: Workstation | Location, *, fields: Collection[str] | None = 
         raise ValidationError(
             "This change conflicts with another record (a unique value is already taken)."
         ) from exc
+
+
+def _store(
+    instance: Workstation | Location,
+    fields: Collection[str] | None,
+    before: Workstation | Location | None,
+) -> None:
+    if fields is None:
+        instance.save()
+        return
+    if before is None:
+        instance.save(update_fields=[*fields, "updated_at"])
+        return
+    history.save_changed(instance, before, update_fields=[*fields, "updated_at"])
+
+
+@functools.cache
+def _unique_fields(model: type[Workstation | Location]) -> frozenset[str]:
+    """The fields a uniqueness rule of ``model`` names (a field's own, a unique constraint's,
+    ``unique_together``)."""
+    meta = model._meta
+    names = {f.name for f in meta.concrete_fields if f.unique and not f.primary_key}
+    for group in meta.unique_together:
+        names.update(group)
+    for constraint in meta.constraints:
+        if isinstance(constraint, UniqueConstraint):
+            names.update(meta.get_field(name).name for name in constraint.fields)
+            if constraint.condition is not None:
+                names.update(constraint.condition.referenced_base_fields)
+            if constraint.expressions:  # (what an expression reads: every field, to be safe)
+                return frozenset(f.name for f in meta.concrete_fields)
+    return frozenset(names)
 
 
 def _unasked(instance: Workstation | Location, fields: Collection[str]) -> set[str]:
@@ -160,11 +205,16 @@ def workstation_save(
 
 
 def _workstation_save(
-    workstation: Workstation, *, fields: Collection[str] | None, actor: ActorLike
+    workstation: Workstation,
+    *,
+    fields: Collection[str] | None,
+    actor: ActorLike,
+    before: Workstation | None = None,
 ) -> Workstation:
-    """``workstation_save`` within a transaction the caller holds (no savepoint of its own)."""
+    """``workstation_save`` within a transaction the caller holds (no savepoint of its own);
+    ``before``: the row as locked for this change (``_save``)."""
     with history.acting_as(actor):
-        _save(workstation, fields=fields)
+        _save(workstation, fields=fields, before=before)
     _invalidate(WORKSTATION_NAMESPACES)
     return workstation
 
@@ -196,8 +246,9 @@ def workstation_update(
     current = _locked(workstation, related=selectors.WORKSTATION_SHOWN_WITH)
     if precondition is not None:
         precondition(current)
+    before = _snapshot(current)
     _apply(current, data)
-    return _workstation_save(current, fields=list(data), actor=actor)
+    return _workstation_save(current, fields=list(data), before=before, actor=actor)
 
 
 @transaction.atomic
@@ -419,8 +470,19 @@ def location_save(
     *, location: Location, fields: Collection[str] | None = None, actor: ActorLike = None
 ) -> Location:
     """Validate and store a prepared location (of a changed one, only ``fields`` when given)."""
+    return _location_save(location, fields=fields, actor=actor)
+
+
+def _location_save(
+    location: Location,
+    *,
+    fields: Collection[str] | None,
+    actor: ActorLike,
+    before: Location | None = None,
+) -> Location:
+    """``location_save`` within a transaction the caller holds, as ``_workstation_save``."""
     with history.acting_as(actor):
-        _save(location, fields=fields)
+        _save(location, fields=fields, before=before)
     _invalidate(LOCATION_NAMESPACES)
     return location
 
@@ -444,8 +506,9 @@ def location_update(
     current = _locked(location)
     if precondition is not None:
         precondition(current)
+    before = _snapshot(current)
     _apply(current, data)
-    return location_save(location=current, fields=list(data), actor=actor)
+    return _location_save(current, fields=list(data), before=before, actor=actor)
 
 
 @transaction.atomic

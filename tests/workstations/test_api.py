@@ -436,18 +436,18 @@ def test_a_change_reads_its_row_once_with_what_it_is_shown_with(
     transactional_db, editor_client, django_assert_num_queries
 ):
     """A PATCH reads the row to check it is there (DRF's object), then the row as committed,
-    locked, with its location and assignee: the answer shows them without a query each. One
-    savepoint, the one that lets a unique value taken meanwhile be named."""
+    locked, with its location and assignee: the answer shows them without a query each, and
+    the history's "before" is that locked row, not a third read. A change that sets nothing
+    unique takes no savepoint: nothing another writer does can make the database refuse it."""
     machine = WorkstationFactory(
         location=LocationFactory(name="Depot"),
         assigned_to=UserFactory(username="ada"),
         status=Status.DEPLOYED,
     )
     editor_client.get(detail(machine))  # the token
-    # The object; BEGIN; the locked row with its relations; SAVEPOINT; the history's read of
-    # the row before; its entry; UPDATE; RELEASE; COMMIT; the versions the change took
-    # (three reads: the cache's sync).
-    with django_assert_num_queries(12) as queries:
+    # The object; BEGIN; the locked row with its relations; UPDATE; the history's entry;
+    # COMMIT; the versions the change took (three reads: the cache's sync).
+    with django_assert_num_queries(9) as queries:
         response = editor_client.patch(detail(machine), {"notes": "checked"}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -457,13 +457,20 @@ def test_a_change_reads_its_row_once_with_what_it_is_shown_with(
         "ada",
     )
     sql = [query["sql"] for query in queries.captured_queries]
-    assert sum(statement.startswith("SAVEPOINT") for statement in sql) == 1
+    assert not [statement for statement in sql if "SAVEPOINT" in statement]
+    rows = [s for s in sql if s.startswith("SELECT") and 'FROM "workstations_workstation"' in s]
+    assert len(rows) == 2, rows
     shown = [s for s in sql if 'FROM "workstations_location"' in s or 'FROM "auth_user"' in s]
     assert shown == []
-    # A change of the location shows the new one.
+    (entry,) = editor_client.get(detail(machine) + "history/").json()["results"][:1]
+    assert entry["changes"]["notes"] == {"before": machine.notes, "after": "checked"}
+    assert entry["actor"] == "editor"
+    # A change of the location shows the new one, and its history names both.
     other = LocationFactory(name="Lab")
     moved = editor_client.patch(detail(machine), {"location": other.pk}, format="json")
     assert moved.json()["location_name"] == "Lab"
+    (entry,) = editor_client.get(detail(machine) + "history/").json()["results"][:1]
+    assert entry["changes"]["location"] == {"before": "Depot", "after": "Lab"}
 
 
 def test_a_change_builds_no_field_from_the_model_again(editor_client, monkeypatch):

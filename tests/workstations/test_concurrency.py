@@ -229,3 +229,35 @@ def test_every_loser_of_a_unique_race_is_told_which_field(clients, order, field)
         if answer.status_code == 400:
             assert list(answer.json()) == [field], answer.json()
     assert Workstation.objects.count() == 1
+
+
+def before_updating(sql: str) -> bool:
+    """Hold a change right before its UPDATE: the row locked, every check of its values done."""
+    return sql.lstrip().upper().startswith("UPDATE") and f'"{TABLE}"' in sql
+
+
+@pytest.mark.postgres
+def test_a_change_to_a_unique_value_taken_meanwhile_is_told_which_field(clients):
+    """Bob renames a machine to a free hostname; between his checks and his UPDATE, Alice
+    creates a machine with that name. Bob's change is a 400 naming the hostname, and changes
+    nothing: a change that sets a unique value keeps the savepoint that lets it say so.
+    (PostgreSQL only: on SQLite Bob's transaction holds the write lock from its start.)"""
+    if not on_postgresql():
+        pytest.skip("a create while a change is under way: PostgreSQL only (module docstring)")
+    alice, bob = clients
+    machine = WorkstationFactory(hostname="ws-old")
+    change = PausedRequest(
+        bob, "patch", f"{LIST}{machine.pk}/", before_updating, data={"hostname": "ws-new"}
+    )
+    change.start()
+    created = alice.post(
+        LIST,
+        {"asset_tag": "AT-NEW", "hostname": "ws-new", "serial_number": "SN-NEW"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    answer = change.finish()
+
+    assert answer.status_code == 400, answer.content
+    assert list(answer.json()) == ["hostname"], answer.json()
+    assert Workstation.objects.get(pk=machine.pk).hostname == "ws-old"
