@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.cache import caches
 from django.db import DatabaseError, transaction
@@ -64,11 +64,12 @@ def after_commit(names: Iterable[str]) -> dict[str, int | None]:
     version unrecorded, and the sweeps apply it."""
     names = list(names)
     try:
-        found: Mapping[str, int | None] = changes.versions(names)
+        read = _read(names)
     except DatabaseError:
         logger.warning("could not read the database's versions after a write", exc_info=True)
-        found = {}
-    bumped = advance_after_write(_steps({name: found.get(name) for name in names}, WRITE))
+        read = Read({}, {}, {})
+    found = {name: read.versions.get(name) for name in names}
+    bumped = advance_after_write(_steps(read._replace(versions=found), WRITE))
     if any(generation is None for generation in bumped.values()):
         missed = getattr(_backend(), "invalidation_missed", None)
         if missed is not None:
@@ -95,54 +96,73 @@ def sync(*, ask_server: bool = True) -> bool:
             return False
         state.reseed = False
     try:
-        found = changes.versions()
+        read = _read(None)
     except DatabaseError:
         logger.warning("could not read the database's versions", exc_info=True)
         return False
-    ahead = _level(found)
+    ahead = _level(read)
     if ahead is None:
         return False
     if ahead and not _settle(ahead):
         return False
-    _prune(found)
+    _prune(read.versions)
     return True
 
 
-def _level(found: Mapping[str, int]) -> list[str] | None:
-    """Bump every namespace whose recorded version differs from ``found``'s; the names the
+class Read(NamedTuple):
+    """What the database and the cache say of some namespaces (``_read``)."""
+
+    #: name -> the database's version.
+    versions: Mapping[str, int | None]
+    #: name -> the version the cache took in last, of the namespaces keyed by object.
+    taken: Mapping[str, int]
+    #: name -> the objects the versions since ``taken`` touched (``changes.object_changes``).
+    objects: Mapping[str, dict[str, bool] | None]
+
+
+def _read(names: list[str] | None) -> Read:
+    """The database's versions of ``names`` (every namespace: ``None``) and, of those keyed
+    by object, the version their cache took in and the objects each version since touched:
+    one round trip to the cache, then one to the database (``changes.versions_since``).
+    ``DatabaseError`` when the database cannot answer."""
+    every = namespaces() if names is None else names
+    keyed = [name for name in every if changes.keyed_by_object(name)]
+    recorded = _backend().get_many([applied_key(name) for name in keyed]) if keyed else {}
+    taken = {
+        name: since
+        for name in keyed
+        if type(since := recorded.get(applied_key(name))) is int  # (not a bool, not garbage)
+    }
+    found, objects = changes.versions_since(names, taken)
+    return Read(found, taken, objects)
+
+
+def _level(read: Read) -> list[str] | None:
+    """Bump every namespace whose recorded version differs from the database's; the names the
     cache has recorded a newer version of, or ``None`` when the cache could not be reached."""
-    if not found:
+    if not read.versions:
         return []
-    results = advance(_steps(found, SYNC))
+    results = advance(_steps(read, SYNC))
     if results is None:
         return None
-    return [name for name, result in zip(found, results, strict=True) if result == AHEAD]
+    return [name for name, result in zip(read.versions, results, strict=True) if result == AHEAD]
 
 
-def _steps(found: Mapping[str, int | None], mode: str) -> list[Step]:
-    """A step of ``mode`` for each namespace, taking in the version ``found`` for it — but for
-    a namespace keyed by object whose versions since the one its cache took in each touched a
+def _steps(read: Read, mode: str) -> list[Step]:
+    """A step of ``mode`` for each namespace, taking in the version read for it — but for a
+    namespace keyed by object whose versions since the one its cache took in each touched a
     few objects (``changes.object_changes``): then an ``OBJECTS`` step, which invalidates those
     objects' responses and the namespace's collections, and leaves the other objects' cached
     (docs/design.md, "Invariants", 6). The cache checks, atomically, that it has still taken in
     that version; otherwise the step is a ``SYNC``, which invalidates the whole namespace."""
-    keyed = [
-        name
-        for name, version in found.items()
-        if version is not None and changes.keyed_by_object(name)
-    ]
-    recorded = _backend().get_many([applied_key(name) for name in keyed]) if keyed else {}
     steps = []
-    for name, version in found.items():
-        since = recorded.get(applied_key(name))
+    for name, version in read.versions.items():
+        since = read.taken.get(name)
         objects = None
-        if type(since) is int and version is not None and since < version:
-            try:
-                objects = changes.object_changes(name, since, version)
-            except DatabaseError:
-                logger.warning("could not read which objects changed", exc_info=True)
+        if since is not None and version is not None and since < version:
+            objects = read.objects.get(name)
         if objects is None:
-            if mode == WRITE and type(since) is int and version and since >= version:
+            if mode == WRITE and since is not None and version and since >= version:
                 # Another process took in this write's version already, with a bump made after
                 # it committed: nothing left to invalidate (unless the cache disagrees: SYNC).
                 mode_here = SYNC
@@ -191,7 +211,7 @@ def _settle(ahead: list[str]) -> bool:
     raced this one (read again, and it is level), or the database went back (restored from a
     backup, a test's flush): then the database's versions are the truth."""
     try:
-        again = changes.versions(ahead)
+        again = _read(ahead)
     except DatabaseError:
         return False
     back = _level(again)
@@ -199,7 +219,8 @@ def _settle(ahead: list[str]) -> bool:
         return False
     if back:
         logger.warning("the database's versions went back for %s: invalidating", ", ".join(back))
-        if advance([Step(name, again[name], RESET) for name in back]) is None:
+        steps = [Step(name, again.versions[name], RESET) for name in back]
+        if advance(steps) is None:
             return False
     return True
 

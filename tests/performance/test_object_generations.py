@@ -486,12 +486,45 @@ def test_writes_taken_in_at_once_by_two_processes_leave_the_other_objects_cached
     assert sync.behind() == {}
 
 
+def _reads_of_the_versions(queries: CaptureQueriesContext) -> list[str]:
+    return [
+        query["sql"].lower()
+        for query in queries.captured_queries
+        if query["sql"].lstrip().upper().startswith("SELECT")
+        and any(
+            table in query["sql"].lower()
+            for table in ("performance_namespaceversion", "performance_objectchange")
+        )
+    ]
+
+
 @committed
-def test_a_write_reads_its_versions_and_its_objects_once_each(cache_backend, workstation):
+def test_a_write_reads_its_versions_and_its_objects_in_one_statement(cache_backend, workstation):
+    """After its commit, a write reads the versions of its namespaces and the objects they
+    touched in one round trip to the database, not one plus one per namespace."""
     assert sync.sync()
     with CaptureQueriesContext(connection) as queries:
         services.workstation_update(workstation=workstation, data={"notes": "new"})
-    sql = [query["sql"].lower() for query in queries.captured_queries]
-    assert sum("performance_namespaceversion" in q for q in sql) == 1
-    assert sum("performance_objectchange" in q for q in sql) == 1
+    (read,) = _reads_of_the_versions(queries)
+    assert "performance_namespaceversion" in read and "performance_objectchange" in read
+    assert sync.behind() == {}
+
+
+@committed
+def test_a_sweep_reads_the_versions_and_the_objects_in_one_statement(
+    cache_backend, api, workstation, other
+):
+    """The sweep after changes made outside the services (``update()``) reads the database
+    once, and still invalidates the objects changed only."""
+    assert sync.sync()
+    warm(api, detail(other))
+    Workstation.objects.filter(pk=workstation.pk).update(notes="changed")
+    Workstation.objects.filter(pk=workstation.pk).update(department="Finance")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert sync.sync()
+
+    assert len(_reads_of_the_versions(queries)) == 1
+    assert get(api, detail(other)).headers["X-Cache"] == "HIT"
+    assert fresh(api, detail(workstation)).json()["notes"] == "changed"
     assert sync.behind() == {}

@@ -446,8 +446,8 @@ def test_a_change_reads_its_row_once_with_what_it_is_shown_with(
     )
     editor_client.get(detail(machine))  # the token
     # The object; BEGIN; the locked row with its relations; UPDATE; the history's entry;
-    # COMMIT; the versions the change took (three reads: the cache's sync).
-    with django_assert_num_queries(9) as queries:
+    # COMMIT; the versions the change took and the objects they touched (the cache's sync).
+    with django_assert_num_queries(7) as queries:
         response = editor_client.patch(detail(machine), {"notes": "checked"}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
