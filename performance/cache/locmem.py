@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -411,9 +412,17 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         the same keys as on Redis, where ``SCAN ... MATCH`` decides)."""
         tokens = glob.parse(pattern)
         prefix = self._internal_prefix()
+        # Every request's lookup waits for the lock: held for copies only (C code, however
+        # many keys), the walk done outside it.
         with self._lock:
-            keys = [k for k in self._cache if k.startswith(prefix) and not self._has_expired(k)]
+            keys, expiry = list(self._cache), self._expire_info.copy()
+        now = time.time()
         for key in keys:
+            if not key.startswith(prefix):
+                continue
+            expires = expiry.get(key, -1)
+            if expires is not None and expires <= now:  # (as ``_has_expired`` decides)
+                continue
             logical = key[len(prefix) :]
             if glob.match(tokens, logical) and not internal_key(logical, pattern):
                 yield logical
