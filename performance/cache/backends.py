@@ -400,6 +400,25 @@ class InstrumentedCacheMixin:
             count=lambda key, results: _SETS,
         )
 
+    def store(self, key: str, value: Any, timeout: Any, *, release: str | None = None) -> bool:
+        """``set`` of ``key`` (``timeout`` as ``set`` takes it) and, when given, the ``delete``
+        of the lock ``release`` held while its value was computed: in one round trip where the
+        backend can. True when stored."""
+        keys = [key] if release is None else [key, release]
+        return self._run_many(
+            keys,
+            lambda: self._store(key, value, timeout, release),
+            fallback=False,
+            count=lambda name, stored: _SETS if name == key else _DELETES,
+        )
+
+    def _store(self, key: str, value: Any, timeout: Any, release: str | None) -> bool:
+        parent = super()
+        stored = parent.set(key, value, timeout)
+        if release is not None:
+            parent.delete(release)
+        return stored is not False
+
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         raise NotImplementedError  # pragma: no cover - each backend has its own
 

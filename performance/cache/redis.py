@@ -653,6 +653,20 @@ class InventoryClientMixin:
             raise ConnectionInterrupted(connection=client) from exc
         return bool(stored)
 
+    def store(self, key: str, value: Any, timeout: Any, release: str | None) -> bool:
+        """``SET`` of ``key`` (``timeout`` as django-redis's ``set`` takes it) and ``DEL`` of
+        the lock ``release``, pipelined on the primary: the backend's ``store``."""
+        client = self.redis()
+        pipe = client.pipeline(transaction=False)
+        self.set(key, value, timeout, client=pipe)
+        if release is not None:
+            pipe.delete(self.make_key(release))
+        try:
+            stored, *_ = pipe.execute()
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        return bool(stored)
+
     def lookup(
         self, key: str, lock: str, lock_timeout: int, ahead: Sequence[str], seed: Any = None
     ) -> Lookup:
@@ -1220,6 +1234,9 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def _add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
         return self.client.add_many(data, timeout)
+
+    def _store(self, key: str, value: Any, timeout: Any, release: str | None) -> bool:
+        return self.client.store(key, value, timeout, release)
 
     def _lookup(
         self,

@@ -630,8 +630,12 @@ class CachedResponseMixin:
             expires_at = None if ttl is None else time.time() + ttl
             entry = (body, etag, content_type, expires_at)
             if page is None or not hasattr(cache, "store_page"):
-                # (A cache of Django's own bumps the layout for any change: ``apply_step``.)
-                cache.set(key, entry, ttl)
+                if hasattr(cache, "store"):  # (the lock released in the same round trip)
+                    cache.store(key, entry, ttl, release=lock if locked else None)
+                    locked = False  # (a store that did not reach the cache: it ends by itself)
+                else:
+                    # (A cache of Django's own bumps the layout for any change: ``apply_step``.)
+                    cache.set(key, entry, ttl)
             elif self.cache_shows is not None:
                 cache.store_page(
                     PageEntry(

@@ -157,6 +157,27 @@ def test_the_lock_taken_to_compute_a_page_is_released_by_its_store(cache_backend
     assert [key for key in stored if lock_key("workstations") in key] == []
 
 
+@pytest.mark.redis
+def test_a_cold_detail_costs_four_round_trips_and_is_stored_with_its_lock_released(
+    redis_cache, by_token, django_assert_num_queries
+):
+    """A detail whose row was rendered before, under a key nobody asked for: the early read,
+    the lookup (with the lock), the row with its generation, and the store, which releases
+    the lock in the same round trip."""
+    machine = Workstation.objects.order_by("pk").first()
+    path = f"{LIST}{machine.pk}/"
+    by_token.get(f"{LIST}?page_size=10")  # the token, the generations, every row rendered
+    _cold(by_token, path, 0)  # the object's generation; the purge epoch
+    perf_cache.reset_stats()
+    with django_assert_num_queries(0):
+        response = _cold(by_token, path, 1)
+    assert response["X-Cache"] == "MISS" and response.json()["id"] == machine.pk
+    assert _round_trips() == 4
+    raw = perf_cache.backend().client.get_client()
+    assert [key for key in raw.keys("*") if b":_lock:" in key] == []
+    assert _cold(by_token, path, 1)["X-Cache"] == "HIT"
+
+
 def test_every_page_and_order_of_a_list_shares_its_count(cache_backend, by_token):
     first = by_token.get(f"{LIST}?page_size=2&status=staged")
     assert first.json()["count"] == 3
