@@ -326,8 +326,18 @@ def remember(
     if value is not _MISSING:
         return value
     value = compute()
-    cache.set(key, value, jittered(ttl if ttl is not None else default_timeout()))
+    _set_later(cache, {key: value}, jittered(ttl if ttl is not None else default_timeout()))
     return value
+
+
+def _set_later(cache: Any, data: dict[str, Any], timeout: int | None) -> None:
+    """Store what was computed on the way to a response with that response, when one is being
+    computed (``writes_deferred``: one round trip for all); at once otherwise."""
+    later = getattr(cache, "set_later", None)
+    if later is None:  # (a cache of Django's own)
+        cache.set_many(data, timeout)
+    else:
+        later(data, timeout)
 
 
 def remembered_key(
@@ -422,7 +432,7 @@ def remember_objects(
             if value is not None:
                 stored_now[value_keys[position]] = [current, value]
         if stored_now:
-            cache.set_many(stored_now, timeout)
+            _set_later(cache, stored_now, timeout)
     return out
 
 

@@ -13,6 +13,8 @@ one ``state.CacheState``. The backends are ``locmem.InstrumentedLocMemCache`` an
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,6 +38,21 @@ SERIALIZER = "django_redis.serializers.msgpack.MSGPackSerializer"
 _MISSING = object()
 _NO_COPIES = HotEntries(0, None)
 _nesting = threading.local()
+#: Key -> (value, timeout): writes waiting for the response's store (``writes_deferred``).
+Pending = Mapping[str, tuple[Any, Any]]
+_pending: contextvars.ContextVar[dict[str, tuple[Any, Any]] | None] = contextvars.ContextVar(
+    "performance_cache_pending", default=None
+)
+
+
+def _taken() -> dict[str, tuple[Any, Any]]:
+    """The writes waiting for a store (``writes_deferred``), which the caller now makes."""
+    pending = _pending.get()
+    if not pending:
+        return {}
+    taken = dict(pending)
+    pending.clear()
+    return taken
 
 
 class PageEntry(NamedTuple):
@@ -402,22 +419,65 @@ class InstrumentedCacheMixin:
 
     def store(self, key: str, value: Any, timeout: Any, *, release: str | None = None) -> bool:
         """``set`` of ``key`` (``timeout`` as ``set`` takes it) and, when given, the ``delete``
-        of the lock ``release`` held while its value was computed: in one round trip where the
-        backend can. True when stored."""
-        keys = [key] if release is None else [key, release]
+        of the lock ``release`` held while its value was computed, with the writes deferred
+        until then (``writes_deferred``): in one round trip where the backend can. True when
+        stored."""
+        pending = _taken()
+        keys = [key, *pending, *([] if release is None else [release])]
         return self._run_many(
             keys,
-            lambda: self._store(key, value, timeout, release),
+            lambda: self._store(key, value, timeout, release, pending),
             fallback=False,
-            count=lambda name, stored: _SETS if name == key else _DELETES,
+            count=lambda name, stored: _DELETES if name == release else _SETS,
         )
 
-    def _store(self, key: str, value: Any, timeout: Any, release: str | None) -> bool:
+    def _store(
+        self, key: str, value: Any, timeout: Any, release: str | None, pending: Pending
+    ) -> bool:
+        self._set_each(pending)
         parent = super()
         stored = parent.set(key, value, timeout)
         if release is not None:
             parent.delete(release)
         return stored is not False
+
+    # Writes that wait for the response's store ----------------------------------------------
+
+    @contextlib.contextmanager
+    def writes_deferred(self) -> Iterator[None]:
+        """Within the block, ``set_later``'s writes wait for the next ``store`` or
+        ``store_page`` and go with it (one round trip where the backend can): what a response
+        computed on a miss remembers on the way (a list's ids, rows rendered) is stored with
+        it. Those still waiting when the block ends are written then."""
+        token = _pending.set({})
+        try:
+            yield
+        finally:
+            left = _taken()
+            _pending.reset(token)
+            if left:
+                self._run_many(
+                    list(left),
+                    lambda: self._set_each(left),
+                    fallback=None,
+                    count=lambda key, _: _SETS,
+                )
+
+    def set_later(self, data: Mapping[str, Any], timeout: Any) -> None:
+        """``set_many(data, timeout)``, but within ``writes_deferred``: then with the store that
+        ends it. (A value not stored yet is computed again by whoever asks meanwhile.)"""
+        pending = _pending.get()
+        if pending is None:
+            self.set_many(dict(data), timeout)
+            return
+        for key, value in data.items():
+            pending[key] = (value, timeout)
+
+    def _set_each(self, pending: Pending) -> None:
+        """Each of ``pending``'s keys set to its value, with its timeout."""
+        parent = super()
+        for key, (value, timeout) in pending.items():
+            parent.set(key, value, timeout)
 
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         raise NotImplementedError  # pragma: no cover - each backend has its own
@@ -429,14 +489,16 @@ class InstrumentedCacheMixin:
         of them was taken in since the collections' generation was ``page.unless_changed``
         (key, value: read before the page was computed): such a change may have looked for the
         pages of its object before this one noted it shows it. True when stored."""
+        pending = _taken()
         return self._run_many(
-            [page.key],
-            lambda: self._store_page(page),
+            [page.key, *pending],
+            lambda: self._store_page(page, pending),
             fallback=False,
             count=lambda key, stored: _SETS,
         )
 
-    def _store_page(self, page: PageEntry) -> bool:
+    def _store_page(self, page: PageEntry, pending: Pending) -> bool:
+        """``store_page``, after the ``pending`` writes (``writes_deferred``)."""
         raise NotImplementedError  # pragma: no cover - each backend has its own
 
     def add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from django.utils.module_loading import import_string
 from django_redis.serializers.pickle import PickleSerializer
 
 from . import glob
-from .backends import SERIALIZER, InstrumentedCacheMixin, PageEntry, internal_key
+from .backends import SERIALIZER, InstrumentedCacheMixin, PageEntry, Pending, internal_key
 from .generations import apply_step, now_us
 from .keys import generation_key, layout_scope, namespace_of
 from .rates import RateStore
@@ -356,7 +356,8 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         with self.state.generation_lock:
             return [apply_step(step, now, get, put, pages, changed) for step in steps]
 
-    def _store_page(self, entry: PageEntry) -> bool:
+    def _store_page(self, entry: PageEntry, pending: Pending) -> bool:
+        self._set_each(pending)
         key, value, timeout, unless_changed, page, shows, release = entry
         namespace = namespace_of(key)
         listings = self.state.listings

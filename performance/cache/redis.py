@@ -54,6 +54,7 @@ from .backends import (
     InstrumentedCacheMixin,
     Lookup,
     PageEntry,
+    Pending,
     count_found,
     internal_key,
 )
@@ -623,49 +624,75 @@ class InventoryClientMixin:
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
 
-    def store_page(self, entry: PageEntry) -> bool:
-        """The backend's ``store_page``, in one script on the primary."""
+    def store_page(self, entry: PageEntry, pending: Pending | None = None) -> bool:
+        """The backend's ``store_page``, in one script on the primary, after the ``pending``
+        writes (in the same round trip)."""
         key, value, timeout, unless_changed, page, shows, release = entry
         client = self.redis()
         namespace = namespace_of(key)
         ttl = "" if timeout is None else int(timeout * 1000)
+        keys = [
+            self.make_key(key),
+            self.make_key(unless_changed[0]),
+            self.make_key(listings_key(namespace)),
+            self.make_key(generation_key(layout_scope(namespace))),
+            self.make_key(recent_key(namespace)),
+            *([self.make_key(release)] if release is not None else []),
+        ]
+        args = [
+            self.encode(value),
+            ttl,
+            str(unless_changed[1]),
+            str(self.make_key(page)),
+            MAX_PAGES_PER_OBJECT,
+            *shows,
+        ]
         try:
-            stored = _STORE_PAGE(
-                keys=[
-                    self.make_key(key),
-                    self.make_key(unless_changed[0]),
-                    self.make_key(listings_key(namespace)),
-                    self.make_key(generation_key(layout_scope(namespace))),
-                    self.make_key(recent_key(namespace)),
-                    *([self.make_key(release)] if release is not None else []),
-                ],
-                args=[
-                    self.encode(value),
-                    ttl,
-                    str(unless_changed[1]),
-                    str(self.make_key(page)),
-                    MAX_PAGES_PER_OBJECT,
-                    *shows,
-                ],
-                client=client,
-            )
+            if not pending:
+                return bool(_STORE_PAGE(keys=keys, args=args, client=client))
+            # The script by its digest on the pipeline (redis-py's Script would first ask, in a
+            # round trip of its own, whether the server has it).
+            pipe = self._pipeline_of(client, pending)
+            pipe.execute_command("EVALSHA", _STORE_PAGE.sha, len(keys), *keys, *args)
+            stored = pipe.execute(raise_on_error=False)[-1]
+            if isinstance(stored, redis_errors.NoScriptError):  # (a server without it yet)
+                stored = _STORE_PAGE(keys=keys, args=args, client=client)
+            elif isinstance(stored, Exception):
+                raise stored
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
         return bool(stored)
 
-    def store(self, key: str, value: Any, timeout: Any, release: str | None) -> bool:
+    def store(
+        self, key: str, value: Any, timeout: Any, release: str | None, pending: Pending
+    ) -> bool:
         """``SET`` of ``key`` (``timeout`` as django-redis's ``set`` takes it) and ``DEL`` of
-        the lock ``release``, pipelined on the primary: the backend's ``store``."""
+        the lock ``release``, after the ``pending`` writes, pipelined on the primary: the
+        backend's ``store``."""
         client = self.redis()
-        pipe = client.pipeline(transaction=False)
+        pipe = self._pipeline_of(client, pending)
         self.set(key, value, timeout, client=pipe)
         if release is not None:
             pipe.delete(self.make_key(release))
         try:
-            stored, *_ = pipe.execute()
+            *_, stored = pipe.execute()[: len(pending) + 1]
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
         return bool(stored)
+
+    def set_each(self, pending: Pending) -> None:
+        """``pending``'s writes (key -> (value, timeout)), pipelined on the primary."""
+        client = self.redis()
+        try:
+            self._pipeline_of(client, pending).execute()
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+
+    def _pipeline_of(self, client: Any, pending: Pending) -> Any:
+        pipe = client.pipeline(transaction=False)
+        for key, (value, timeout) in pending.items():
+            self.set(key, value, timeout, client=pipe)
+        return pipe
 
     def lookup(
         self, key: str, lock: str, lock_timeout: int, ahead: Sequence[str], seed: Any = None
@@ -1229,14 +1256,19 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         return self.client.advance(steps)
 
-    def _store_page(self, entry: PageEntry) -> bool:
-        return self.client.store_page(entry)
+    def _store_page(self, entry: PageEntry, pending: Pending) -> bool:
+        return self.client.store_page(entry, pending)
+
+    def _set_each(self, pending: Pending) -> None:
+        self.client.set_each(pending)
 
     def _add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
         return self.client.add_many(data, timeout)
 
-    def _store(self, key: str, value: Any, timeout: Any, release: str | None) -> bool:
-        return self.client.store(key, value, timeout, release)
+    def _store(
+        self, key: str, value: Any, timeout: Any, release: str | None, pending: Pending
+    ) -> bool:
+        return self.client.store(key, value, timeout, release, pending)
 
     def _lookup(
         self,

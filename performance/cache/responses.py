@@ -30,6 +30,7 @@ responses rendered by a ``JSONRenderer`` are cached (``cacheable_renderer``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -615,43 +616,47 @@ class CachedResponseMixin:
             entry = self._wait_for(cache, key, lock)
             if entry is not None:
                 return self._replay(request, entry, "HIT", cache)
+        # What the response remembers on the way (its list's ids, its rows) is stored with it.
+        deferring = getattr(cache, "writes_deferred", contextlib.nullcontext)
         try:
-            response = compute()
-            if not isinstance(response, Response) or not 200 <= response.status_code < 300:
-                return response
-            response = self.finalize_response(request, response)
-            response.render()
-            body = bytes(response.content)
-            etag = representation_etag(body)
-            content_type = response["Content-Type"]
-            timeout = self.cache_timeout if self.cache_timeout is not None else default_timeout()
-            ttl = jittered(timeout)
-            # The entry says when it expires, so that no copy of it outlives it (``hot``).
-            expires_at = None if ttl is None else time.time() + ttl
-            entry = (body, etag, content_type, expires_at)
-            if page is None or not hasattr(cache, "store_page"):
-                if hasattr(cache, "store"):  # (the lock released in the same round trip)
-                    cache.store(key, entry, ttl, release=lock if locked else None)
-                    locked = False  # (a store that did not reach the cache: it ends by itself)
-                else:
-                    # (A cache of Django's own bumps the layout for any change: ``apply_step``.)
-                    cache.set(key, entry, ttl)
-            elif self.cache_shows is not None:
-                cache.store_page(
-                    PageEntry(
-                        key,
-                        entry,
-                        ttl,
-                        unless_changed=(generation_key(collection_scope(namespace)), collections),
-                        page=generation_key(page),
-                        shows=[object_field(pk) for pk in self.cache_shows],
-                        release=lock if locked else None,
+            with deferring():
+                response = compute()
+                if not isinstance(response, Response) or not 200 <= response.status_code < 300:
+                    return response
+                response = self.finalize_response(request, response)
+                response.render()
+                body = bytes(response.content)
+                etag = representation_etag(body)
+                content_type = response["Content-Type"]
+                timeout = self.cache_timeout
+                ttl = jittered(timeout if timeout is not None else default_timeout())
+                # The entry says when it expires, so that no copy of it outlives it (``hot``).
+                expires_at = None if ttl is None else time.time() + ttl
+                entry = (body, etag, content_type, expires_at)
+                if page is None or not hasattr(cache, "store_page"):
+                    if hasattr(cache, "store"):  # (the lock released in the same round trip)
+                        cache.store(key, entry, ttl, release=lock if locked else None)
+                        locked = False  # (a store that did not reach the cache: by itself)
+                    else:
+                        # (A cache of Django's own bumps the layout for any change.)
+                        cache.set(key, entry, ttl)
+                elif self.cache_shows is not None:
+                    collections_key = generation_key(collection_scope(namespace))
+                    cache.store_page(
+                        PageEntry(
+                            key,
+                            entry,
+                            ttl,
+                            unless_changed=(collections_key, collections),
+                            page=generation_key(page),
+                            shows=[object_field(pk) for pk in self.cache_shows],
+                            release=lock if locked else None,
+                        )
                     )
-                )
-                # Released by the store, stored or not; if the store did not reach the cache
-                # (an open breaker), the lock ends with its timeout, as it would on a crash.
-                locked = False
-            # (A page that cannot say which objects it shows is not stored.)
+                    # Released by the store, stored or not; if the store did not reach the cache
+                    # (an open breaker), the lock ends with its timeout, as it would on a crash.
+                    locked = False
+                # (A page that cannot say which objects it shows is not stored.)
         finally:
             if locked:
                 cache.delete(lock)
