@@ -40,14 +40,22 @@ _NO_COPIES = HotEntries(0, None)
 _nesting = threading.local()
 #: Key -> (value, timeout): writes waiting for the response's store (``writes_deferred``).
 Pending = Mapping[str, tuple[Any, Any]]
-_pending: contextvars.ContextVar[dict[str, tuple[Any, Any]] | None] = contextvars.ContextVar(
-    "performance_cache_pending", default=None
+#: The cache whose writes wait, and them.
+_pending: contextvars.ContextVar[tuple[Any, dict[str, tuple[Any, Any]]] | None] = (
+    contextvars.ContextVar("performance_cache_pending", default=None)
 )
 
 
-def _taken() -> dict[str, tuple[Any, Any]]:
-    """The writes waiting for a store (``writes_deferred``), which the caller now makes."""
-    pending = _pending.get()
+def _waiting(cache: Any) -> dict[str, tuple[Any, Any]] | None:
+    """The writes of ``cache`` waiting for its store, ``None`` when its writes do not wait."""
+    current = _pending.get()
+    return current[1] if current is not None and current[0] is cache else None
+
+
+def _taken(cache: Any) -> dict[str, tuple[Any, Any]]:
+    """The writes of ``cache`` waiting for a store (``writes_deferred``), which the caller now
+    makes."""
+    pending = _waiting(cache)
     if not pending:
         return {}
     taken = dict(pending)
@@ -422,7 +430,7 @@ class InstrumentedCacheMixin:
         of the lock ``release`` held while its value was computed, with the writes deferred
         until then (``writes_deferred``): in one round trip where the backend can. True when
         stored."""
-        pending = _taken()
+        pending = _taken(self)
         keys = [key, *pending, *([] if release is None else [release])]
         return self._run_many(
             keys,
@@ -449,11 +457,11 @@ class InstrumentedCacheMixin:
         ``store_page`` and go with it (one round trip where the backend can): what a response
         computed on a miss remembers on the way (a list's ids, rows rendered) is stored with
         it. Those still waiting when the block ends are written then."""
-        token = _pending.set({})
+        token = _pending.set((self, {}))
         try:
             yield
         finally:
-            left = _taken()
+            left = _taken(self)
             _pending.reset(token)
             if left:
                 self._run_many(
@@ -466,8 +474,8 @@ class InstrumentedCacheMixin:
     def set_later(self, data: Mapping[str, Any], timeout: Any) -> None:
         """``set_many(data, timeout)``, but within ``writes_deferred``: then with the store that
         ends it. (A value not stored yet is computed again by whoever asks meanwhile.)"""
-        pending = _pending.get()
-        if pending is None:
+        pending = _waiting(self)
+        if pending is None:  # (not within this cache's ``writes_deferred``)
             self.set_many(dict(data), timeout)
             return
         for key, value in data.items():
@@ -489,7 +497,7 @@ class InstrumentedCacheMixin:
         of them was taken in since the collections' generation was ``page.unless_changed``
         (key, value: read before the page was computed): such a change may have looked for the
         pages of its object before this one noted it shows it. True when stored."""
-        pending = _taken()
+        pending = _taken(self)
         return self._run_many(
             [page.key, *pending],
             lambda: self._store_page(page, pending),

@@ -239,6 +239,31 @@ def test_what_a_response_not_stored_remembered_is_stored_all_the_same(
         assert by_token.get(f"{LIST}?page_size=2&page=2").status_code == 200
 
 
+def test_writes_wait_for_their_own_cache_s_store_only(settings):
+    """Within one cache's ``writes_deferred``, another cache's writes are made at once, and
+    its store takes none of the first cache's along."""
+    from django.core.cache import caches
+
+    from .support import LOCMEM, unique
+
+    settings.CACHES = {
+        alias: {"BACKEND": LOCMEM, "LOCATION": unique(alias), "KEY_PREFIX": unique(alias)}
+        for alias in ("default", "other")
+    }
+    mine, other = caches["default"], caches["other"]
+    with mine.writes_deferred():
+        mine.set_later({"workstations:mine": 1}, 60)
+        other.set_later({"workstations:other": 2}, 60)
+        assert other.get("workstations:other") == 2
+        assert mine.get("workstations:mine") is None  # waiting for its store
+        other.store("workstations:page", 3, 60)
+        assert other.get("workstations:mine") is None
+        assert mine.get("workstations:mine") is None
+        mine.store("workstations:page", 4, 60)
+        assert mine.get("workstations:mine") == 1
+    assert (mine.get("workstations:page"), other.get("workstations:page")) == (4, 3)
+
+
 def test_every_page_and_order_of_a_list_shares_its_count(cache_backend, by_token):
     first = by_token.get(f"{LIST}?page_size=2&status=staged")
     assert first.json()["count"] == 3
