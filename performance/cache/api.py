@@ -31,7 +31,6 @@ from .keys import (
     RATE_NAMESPACE,
     generation_key,
     namespace_of,
-    object_scope,
     object_value_keys,
     value_key,
 )
@@ -388,8 +387,8 @@ def remember_objects(
         return [computed.get(object_id) for object_id in ids]
     cache = backend()
     generation = generation_of(namespace, known=known)
-    value_keys = object_value_keys(namespace, generation, parts, ids)
-    object_keys = [generation_key(object_scope(namespace, str(object_id))) for object_id in ids]
+    scopes, value_keys = object_value_keys(namespace, generation, parts, ids)
+    object_keys = [generation_key(scope) for scope in scopes]
     # (``read``: the backend's leanest way to read many keys in one round trip.)
     read = getattr(cache, "read", None)
     keys = [*object_keys, *value_keys]
@@ -397,30 +396,24 @@ def remember_objects(
     marks = highest(cache)
     out: list[Any] = []
     missing: list[tuple[int, Any, int]] = []  # (position, id, object generation)
-    for position, (object_id, object_key, key) in enumerate(
-        zip(ids, object_keys, value_keys, strict=True)
-    ):
+    for position, (object_key, key) in enumerate(zip(object_keys, value_keys, strict=True)):
         current = found.get(object_key)
-        stored = found.get(key)
-        if type(current) is int and current < marks.get(object_scope(namespace, str(object_id)), 0):
-            current = None  # below what this process has seen: the cache went back
-        if type(current) is int and type(stored) is list and stored[:1] == [current]:
-            out.append(stored[1])
-            continue
+        if type(current) is int:
+            if current < marks.get(scopes[position], 0):
+                current = None  # below what this process has seen: the cache went back
+            else:
+                stored = found.get(key)
+                if type(stored) is list and stored[:1] == [current]:
+                    out.append(stored[1])
+                    continue
         out.append(None)
-        missing.append((position, object_id, current))
-    unseen = [
-        object_scope(namespace, str(object_id))
-        for _, object_id, current in missing
-        if type(current) is not int
-    ]
+        missing.append((position, ids[position], current))
+    unseen = [scopes[position] for position, _, current in missing if type(current) is not int]
     if unseen:
         # Never changed since the cache started (or forgotten): seeded, as any generation.
         seeded = get_generations(unseen)
         missing = [
-            (position, object_id, current)
-            if type(current) is int
-            else (position, object_id, seeded[object_scope(namespace, str(object_id))])
+            (position, object_id, current if type(current) is int else seeded[scopes[position]])
             for position, object_id, current in missing
         ]
     if missing:

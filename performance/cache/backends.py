@@ -265,12 +265,17 @@ class InstrumentedCacheMixin:
         if depth == 0 and keys:
             elapsed = int((time.perf_counter() - start) * 1_000_000) // len(keys)
             rows: dict[str, list[int]] = {}
+            # (A read counted inline: a cold page reads a hundred keys.)
+            found = result if count is count_found else None
             for key in keys:
                 namespace = namespace_of(key)
                 row = rows.get(namespace)
                 if row is None:
                     row = rows[namespace] = _row()
                 row[_TIME] += elapsed
+                if found is not None:
+                    row[_HITS if key in found else _MISSES] += 1
+                    continue
                 field = count(key, result)
                 if field is not None:
                     row[field] += 1

@@ -232,11 +232,16 @@ def value_key(namespace: str, generation: int | str, parts: tuple, *, internal: 
 
 def object_value_keys(
     namespace: str, generation: int | str, parts: tuple, object_ids: Sequence[Any]
-) -> list[str]:
-    """The keys of one value per object (``api.remember_objects``), internal as ``value_key``:
-    the hash of ``parts`` made once, each object named as in its generation's key."""
+) -> tuple[list[str], list[str]]:
+    """For one value per object (``api.remember_objects``): each object's scope
+    (``object_scope``) and the key of its value, internal as ``value_key``; the hash of
+    ``parts`` made once, and each object named once, as in its generation's key."""
     hashed = digest(*parts)
-    return [f"_memo:{namespace}:{generation}:{hashed}:{_object_part(i)}" for i in object_ids]
+    named = [_object_part(object_id) for object_id in object_ids]
+    return (
+        [f"{namespace}:obj:{name}" for name in named],
+        [f"_memo:{namespace}:{generation}:{hashed}:{name}" for name in named],
+    )
 
 
 def token_digest(token: str) -> str:

@@ -25,6 +25,7 @@ from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     MEMCACHE_MAX_KEY_LENGTH,
     CacheKeyWarning,
+    default_key_func,
     memcache_key_warnings,
 )
 from django.core.cache.backends.locmem import LocMemCache
@@ -270,17 +271,41 @@ class _LocMemStore(LocMemCache):
         return self._decode(stored)
 
     def get_many(self, keys: Iterable[str], version: int | None = None) -> dict:
-        """One lock for the batch, rather than a ``get`` per key (``BaseCache.get_many``)."""
-        internal = {key: self._made_key(key, version) for key in keys}
+        """One lock for the batch, rather than a ``get`` per key (``BaseCache.get_many``); the
+        keys made and checked together (``_made_keys``), and the clock read once: a cold page
+        reads a hundred keys, and what each one cost beside its lookup was most of the read."""
+        keys = list(keys)
+        made_keys = self._made_keys(keys, version)
         found = {}
+        entries, expiries = self._cache, self._expire_info
+        now = time.time()
         with self._lock:
-            for key, made in internal.items():
-                if self._has_expired(made):
-                    self._delete(made)
+            for key, made in zip(keys, made_keys, strict=True):
+                expiry = expiries.get(made, -1)  # (Django's ``_has_expired``, -1: not there)
+                if expiry is not None and expiry <= now:
+                    if expiry != -1:
+                        self._delete(made)
                     continue
-                found[key] = self._cache[made]
-                self._cache.move_to_end(made, last=False)
+                found[key] = entries[made]
+                entries.move_to_end(made, last=False)
         return {key: self._decode(stored) for key, stored in found.items()}
+
+    def _made_keys(self, keys: Sequence[str], version: int | None) -> list[str]:
+        """``_made_key`` of each of ``keys``: with Django's key function, the prefix and version
+        joined once; and Django's warnings for keys memcached would refuse, looked for in all of
+        them at once and given for each such key."""
+        version = self.version if version is None else version
+        if self.key_func is not default_key_func:
+            return [self._made_key(key, version) for key in keys]
+        head = f"{self.key_prefix}:{version}:"
+        made = [f"{head}{key}" for key in keys]
+        if made and (
+            max(map(len, made)) > MEMCACHE_MAX_KEY_LENGTH
+            or _MEMCACHED_REFUSES.search("".join(made))
+        ):
+            for key in made:
+                self.validate_key(key)
+        return made
 
     def set(
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None

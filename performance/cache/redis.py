@@ -41,6 +41,7 @@ from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache
 from django_redis.client import DefaultClient, SentinelClient
 from django_redis.client.default import glob_escape
+from django_redis.compressors.identity import IdentityCompressor
 from django_redis.exceptions import CompressorError, ConnectionInterrupted
 from django_redis.pool import SentinelConnectionFactory
 from django_redis.util import CacheKey
@@ -400,6 +401,8 @@ class InventoryClientMixin:
         super().__init__(*args, **kwargs)
         #: ``read_values``'s plans: where each set of keys is read, and its packed MGET.
         self._read_plans: dict[tuple[str, ...], tuple[bool, list[bytes]]] = {}
+        #: Whether values are compressed (``decode``): without a compressor, nothing is tried.
+        self._decompresses = type(self._compressor) is not IdentityCompressor
 
     def redis(self) -> Any:
         """The connection to the primary: everything read-your-writes depends on is read there."""
@@ -529,8 +532,9 @@ class InventoryClientMixin:
             if type(value) is bytes and not value.lstrip(b"-").isdigit():
                 # Not an integer (django-redis writes those as their digits): what its decode
                 # does after int() has refused it, without the exception.
-                with contextlib.suppress(CompressorError):
-                    value = self._compressor.decompress(value)
+                if self._decompresses:
+                    with contextlib.suppress(CompressorError):
+                        value = self._compressor.decompress(value)
                 return self._serializer.loads(value)
             return super().decode(value)
         except Exception:  # not written by this service: the serializer or compressor refused it
