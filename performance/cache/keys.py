@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -103,6 +103,12 @@ def recent_key(namespace: str) -> str:
 def object_field(object_id: Any) -> str:
     """An object's name in the namespace's keys (its primary key, or a hash of it)."""
     return _object_part(object_id)
+
+
+def object_fields(object_ids: Iterable[Any]) -> list[str]:
+    """``object_field`` of each of ``object_ids`` (a page names fifty): a whole number's text
+    is its name as it is."""
+    return [str(i) if type(i) is int and i >= 0 else _object_part(i) for i in object_ids]
 
 
 def object_scope(namespace: str, object_id: Any) -> str:
@@ -237,7 +243,7 @@ def object_value_keys(
     (``object_scope``) and the key of its value, internal as ``value_key``; the hash of
     ``parts`` made once, and each object named once, as in its generation's key."""
     hashed = digest(*parts)
-    named = [_object_part(object_id) for object_id in object_ids]
+    named = object_fields(object_ids)
     return (
         [f"{namespace}:obj:{name}" for name in named],
         [f"_memo:{namespace}:{generation}:{hashed}:{name}" for name in named],

@@ -233,14 +233,17 @@ return out
 # (``keys.listings_key``), the layout's generation, the latest changes (``keys.recent_key``),
 # and the stampede lock the page was computed under, if any (deleted first, stored or not).
 # ARGV: the encoded entry, its time to live in ms ('' for none), the generation's expected
-# value, the page's generation key, how many pages may note one object, then the objects the
-# page shows. The hash of pages lives at least as long as every entry noted in it;
+# value, the page's generation key, how many pages may note one object, and the objects the
+# page shows, separated by spaces (one argument, where fifty would cost the client fifty
+# encodings). The hash of pages lives at least as long as every entry noted in it;
 # an object shown by more pages than it may note (clients choose their query strings) ends
 # them all: the hash goes, the layout moves on.
 _STORE_PAGE = Script(
     None,
     b"""
 if KEYS[6] then redis.call('DEL', KEYS[6]) end  -- the lock taken to compute it
+local objects = {}
+for object in string.gmatch(ARGV[6], '%S+') do objects[#objects + 1] = object end
 local current = redis.call('GET', KEYS[2])
 if current ~= ARGV[3] then
   -- Changes were taken in since the page's generations were read: it is kept if none of them
@@ -248,7 +251,7 @@ if current ~= ARGV[3] then
   -- by a change in place noted in the latest (``to from object ...``), newest first.
   if redis.call('TYPE', KEYS[5])['ok'] ~= 'list' then return 0 end
   local shows, since, at = {}, tonumber(ARGV[3]), tonumber(current or '')
-  for i = 6, #ARGV do shows[ARGV[i]] = true end
+  for _, object in ipairs(objects) do shows[object] = true end
   local covered = false
   for _, change in ipairs(redis.call('LRANGE', KEYS[5], 0, -1)) do
     local words = {}
@@ -281,8 +284,8 @@ local noted = {}
 local function note()
   if #noted > 0 then redis.call('HSET', KEYS[3], unpack(noted)) end
 end
-for i = 6, #ARGV do
-  local set_key = KEYS[3] .. ':' .. ARGV[i]
+for _, object in ipairs(objects) do
+  local set_key = KEYS[3] .. ':' .. object
   local added = redis.pcall('SADD', set_key, ARGV[4])
   if type(added) == 'table' and added.err then
     -- Not a set (another program wrote it): what it noted is lost; noted anew. Any other
@@ -297,7 +300,7 @@ for i = 6, #ARGV do
     -- the bound, its pages are forgotten and every page goes (the layout moves on).
     redis.call('DEL', set_key)
     note()
-    redis.call('HDEL', KEYS[3], ARGV[i])
+    redis.call('HDEL', KEYS[3], object)
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
     local current = tonumber(redis.pcall('GET', KEYS[4]) or '0') or 0
@@ -311,7 +314,7 @@ for i = 6, #ARGV do
   end
   -- Named in the hash on every store, not only when new to its set: a hash lost (evicted,
   -- deleted, expired) while sets stay is named again by the next page that shows them.
-  noted[#noted + 1] = ARGV[i]
+  noted[#noted + 1] = object
   noted[#noted + 1] = 1
 end
 note()
@@ -649,7 +652,7 @@ class InventoryClientMixin:
             str(unless_changed[1]),
             str(self.make_key(page)),
             MAX_PAGES_PER_OBJECT,
-            *shows,
+            " ".join(shows),
         ]
         try:
             if not pending:

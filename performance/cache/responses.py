@@ -67,7 +67,7 @@ from .keys import (
     collection_scope,
     generation_key,
     lock_key,
-    object_field,
+    object_fields,
     origin,
     page_digest,
     page_scope,
@@ -649,7 +649,7 @@ class CachedResponseMixin:
                             ttl,
                             unless_changed=(collections_key, collections),
                             page=generation_key(page),
-                            shows=[object_field(pk) for pk in self.cache_shows],
+                            shows=object_fields(self.cache_shows),
                             release=lock if locked else None,
                         )
                     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
+from django.core import paginator
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import QueryDict
@@ -13,6 +14,16 @@ from rest_framework import filters, pagination
 from rest_framework.request import Request
 
 from performance import cache
+
+
+class Page(paginator.Page):
+    """Django's page, iterated as its list: DRF reads a page with ``list(page)``, which through
+    ``Sequence`` asks ``__getitem__`` once per row, with its checks each time."""
+
+    def __iter__(self) -> Iterator[Any]:
+        if not isinstance(self.object_list, list):
+            self.object_list = list(self.object_list)  # (as ``__getitem__`` does)
+        return iter(self.object_list)
 
 
 class CachedCountPaginator(Paginator):
@@ -36,6 +47,9 @@ class CachedCountPaginator(Paginator):
         self.namespace = namespace
         self.parts = parts
         self.known = known
+
+    def _get_page(self, *args: Any, **kwargs: Any) -> Page:
+        return Page(*args, **kwargs)
 
     @cached_property
     def count(self) -> int:
