@@ -268,7 +268,8 @@ class InstrumentedCacheMixin:
             # (A read counted inline: a cold page reads a hundred keys.)
             found = result if count is count_found else None
             for key in keys:
-                namespace = namespace_of(key)
+                head, sep, _ = str(key).partition(":")  # (``namespace_of``, inline)
+                namespace = head if sep and head else "default"
                 row = rows.get(namespace)
                 if row is None:
                     row = rows[namespace] = _row()

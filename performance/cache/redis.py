@@ -532,9 +532,11 @@ class InventoryClientMixin:
 
     def decode(self, value: bytes | int | str) -> Any:
         try:
-            if type(value) is bytes and not value.lstrip(b"-").isdigit():
-                # Not an integer (django-redis writes those as their digits): what its decode
-                # does after int() has refused it, without the exception.
+            if type(value) is bytes:
+                if value.lstrip(b"-").isdigit():
+                    return int(value)  # (django-redis writes integers as their digits)
+                # Not an integer: what django-redis's decode does after int() has refused it,
+                # without the exception.
                 if self._decompresses:
                     with contextlib.suppress(CompressorError):
                         value = self._compressor.decompress(value)
