@@ -423,22 +423,34 @@ class InventoryClientMixin:
 
     def read_values(self, keys: Sequence[str]) -> dict[str, Any]:
         """``get_many(keys)`` for the few keys every warm hit reads (the generations), with less
-        in between: the MGET is made and packed once per set of keys, sent on a connection of
-        the same pool under its retry policy, and its answer read back, without the layers a
-        general command crosses (django-redis's key making, redis-py's command dispatch). The
-        pool hands out a connection as it does for any command: one the server has closed is
-        connected anew, and fenced (``connect``). What fails after the retries is the
-        caller's (the breaker's), as an outage is."""
+        in between: the MGET is made and packed once per set of keys and sent as ``exchange``
+        sends, without the layers a general command crosses (django-redis's key making,
+        redis-py's command dispatch)."""
         plan = self._read_plans.get(keys)
         if plan is None:
             plan = self._read_plan(keys)
         on_primary, packed = plan
         client = self.redis() if on_primary else self.get_client(write=False)
+        try:
+            raw = self.exchange(client, packed)
+        except redis_errors.ResponseError as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        return self._decoded(keys, raw)
+
+    def exchange(self, client: Any, packed: list[bytes]) -> Any:
+        """One command, ``packed`` as the pool sends it, sent to ``client``'s server and its
+        answer read back: on this thread's connection of the pool (``_Held``: no hand-over, its
+        lock, readiness poll and accounting, for every request), or one the pool hands out as
+        for any command. A connection the server has closed is connected anew, and fenced
+        (``connect``); the connection's retry policy applies, as for any command. What fails
+        after the retries is the caller's (the breaker's), as an outage is
+        (``ConnectionInterrupted``); the server's refusals (``ResponseError``) are raised as
+        they come."""
         pool = client.connection_pool
         held = _Held.of(pool)
         connection = held.connection if held is not None else pool.get_connection()
 
-        def exchange() -> Any:
+        def round_trip() -> Any:
             connection.send_packed_command(packed)
             return connection.read_response()
 
@@ -450,7 +462,7 @@ class InventoryClientMixin:
         try:
             try:
                 # The connection's retry policy, as for any command.
-                raw = connection.retry.call_with_retry(exchange, failed)
+                return connection.retry.call_with_retry(round_trip, failed)
             except redis_errors.ConnectionError as exc:
                 # A kept connection the server has closed meanwhile (its idle ``timeout``, a
                 # restart, a proxy): connected again, as the pool's hand-over does for one it
@@ -458,16 +470,13 @@ class InventoryClientMixin:
                 if held is None or isinstance(exc, ServerChanged):
                     raise
                 connection.disconnect()
-                raw = exchange()
+                return round_trip()
         except _CONNECTION_ERRORS as exc:
             connection.disconnect()
-            raise ConnectionInterrupted(connection=client) from exc
-        except redis_errors.ResponseError as exc:
             raise ConnectionInterrupted(connection=client) from exc
         finally:
             if held is None:
                 pool.release(connection)
-        return self._decoded(keys, raw)
 
     def _decoded(self, keys: Iterable[str], raw: Sequence[Any]) -> dict[str, Any]:
         """``keys`` with the values an MGET answered for them, those present and readable."""
@@ -715,10 +724,7 @@ class InventoryClientMixin:
             keys.append(self.make_key(seed.key))
             lives = "" if seed.lives is None else int(seed.lives * 1000)
             args[2:] = [self.encode(seed.value), lives]
-        try:
-            raw = _LOOKUP(keys=[*keys, *map(self.make_key, ahead)], args=args, client=client)
-        except _CONNECTION_ERRORS as exc:
-            raise ConnectionInterrupted(connection=client) from exc
+        raw = self._script(_LOOKUP, client, [*keys, *map(self.make_key, ahead)], args)
         if raw[0] is None and raw[1] == -1:  # the seed was not stored: what is there instead
             there = None if raw[2] is None else self.decode(raw[2])
             return Lookup(None, False, {}, None if there is _UNREADABLE else there)
@@ -728,6 +734,27 @@ class InventoryClientMixin:
             return Lookup(None if value is _UNREADABLE else value, False, {}, seeded)
         read = self._decoded(ahead, raw[2]) if ahead else {}
         return Lookup(None, raw[1] == 1, {name: read.get(name) for name in ahead}, seeded)
+
+    def _script(self, script: Script, client: Any, keys: list[Any], args: list[Any]) -> Any:
+        """``script`` run on ``client``'s server by its digest, sent as ``exchange`` sends: a
+        miss runs one or two (its lookup, its page's store), and redis-py's way hands out a
+        connection from the pool for each, and encodes each argument in Python. A server
+        that has not seen the script yet gets it (redis-py's ``Script`` loads it)."""
+        if _pack_command is None:  # (without hiredis: redis-py's way)
+            packed = None
+        else:
+            packed = [
+                _pack_command(
+                    ("EVALSHA", script.sha, len(keys), *map(str, keys), *map(_argument, args))
+                )
+            ]
+        try:
+            if packed is not None:
+                with contextlib.suppress(redis_errors.NoScriptError):
+                    return self.exchange(client, packed)
+            return script(keys=keys, args=args, client=client)
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
 
     def add_many(self, data: Mapping[str, Any], timeout: int | None) -> dict[str, Any]:
         """``SET NX`` of each key, then an ``MGET`` of them all, pipelined on the primary: the
@@ -763,10 +790,11 @@ class InventoryClientMixin:
         for check in rates:
             args += [check.limit, check.duration, repr(check.now), uuid.uuid4().hex[:16]]
         try:
-            raw, verdicts = _READ_AND_RATE(
-                keys=[*made, *(self.make_key(check.key) for check in rates)],
-                args=args,
-                client=client,
+            raw, verdicts = self._script(
+                _READ_AND_RATE,
+                client,
+                [*made, *(self.make_key(check.key) for check in rates)],
+                args,
             )
         except redis_errors.ResponseError as exc:
             if not is_outage(exc):
@@ -910,6 +938,14 @@ class InventorySentinelClient(InventoryClientMixin, SentinelClient):
 
 
 _UNREADABLE = object()
+
+
+def _argument(value: Any) -> bytes | str | int | float:
+    """A script's argument as hiredis packs it (``InventoryClientMixin._script``): what redis-py
+    would send for it, without its encoder (a bool is refused there, and here)."""
+    if isinstance(value, bytes | str | int | float) and not isinstance(value, bool):
+        return value
+    raise redis_errors.DataError(f"a script argument of type {type(value).__name__}")
 
 
 class _Held:

@@ -227,6 +227,47 @@ def test_a_page_stored_where_the_server_has_not_seen_its_script_yet(
     assert _cold(by_token, f"{LIST}?page_size=10", 1)["X-Cache"] == "HIT"
 
 
+@pytest.mark.redis
+def test_a_cold_page_s_lookup_runs_on_the_thread_s_connection(redis_cache, by_token, monkeypatch):
+    """A miss's scripts by digest (the early read with the request's rates, the lookup) go on
+    the connection this thread keeps, as the warm read without rates does: of a cold page's four
+    round trips, only the store's pipeline asks the pool for a connection (a hand-over: its
+    lock, a readiness poll, its accounting)."""
+    by_token.get(f"{LIST}?page_size=10")  # the token, the generations, the list, every row
+    for _ in range(2):
+        _cold(by_token, f"{LIST}?page_size=2", 0)
+    pool = redis_cache.client.redis().connection_pool
+    handed = []
+    get_connection = pool.get_connection
+
+    def counted(*args, **kwargs):
+        handed.append(1)
+        return get_connection(*args, **kwargs)
+
+    perf_cache.reset_stats()
+    # (The statistics go to Redis by the clock: not during this request.)
+    monkeypatch.setattr(type(redis_cache), "flush_interval", 3600.0)
+    monkeypatch.setattr(pool, "get_connection", counted)
+    response = _cold(by_token, f"{LIST}?page_size=2", 1)
+    assert (response.status_code, response["X-Cache"]) == (200, "MISS")
+    assert len(handed) == 1
+    monkeypatch.undo()
+    assert _round_trips() == 4
+    assert _cold(by_token, f"{LIST}?page_size=2", 1)["X-Cache"] == "HIT"
+
+
+@pytest.mark.redis
+def test_a_lookup_where_the_server_has_not_seen_its_script_yet(redis_cache, by_token, monkeypatch):
+    """A miss's lookup names its script by digest; a server that does not know it (restarted,
+    flushed) gets it, and the page is computed and stored as ever."""
+    from performance.cache import redis as redis_backend
+
+    by_token.get(f"{LIST}?page_size=10")
+    monkeypatch.setattr(redis_backend._LOOKUP, "sha", "0" * 40)  # (no such script)
+    assert _cold(by_token, f"{LIST}?page_size=3", 1)["X-Cache"] == "MISS"
+    assert _cold(by_token, f"{LIST}?page_size=3", 1)["X-Cache"] == "HIT"
+
+
 def test_what_a_response_not_stored_remembered_is_stored_all_the_same(
     cache_backend, by_token, django_assert_num_queries
 ):
