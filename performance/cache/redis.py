@@ -665,9 +665,9 @@ class InventoryClientMixin:
             MAX_PAGES_PER_OBJECT,
             " ".join(shows),
         ]
+        if not pending:
+            return bool(self._script(_STORE_PAGE, client, keys, args))
         try:
-            if not pending:
-                return bool(_STORE_PAGE(keys=keys, args=args, client=client))
             # The script by its digest on the pipeline (redis-py's Script would first ask, in a
             # round trip of its own, whether the server has it).
             pipe = self._pipeline_of(client, pending)
