@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.cache import caches
-from django.core.cache.backends.base import default_key_func
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, default_key_func
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache
@@ -437,22 +437,32 @@ class InventoryClientMixin:
             raise ConnectionInterrupted(connection=client) from exc
         return self._decoded(keys, raw)
 
-    def exchange(self, client: Any, packed: list[bytes]) -> Any:
-        """One command, ``packed`` as the pool sends it, sent to ``client``'s server and its
-        answer read back: on this thread's connection of the pool (``_Held``: no hand-over, its
-        lock, readiness poll and accounting, for every request), or one the pool hands out as
-        for any command. A connection the server has closed is connected anew, and fenced
-        (``connect``); the connection's retry policy applies, as for any command. What fails
-        after the retries is the caller's (the breaker's), as an outage is
-        (``ConnectionInterrupted``); the server's refusals (``ResponseError``) are raised as
-        they come."""
+    def exchange(self, client: Any, packed: list[bytes], replies: int = 1) -> Any:
+        """A command, ``packed`` as the pool sends it, sent to ``client``'s server and its
+        answer read back — or several, pipelined, and their ``replies`` answers as a list, a
+        refusal among them as its exception (as redis-py's pipeline gives them with
+        ``raise_on_error=False``) — on this thread's connection of the pool (``_Held``: no
+        hand-over, its lock, readiness poll and accounting, for every request), or one the
+        pool hands out as for any command. A connection the server has closed is connected
+        anew, and fenced (``connect``); the connection's retry policy applies, as for any
+        command. What fails after the retries is the caller's (the breaker's), as an outage is
+        (``ConnectionInterrupted``); the server's refusal of a single command
+        (``ResponseError``) is raised as it comes."""
         pool = client.connection_pool
         held = _Held.of(pool)
         connection = held.connection if held is not None else pool.get_connection()
 
         def round_trip() -> Any:
             connection.send_packed_command(packed)
-            return connection.read_response()
+            if replies == 1:
+                return connection.read_response()
+            answers: list[Any] = []
+            for _ in range(replies):  # (every answer read: the connection stays in step)
+                try:
+                    answers.append(connection.read_response())
+                except redis_errors.ResponseError as exc:
+                    answers.append(exc)
+            return answers
 
         def failed(exc: BaseException) -> None:
             connection.disconnect()
@@ -667,6 +677,17 @@ class InventoryClientMixin:
         ]
         if not pending:
             return bool(self._script(_STORE_PAGE, client, keys, args))
+        writes = self._writes(pending)
+        if writes is not None:
+            # The writes, then the script by its digest, in one round trip; a server without
+            # the script yet gets it (the writes are made: the script is run again alone).
+            script = ("EVALSHA", _STORE_PAGE.sha, len(keys), *map(str, keys), *args)
+            answers = self._exchange_all(client, [*writes, script])
+            if isinstance(answers[-1], redis_errors.NoScriptError):
+                return bool(self._script(_STORE_PAGE, client, keys, args))
+            if isinstance(answers[-1], Exception):
+                raise answers[-1]
+            return bool(answers[-1])
         try:
             # The script by its digest on the pipeline (redis-py's Script would first ask, in a
             # round trip of its own, whether the server has it).
@@ -688,6 +709,15 @@ class InventoryClientMixin:
         the lock ``release``, after the ``pending`` writes, pipelined on the primary: the
         backend's ``store``."""
         client = self.redis()
+        writes, own = self._writes(pending), self._writes({key: (value, timeout)})
+        if writes is not None and own is not None:
+            if release is not None:
+                own.append(("DEL", str(self.make_key(release))))
+            answers = self._exchange_all(client, [*writes, *own])
+            for answer in answers:
+                if isinstance(answer, Exception):
+                    raise answer
+            return bool(answers[len(writes)])
         pipe = self._pipeline_of(client, pending)
         self.set(key, value, timeout, client=pipe)
         if release is not None:
@@ -701,10 +731,41 @@ class InventoryClientMixin:
     def set_each(self, pending: Pending) -> None:
         """``pending``'s writes (key -> (value, timeout)), pipelined on the primary."""
         client = self.redis()
+        writes = self._writes(pending)
+        if writes is not None:
+            for answer in self._exchange_all(client, writes):
+                if isinstance(answer, Exception):
+                    raise answer
+            return
         try:
             self._pipeline_of(client, pending).execute()
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
+
+    def _writes(self, pending: Pending) -> list[tuple] | None:
+        """The ``SET`` django-redis's ``set`` sends for each of ``pending``'s writes (key ->
+        (value, timeout), the timeout as ``set`` reads it), for ``_exchange_all``; ``None``
+        without hiredis, or where ``set`` would do something else (a timeout of zero or less
+        deletes the key): then redis-py's pipeline makes them."""
+        if _pack_command is None:
+            return None
+        writes = []
+        for key, (value, timeout) in pending.items():
+            if timeout is DEFAULT_TIMEOUT:
+                timeout = self._backend.default_timeout
+            command: tuple = ("SET", str(self.make_key(key)), _argument(self.encode(value)))
+            if timeout is not None:
+                milliseconds = int(timeout * 1000)
+                if milliseconds <= 0:
+                    return None
+                command += ("PX", milliseconds)
+            writes.append(command)
+        return writes
+
+    def _exchange_all(self, client: Any, commands: list[tuple]) -> list[Any]:
+        """``commands`` in one round trip (``exchange``), packed by hiredis: their answers, a
+        refusal as its exception."""
+        return self.exchange(client, [_pack_command(c) for c in commands], len(commands))
 
     def _pipeline_of(self, client: Any, pending: Pending) -> Any:
         pipe = client.pipeline(transaction=False)

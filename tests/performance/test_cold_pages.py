@@ -257,6 +257,42 @@ def test_a_cold_page_s_lookup_runs_on_the_thread_s_connection(redis_cache, by_to
 
 
 @pytest.mark.redis
+def test_a_miss_stores_what_it_computed_on_the_thread_s_connection(
+    redis_cache, by_token, monkeypatch
+):
+    """What a miss stores — a page with the list's ids and the rows it rendered on the way, a
+    detail with the release of its lock — goes in one round trip on the connection this
+    thread keeps, not a pipeline of redis-py's on one the pool hands out."""
+    for _ in range(2):  # the token, the generations, the list, every row; the purge epoch
+        by_token.get(f"{LIST}?page_size=10")
+    created = services.workstation_create(
+        data={"asset_tag": "AT-T", "hostname": "ws-t", "serial_number": ""}
+    )
+    # Changed once: its generation is there (one never changed is seeded first, on its own).
+    services.workstation_update(workstation=created, data={"notes": "changed"})
+    pool = redis_cache.client.redis().connection_pool
+    handed = []
+    get_connection = pool.get_connection
+
+    def counted(*args, **kwargs):
+        handed.append(1)
+        return get_connection(*args, **kwargs)
+
+    perf_cache.reset_stats()
+    monkeypatch.setattr(type(redis_cache), "flush_interval", 3600.0)  # (statistics: not now)
+    monkeypatch.setattr(pool, "get_connection", counted)
+    page = _cold(by_token, f"{LIST}?page_size=10", 1)  # the list's ids and the new row: stored
+    detail = _cold(by_token, f"{LIST}{created.pk}/", 1)  # its row, remembered by the page
+    assert (page.status_code, page["X-Cache"]) == (200, "MISS")
+    assert (detail.status_code, detail["X-Cache"]) == (200, "MISS")
+    assert handed == []
+    monkeypatch.undo()
+    assert _round_trips() == 8  # four each
+    assert _cold(by_token, f"{LIST}?page_size=10", 1).content == page.content
+    assert _cold(by_token, f"{LIST}{created.pk}/", 1)["X-Cache"] == "HIT"
+
+
+@pytest.mark.redis
 def test_a_lookup_where_the_server_has_not_seen_its_script_yet(redis_cache, by_token, monkeypatch):
     """A miss's lookup names its script by digest; a server that does not know it (restarted,
     flushed) gets it, and the page is computed and stored as ever."""
