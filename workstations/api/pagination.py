@@ -14,6 +14,7 @@ from rest_framework import filters, pagination
 from rest_framework.request import Request
 
 from performance import cache
+from performance.cache.keys import origin
 
 
 class Page(paginator.Page):
@@ -180,6 +181,12 @@ def _is_window(value: Any) -> bool:
     )
 
 
+#: Links remembered (``PageNumberPagination._link``): clients choose their query strings.
+_MAX_LINKS = 4096
+_links: dict[tuple, str | None] = {}
+_UNKNOWN = object()
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
     """Page-number pagination; clients choose ``page_size`` up to a cap.
 
@@ -194,6 +201,35 @@ class PageNumberPagination(pagination.PageNumberPagination):
     page_size_query_description = (
         f"Rows per page: a whole number from 1; at most {max_page_size} rows are given."
     )
+
+    def get_next_link(self) -> str | None:
+        return self._link("next", super().get_next_link)
+
+    def get_previous_link(self) -> str | None:
+        return self._link("previous", super().get_previous_link)
+
+    def _link(self, which: str, link: Callable[[], str | None]) -> str | None:
+        """DRF's link, remembered for the request as it came (its origin, path and raw query)
+        and the page: DRF works it out from the request's absolute URL, parsed, its query
+        sorted and encoded again, for every page computed — every miss of a page asked
+        before, once a change in one of its rows ended it."""
+        request = self.request
+        memo = (
+            which,
+            *origin(request),
+            request.path,
+            request.META.get("QUERY_STRING", ""),
+            self.page_query_param,
+            self.page.number,
+            self.page.paginator.num_pages,
+        )
+        known = _links.get(memo, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = link()
+            if len(_links) >= _MAX_LINKS:
+                _links.clear()
+            _links[memo] = known
+        return known
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """DRF's, with ``next`` and ``previous`` required: they are always there, null at the
