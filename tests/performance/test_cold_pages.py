@@ -227,6 +227,23 @@ def test_a_page_stored_where_the_server_has_not_seen_its_script_yet(
     assert _cold(by_token, f"{LIST}?page_size=10", 1)["X-Cache"] == "HIT"
 
 
+def _handed_out(redis_cache, monkeypatch) -> list[int]:
+    """Filled with a 1 each time the primary's pool hands a connection out, from now until
+    ``monkeypatch.undo()``; the statistics, which go to Redis by the clock, are not sent
+    meanwhile."""
+    pool = redis_cache.client.redis().connection_pool
+    handed: list[int] = []
+    get_connection = pool.get_connection
+
+    def counted(*args, **kwargs):
+        handed.append(1)
+        return get_connection(*args, **kwargs)
+
+    monkeypatch.setattr(type(redis_cache), "flush_interval", 3600.0)
+    monkeypatch.setattr(pool, "get_connection", counted)
+    return handed
+
+
 @pytest.mark.redis
 def test_a_cold_page_s_lookup_runs_on_the_thread_s_connection(redis_cache, by_token, monkeypatch):
     """A miss's scripts by digest (the early read with the request's rates, the lookup, the
@@ -236,18 +253,8 @@ def test_a_cold_page_s_lookup_runs_on_the_thread_s_connection(redis_cache, by_to
     by_token.get(f"{LIST}?page_size=10")  # the token, the generations, the list, every row
     for _ in range(2):
         _cold(by_token, f"{LIST}?page_size=2", 0)
-    pool = redis_cache.client.redis().connection_pool
-    handed = []
-    get_connection = pool.get_connection
-
-    def counted(*args, **kwargs):
-        handed.append(1)
-        return get_connection(*args, **kwargs)
-
     perf_cache.reset_stats()
-    # (The statistics go to Redis by the clock: not during this request.)
-    monkeypatch.setattr(type(redis_cache), "flush_interval", 3600.0)
-    monkeypatch.setattr(pool, "get_connection", counted)
+    handed = _handed_out(redis_cache, monkeypatch)
     response = _cold(by_token, f"{LIST}?page_size=2", 1)
     assert (response.status_code, response["X-Cache"]) == (200, "MISS")
     assert handed == []
@@ -270,17 +277,8 @@ def test_a_miss_stores_what_it_computed_on_the_thread_s_connection(
     )
     # Changed once: its generation is there (one never changed is seeded first, on its own).
     services.workstation_update(workstation=created, data={"notes": "changed"})
-    pool = redis_cache.client.redis().connection_pool
-    handed = []
-    get_connection = pool.get_connection
-
-    def counted(*args, **kwargs):
-        handed.append(1)
-        return get_connection(*args, **kwargs)
-
     perf_cache.reset_stats()
-    monkeypatch.setattr(type(redis_cache), "flush_interval", 3600.0)  # (statistics: not now)
-    monkeypatch.setattr(pool, "get_connection", counted)
+    handed = _handed_out(redis_cache, monkeypatch)
     page = _cold(by_token, f"{LIST}?page_size=10", 1)  # the list's ids and the new row: stored
     detail = _cold(by_token, f"{LIST}{created.pk}/", 1)  # its row, remembered by the page
     assert (page.status_code, page["X-Cache"]) == (200, "MISS")
