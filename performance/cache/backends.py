@@ -24,7 +24,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from .breaker import CacheUnavailable
 from .hot import HotEntries
-from .keys import RATE_NAMESPACE, generation_key, namespace_of
+from .keys import RATE_NAMESPACE, generation_key, namespace_of, namespaces_of
 from .rates import ALLOWED, RateCheck, Verdict
 from .state import CacheState
 from .stats import FIELDS, StatsRecorder
@@ -267,9 +267,7 @@ class InstrumentedCacheMixin:
             rows: dict[str, list[int]] = {}
             # (A read counted inline: a cold page reads a hundred keys.)
             found = result if count is count_found else None
-            for key in keys:
-                head, sep, _ = str(key).partition(":")  # (``namespace_of``, inline)
-                namespace = head if sep and head else "default"
+            for key, namespace in zip(keys, namespaces_of(keys), strict=True):
                 row = rows.get(namespace)
                 if row is None:
                     row = rows[namespace] = _row()

@@ -42,6 +42,15 @@ def namespace_of(key: str) -> str:
     return head if sep and head else "default"
 
 
+def namespaces_of(keys: Iterable[str]) -> list[str]:
+    """``namespace_of`` of each of ``keys``, in one pass (a cold page reads a hundred)."""
+    names = []
+    for key in keys:
+        head, sep, _ = str(key).partition(":")
+        names.append(head if sep and head else "default")
+    return names
+
+
 def digest(*parts: Any) -> str:
     """A stable hash of client-controlled inputs: they never reach a key raw."""
     return hashlib.sha256(pickle.dumps(parts, protocol=4)).hexdigest()[:40]

@@ -684,7 +684,7 @@ class InventoryClientMixin:
             script = ("EVALSHA", _STORE_PAGE.sha, len(keys), *map(str, keys), *args)
             answers = self._exchange_all(client, [*writes, script])
             if isinstance(answers[-1], redis_errors.NoScriptError):
-                return bool(self._script(_STORE_PAGE, client, keys, args))
+                return bool(self._loading(_STORE_PAGE, client, keys, args))
             if isinstance(answers[-1], Exception):
                 raise answers[-1]
             return bool(answers[-1])
@@ -809,10 +809,14 @@ class InventoryClientMixin:
                     ("EVALSHA", script.sha, len(keys), *map(str, keys), *map(_argument, args))
                 )
             ]
+        if packed is not None:
+            with contextlib.suppress(redis_errors.NoScriptError):
+                return self.exchange(client, packed)
+        return self._loading(script, client, keys, args)
+
+    def _loading(self, script: Script, client: Any, keys: list[Any], args: list[Any]) -> Any:
+        """``script`` run the way redis-py runs it: loaded first where the server lacks it."""
         try:
-            if packed is not None:
-                with contextlib.suppress(redis_errors.NoScriptError):
-                    return self.exchange(client, packed)
             return script(keys=keys, args=args, client=client)
         except _CONNECTION_ERRORS as exc:
             raise ConnectionInterrupted(connection=client) from exc
