@@ -46,3 +46,34 @@ def test_rows_match_the_serializer_for_every_kind_of_value(zone):
     assert [dict(item) for item in expected] == actual
     # Same keys in the same order: the rendered bytes are the same too.
     assert [list(item) for item in expected] == [list(item) for item in actual]
+
+
+@pytest.mark.django_db
+def test_rows_read_by_key_are_the_orm_s_rows_for_every_kind_of_value(django_assert_num_queries):
+    """A cold row is read through a statement compiled once (``RowsById``): the same values as
+    the ORM's query gives, each converted as it converts them (a datetime, a decimal, an
+    address, a joined name, none of them), in one query, for any number of keys."""
+    someone = UserFactory(username="zoë.ünïcode")
+    made = [
+        WorkstationFactory(
+            status=Status.DEPLOYED,
+            assigned_to=someone,
+            location=LocationFactory(name="Zürich / Büro 3"),
+            purchase_cost=Decimal("899.5"),
+            ip_address="2001:db8::1",
+        ),
+        WorkstationFactory(location=None, purchase_cost=None, purchase_date=None, ram_gb=None),
+        WorkstationFactory(purchase_cost=Decimal("0"), ip_address=None),
+    ]
+    source = rows.values_queryset(selectors.workstation_list())
+    read = rows.RowsById(source)
+    keys = [w.pk for w in made]
+    for asked in ([keys[0]], keys[::-1], [keys[1], keys[1], 10**9], [keys[2], *keys]):
+        expected = sorted(source.filter(pk__in=asked))
+        with django_assert_num_queries(1):
+            actual = read(asked)
+        assert sorted(actual) == expected
+        assert {type(value) for row in actual for value in row} == {
+            type(value) for row in expected for value in row
+        }
+    assert read([]) == []

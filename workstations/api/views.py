@@ -161,7 +161,7 @@ class WorkstationViewSet(
         context = self.get_renderer_context()
 
         def render(missing: list[int]) -> dict[int, bytes]:
-            found = list(self._row_source().filter(pk__in=missing))
+            found = self._rows_by_id(missing)
             # Compactly, as the media type asks (``_renders_rows``): the rows are the same for
             # every media type that does, and are kept for all of them; without it, the
             # renderer need not read the media type again for each row.
@@ -186,20 +186,20 @@ class WorkstationViewSet(
             known=self.cache_generations_read(),
         )
 
-    def _row_source(self) -> QuerySet:
-        """The rows' columns (``rows.values_queryset``) of the workstations this view reads:
-        made once for the view's own queryset, as DRF's ``get_queryset`` gives it (building
-        the columns' joins costs a cold row as much as reading it); for each request where the
-        view gives another."""
+    def _rows_by_id(self, ids: list[int]) -> list[tuple]:
+        """The rows (``rows.values_queryset``'s columns) of the workstations of ``ids`` this
+        view reads: through a statement compiled once for the view's own queryset, as DRF's
+        ``get_queryset`` gives it (``rows.RowsById``); made by the ORM for each request where
+        the view gives another."""
         view = type(self)
         if view.get_queryset is GenericAPIView.get_queryset and self.queryset is view.queryset:
-            return self._class_row_source()
-        return rows.values_queryset(self.get_queryset())
+            return self._class_rows_by_id()(ids)
+        return list(rows.values_queryset(self.get_queryset()).filter(pk__in=ids))
 
     @classmethod
     @functools.cache
-    def _class_row_source(cls) -> QuerySet:
-        return rows.values_queryset(cls.queryset.all())  # (never evaluated: filtered per use)
+    def _class_rows_by_id(cls) -> rows.RowsById:
+        return rows.RowsById(rows.values_queryset(cls.queryset.all()))
 
     # What each cached response is about (docs/design.md, "One object's change") -------------
 
