@@ -343,7 +343,18 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     def _ids_parts(self, request: Request, view: Any) -> tuple | None:
         """What ``remembered_ids`` keys a list's ids by; ``None`` for a list whose ids it
-        does not remember."""
+        does not remember. Worked out once per request (the one ``HttpRequest`` both DRF
+        requests of a miss wrap): a miss asks for it when its early read reads the ids ahead
+        (``remembered_ids_keys``) and again when DRF's path reads them."""
+        asked = getattr(request, "_request", request)  # (the early read's DRF request or DRF's)
+        memo = self.__dict__.get("_ids_parts_of")
+        if memo is not None and memo[0] is asked and memo[1] is view:
+            return memo[2]
+        parts = self._ids_parts_now(request, view)
+        self._ids_parts_of = (asked, view, parts)
+        return parts
+
+    def _ids_parts_now(self, request: Request, view: Any) -> tuple | None:
         namespace = getattr(view, "cache_namespace", "")
         about = getattr(view, "cache_about", None)
         if not namespace or about is None:
