@@ -15,29 +15,37 @@ from workstations.api.serializers import WorkstationSerializer
 from workstations.choices import Status
 
 
+def _workstations_of_every_kind() -> list:
+    """Workstations whose rows hold every kind of value: a datetime, a date, a decimal (and
+    zero), both kinds of address, a joined name in Unicode, text a JSON encoder escapes, none."""
+    someone = UserFactory(username="zoë.ünïcode")
+    return [
+        WorkstationFactory(
+            status=Status.DEPLOYED,
+            assigned_to=someone,
+            location=LocationFactory(name="Zürich / Büro 3"),
+            purchase_cost=Decimal("899.5"),
+            ip_address="10.0.0.1",
+            mac_address="00:1a:2b:3c:4d:5e",
+            notes='Quotes " and \\ backslashes\nand a newline',
+        ),
+        WorkstationFactory(
+            location=None,
+            purchase_cost=None,
+            purchase_date=None,
+            warranty_expires=None,
+            ip_address="2001:db8::1",
+            ram_gb=None,
+            last_audit_date=datetime.date(2024, 2, 29),
+        ),
+        WorkstationFactory(purchase_cost=Decimal("0"), serial_number="", ip_address=None),
+    ]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Zurich", "America/Los_Angeles"])
 def test_rows_match_the_serializer_for_every_kind_of_value(zone):
-    someone = UserFactory(username="zoë.ünïcode")
-    WorkstationFactory(
-        status=Status.DEPLOYED,
-        assigned_to=someone,
-        location=LocationFactory(name="Zürich / Büro 3"),
-        purchase_cost=Decimal("899.5"),
-        ip_address="10.0.0.1",
-        mac_address="00:1a:2b:3c:4d:5e",
-        notes='Quotes " and \\ backslashes\nand a newline',
-    )
-    WorkstationFactory(
-        location=None,
-        purchase_cost=None,
-        purchase_date=None,
-        warranty_expires=None,
-        ip_address="2001:db8::1",
-        ram_gb=None,
-        last_audit_date=datetime.date(2024, 2, 29),
-    )
-    WorkstationFactory(purchase_cost=Decimal("0"), serial_number="", ip_address=None)
+    _workstations_of_every_kind()
 
     queryset = selectors.workstation_list().order_by("hostname")
     with timezone.override(zone):  # datetimes are written in the current time zone
@@ -53,18 +61,7 @@ def test_rows_read_by_key_are_the_orm_s_rows_for_every_kind_of_value(django_asse
     """A cold row is read through a statement compiled once (``RowsById``): the same values as
     the ORM's query gives, each converted as it converts them (a datetime, a decimal, an
     address, a joined name, none of them), in one query, for any number of keys."""
-    someone = UserFactory(username="zoë.ünïcode")
-    made = [
-        WorkstationFactory(
-            status=Status.DEPLOYED,
-            assigned_to=someone,
-            location=LocationFactory(name="Zürich / Büro 3"),
-            purchase_cost=Decimal("899.5"),
-            ip_address="2001:db8::1",
-        ),
-        WorkstationFactory(location=None, purchase_cost=None, purchase_date=None, ram_gb=None),
-        WorkstationFactory(purchase_cost=Decimal("0"), ip_address=None),
-    ]
+    made = _workstations_of_every_kind()
     source = rows.values_queryset(selectors.workstation_list())
     read = rows.RowsById(source)
     keys = [w.pk for w in made]
