@@ -48,15 +48,30 @@ VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
 
 def _development_secret_key() -> str:
-    """Read the development key from var/, creating it on first run (never committed)."""
+    """Read the development key from var/, creating it on first run (never committed).
+
+    Processes that start together on a fresh var/ (a server's workers, a command beside it)
+    all get the first key made, whole: each writes its own under a name of its own and links
+    it into place, which fails if a key is there already; then every one reads the key that
+    is. A file written in place could be read empty by another process, between its creation
+    and its write, and two processes could each keep a key of their own."""
     path = VAR_DIR / "secret_key"
     if path.exists():
-        return path.read_text().strip()
+        key = path.read_text().strip()
+        if key:
+            return key
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    path.write_text(key)
-    path.chmod(0o600)
-    return key
+    made = VAR_DIR / f".secret_key.{os.getpid()}.{secrets.token_hex(8)}"
+    made.write_text(secrets.token_urlsafe(50))
+    made.chmod(0o600)
+    try:
+        os.link(made, path)
+    except FileExistsError:
+        if not path.read_text().strip():  # (left empty by a write in place that never ended)
+            os.replace(made, path)
+    finally:
+        made.unlink(missing_ok=True)
+    return path.read_text().strip()
 
 
 #: What ``check --deploy`` (security.W009) calls strong enough: Django's own thresholds.

@@ -166,3 +166,44 @@ print(bool(csrf["secure"]))
     assert lines[2] == "max-age=31536000; includeSubDomains; preload"
     assert lines[3] == "DENY nosniff same-origin"
     assert lines[4] == "True"
+
+
+def test_a_development_key_being_written_is_never_read_empty(tmp_path, monkeypatch):
+    """A process that finds the key file another one has just created, before its key is
+    written, used to start with an empty SECRET_KEY (every request a 500): the key is linked
+    into place whole, and a file left empty is replaced."""
+    from project import settings as project_settings
+
+    monkeypatch.setattr(project_settings, "VAR_DIR", tmp_path)
+    (tmp_path / "secret_key").write_text("")  # (created, not yet written)
+    key = project_settings._development_secret_key()
+    assert len(key) >= project_settings.SECRET_KEY_MIN_LENGTH
+    assert (tmp_path / "secret_key").read_text() == key
+    assert project_settings._development_secret_key() == key
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["secret_key"]
+
+
+def test_processes_starting_together_share_one_development_key(tmp_path, monkeypatch):
+    """Workers and commands that start at once on a fresh var/ each made a key of their own
+    when none saw the file yet (sessions signed by one refused by the others): the first key
+    linked into place is every one's."""
+    import threading
+
+    from project import settings as project_settings
+
+    monkeypatch.setattr(project_settings, "VAR_DIR", tmp_path / "var")
+    together = threading.Barrier(16)
+    keys = []
+
+    def start() -> None:
+        together.wait()
+        keys.append(project_settings._development_secret_key())
+
+    threads = [threading.Thread(target=start) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(keys) == 16
+    assert len(set(keys)) == 1
+    assert keys[0] == (tmp_path / "var" / "secret_key").read_text()
