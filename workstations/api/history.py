@@ -112,6 +112,13 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+class WholeNumberFilter(django_filters.NumberFilter):
+    """django-filter's number filter, for a whole number: its own reads a decimal, so an id of
+    ``1.5`` or ``1e-308`` (a number, not the integer the schema says) answered 200 and nothing."""
+
+    field_class = forms.IntegerField
+
+
 class ChangeFilter(django_filters.FilterSet):
     since = UtcIsoDateTimeFilter(
         field_name="timestamp",
@@ -125,7 +132,7 @@ class ChangeFilter(django_filters.FilterSet):
     object_type = django_filters.ChoiceFilter(
         field_name="content_type__model", choices=ObjectType.choices, help_text="What changed."
     )
-    object_id = django_filters.NumberFilter(
+    object_id = WholeNumberFilter(
         field_name="object_id", help_text="The id of the object (with object_type)."
     )
 
