@@ -12,7 +12,8 @@ measured requests after the same warm-up, and the difference is divided by 300: 
 the same in both and drops out. Statistics that a backend flushes by the clock are not flushed
 during the count (valgrind runs the code some fifty times slower). The ratio ceiling / scenario
 is the share of a warm hit's work that is the ceiling's (the bench's ``/ ceiling`` column, without
-the server and the network).
+the server and the network); one round trip / scenario, the same for the ceiling plus the one read
+a warm hit makes (``one_round_trip``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("ceiling", "list_hit", "detail_hit", "list_304")
+SCENARIOS = ("ceiling", "one_round_trip", "list_hit", "detail_hit", "list_304")
 #: Not warm hits: a list page under a key nobody asked for (as the bench's ``list_miss``: a new
 #: media type parameter each time), and the textbook DRF list it is compared with.
 COLD = ("list_miss", "peer_drf")
@@ -90,6 +91,7 @@ def _child(scenario: str, requests: int) -> None:
     _, headers, body = call(LIST)
     paths = {
         "ceiling": (f"/bench/ceiling/?bytes={len(body)}", {}),
+        "one_round_trip": (f"/bench/one-round-trip/?bytes={len(body)}", {}),
         "list_hit": (LIST, {}),
         "detail_hit": ("/api/workstations/1/", {}),
         "list_304": (LIST, {"HTTP_IF_NONE_MATCH": call(LIST)[1]["ETag"]}),
@@ -107,7 +109,7 @@ def _child(scenario: str, requests: int) -> None:
     for _ in range(20):
         status, headers, _ = call(path, **extra)
     if not status.startswith(("200", "304")) or (
-        scenario != "ceiling" and headers.get("X-Cache") != "HIT"
+        scenario not in ("ceiling", "one_round_trip") and headers.get("X-Cache") != "HIT"
     ):
         raise SystemExit(f"{scenario}: {status}, X-Cache {headers.get('X-Cache')}: not a warm hit")
     for _ in range(requests):
@@ -169,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in args.scenarios.split(","):
         few, many = (_instructions(scenario, n, env) for n in (50, 350))
         counts[scenario] = (many - few) // 300
-    ceiling = counts.get("ceiling")
-    print("| scenario | instructions per request | ceiling / this |")
-    print("|---|---:|---:|")
+    ceiling, one = counts.get("ceiling"), counts.get("one_round_trip")
+    print("| scenario | instructions per request | ceiling / this | one round trip / this |")
+    print("|---|---:|---:|---:|")
     for scenario, count in counts.items():
-        ratio = f"{ceiling / count:.3f}" if ceiling else "-"
-        print(f"| {scenario} | {count:,} | {ratio} |")
+        ratios = [f"{peer / count:.3f}" if peer else "-" for peer in (ceiling, one)]
+        print(f"| {scenario} | {count:,} | {' | '.join(ratios)} |")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

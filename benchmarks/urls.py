@@ -1,5 +1,7 @@
-from django.urls import include, path
+from django.urls import path
 from django.views.decorators.cache import cache_page
+
+from project import urls as product
 
 from . import views
 
@@ -11,5 +13,8 @@ urlpatterns = [
         "bench/peer-cache-page/",
         cache_page(300, cache="peer")(views.PlainWorkstationList.as_view()),
     ),
-    path("", include("project.urls")),
+    # The product's routes, as they are in its own URLconf (an ``include`` would add a level
+    # every one of its requests resolves through, which the product does not have).
+    *product.urlpatterns,
 ]
+handler400, handler404, handler500 = product.handler400, product.handler404, product.handler500
