@@ -128,6 +128,38 @@ class EarlyRead:
     locked: bool | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class Settled:
+    """What the early read settled for a request it answered from the cache (``read_early``):
+    a request seen before — the same view, method, path, raw query, ``Accept``, token, scheme,
+    host and client address — is answered again after its one read, without asking DRF's
+    objects again, while that read finds what this one found.
+
+    Everything the early read decides depends on those and on who the token is: negotiation,
+    the permission objects (asked of the same user, as DRF asks them: of the request and the
+    user), the throttles' checks, the view's check of its query, the generations to read and
+    the response's key. Who the token is cannot change without its ``auth`` generation, which
+    the read reads; the generations it read, unchanged, make the same key, whose entry never
+    changes. A setting changed forgets all of it (``setting_changed``)."""
+
+    keys: list[str]
+    #: The generations found (those present): the same again, or the request is read anew.
+    found: dict[str, Any]
+    #: The checks the throttles made (each throttle's clock asked again for each request).
+    checks: tuple[tuple[Any, RateCheck], ...]
+    rates_if: tuple[str, Any]
+    user: Any
+    #: The entry's key, and its copy's signature where this process keeps copies (Redis).
+    key: str
+    signature: tuple | None
+    #: When this process forgets the token's user (seconds since the epoch).
+    until: float
+
+
+#: Requests settled, at most, per cache in each process (clients choose their queries).
+_MAX_SETTLED = 4096
+
+
 class CachedResponseMixin:
     """Caches successful JSON responses of ``list`` and ``retrieve`` (and of any action that
     calls ``cached_response``) under the view's ``cache_namespace``."""
@@ -196,6 +228,13 @@ class CachedResponseMixin:
         action_map = getattr(self, "action_map", None) or {}
         if action_map.get("get") not in self.cache_fast_actions or self.versioning_class:
             return None  # (a versioning scheme may refuse the request: DRF asks it)
+        cache = backend()
+        if not isinstance(cache, InstrumentedCacheMixin):
+            return None  # a cache of Django's own: DRF's path, through its plain API
+        settled_as = self._settled_as(request)
+        response, pre_read = self._answer_settled(request, cache, settled_as)
+        if response is not None:
+            return response
         # What DRF's initialize_request and initial() set before asking anything.
         self.action = action_map.get(request.method.lower())
         self.format_kwarg = self.get_format_suffix(**kwargs)
@@ -227,9 +266,6 @@ class CachedResponseMixin:
         if token is None:
             return None  # another authenticator's business (a session)
 
-        cache = backend()
-        if not isinstance(cache, InstrumentedCacheMixin):
-            return None  # a cache of Django's own: DRF's path, through its plain API
         throttles = self.get_throttles()
         namespace_generation = generation_key(self.cache_namespace)
         keys = [_AUTH_GENERATION, namespace_generation]
@@ -247,17 +283,19 @@ class CachedResponseMixin:
         # Who the token was when this process last saw it: the throttles' counters travel with
         # the generations, counted only if the auth generation still is the one it was seen
         # under (then nothing about the token can have changed).
-        seen = cache.state.tokens.latest(token)
+        seen = cache.state.tokens.latest(token) if pre_read is None else pre_read[4]
         checks: list[RateCheck | None] | None = None
         if seen is not None:
             checks = self._asked(drf_request, seen[1], permissions, throttles)
             if checks is None:
                 return None
-        values, verdicts = cache.read(
-            keys,
-            rates=_counted(checks),
-            rates_if=(_AUTH_GENERATION, seen[0]) if seen is not None else None,
-        )
+        rates_if = (_AUTH_GENERATION, seen[0]) if seen is not None else None
+        if pre_read is not None and pre_read[:2] == (keys, rates_if):
+            # Read already for this request as it was settled before (``_answer_settled``),
+            # its rates counted: not read, nor counted, twice.
+            values, verdicts = pre_read[2:4]
+        else:
+            values, verdicts = cache.read(keys, rates=_counted(checks), rates_if=rates_if)
         if went_back(values, self._generation_names(), cache.state.highest):
             # The cache went back in time (a failover, a restore): DRF's path reads the
             # generations again, which replaces them, before anything is served.
@@ -268,7 +306,8 @@ class CachedResponseMixin:
         self._early = early = EarlyRead(keys, values)
         auth_generation = values.get(_AUTH_GENERATION)
         user = None
-        if seen is not None and seen[0] == auth_generation:
+        confirmed = seen is not None and seen[0] == auth_generation
+        if confirmed:
             # Confirmed, and the rates counted with the generations: settled at once, so that
             # DRF's path, whatever sends the request there now, counts nothing again.
             user = seen[1]
@@ -306,7 +345,7 @@ class CachedResponseMixin:
             return None  # DRF's path answers the 400, before any key is made for this query
 
         user_id = user.pk if self.cache_per_user else None
-        signature = None
+        signature = copied = None
         if copies is not None:
             epoch = values.get(_PURGE_GENERATION)
             if epoch is None:  # never purged yet, or cleared: seed it once (the cache answers)
@@ -324,24 +363,99 @@ class CachedResponseMixin:
                 user_id,
             )
             copied = copies.get(signature, epoch)
-            if copied is not None:
-                _, entry = copied
-                return self._early_response(drf_request, entry, cache)
-        key = response_key(
-            self.cache_namespace, generation, request, media_type=media_type, user_id=user_id
-        )
-        entry, locked, _ = self._look_up(cache, key, lock_key(key), early)
-        early.key, early.entry = key, entry
-        if entry is None:
-            # A miss: DRF's path computes it, under the lock taken here if it was free, with
-            # what the computation reads first read here too (``cache_read_ahead``).
-            early.locked = locked
-            return None
-        if signature is not None:
-            size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
-            size += len(entry[0]) + len(entry[1]) + len(entry[2])
-            copies.put(signature, (key, entry), epoch, size, expires_at=entry[3])
+        if copied is not None:
+            key, entry = copied
+        else:
+            key = response_key(
+                self.cache_namespace, generation, request, media_type=media_type, user_id=user_id
+            )
+            entry, locked, _ = self._look_up(cache, key, lock_key(key), early)
+            early.key, early.entry = key, entry
+            if entry is None:
+                # A miss: DRF's path computes it, under the lock taken here if it was free,
+                # with what the computation reads first read here too (``cache_read_ahead``).
+                early.locked = locked
+                return None
+            if signature is not None:
+                size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
+                size += len(entry[0]) + len(entry[1]) + len(entry[2])
+                copies.put(signature, (key, entry), epoch, size, expires_at=entry[3])
+        if confirmed:
+            # Everything above decided again for the same request reads what was read here.
+            known = cache.state.settled
+            if len(known) >= _MAX_SETTLED:
+                known.clear()
+            known[settled_as] = Settled(
+                keys=keys,
+                found=dict(values),
+                checks=tuple(
+                    (throttle, check)
+                    for throttle, check in zip(throttles, checks or (), strict=False)
+                    if check is not None
+                ),
+                rates_if=rates_if,
+                user=user,
+                key=key,
+                signature=signature,
+                until=cache.state.tokens.until(token),
+            )
         return self._early_response(drf_request, entry, cache)
+
+    def _settled_as(self, request: HttpRequest) -> tuple:
+        """What a request is settled under (``Settled``): everything of it the early read's
+        decisions read, but the cache's answers."""
+        meta = request.META
+        return (
+            type(self),
+            request.method,
+            request.path,
+            meta.get("QUERY_STRING", ""),
+            meta.get("HTTP_ACCEPT"),
+            meta.get("HTTP_AUTHORIZATION"),
+            *origin(request),
+            # (what a throttle identifies a client by: ``get_ident``)
+            meta.get("REMOTE_ADDR"),
+            meta.get("HTTP_X_FORWARDED_FOR"),
+        )
+
+    def _answer_settled(
+        self, request: HttpRequest, cache: Any, settled_as: tuple
+    ) -> tuple[HttpResponse | None, tuple | None]:
+        """The warm hit for a request settled before (``Settled``), after its one read: the
+        same generations found, the throttles passed, the entry there. Otherwise ``None``, and
+        what was read (keys, the condition of the rates, the values, the verdicts, and who the
+        token was), which the early read takes as its own read."""
+        known = cache.state.settled
+        settled = known.get(settled_as)
+        if settled is None:
+            return None, None
+        if time.time() >= settled.until:
+            known.pop(settled_as, None)  # (the token's user forgotten: looked up again)
+            return None, None
+        rates = [RateCheck(c.key, c.limit, c.duration, t.timer()) for t, c in settled.checks]
+        values, verdicts = cache.read(settled.keys, rates=rates, rates_if=settled.rates_if)
+        # (with who the token was when the request was settled: the early read confirms it
+        # by the same read)
+        seen = (settled.rates_if[1], tokens.fresh(settled.user))
+        read = (settled.keys, settled.rates_if, values, verdicts, seen)
+        if values != settled.found:
+            known.pop(settled_as, None)  # something changed: decided again
+            return None, read
+        if went_back(values, self._generation_names(), cache.state.highest):
+            return None, read
+        if verdicts is not None and not all(verdict.allowed for verdict in verdicts):
+            return None, read  # DRF's path answers 429, from the verdicts counted here
+        if settled.signature is not None:
+            epoch = values.get(_PURGE_GENERATION)
+            copied = cache.state.copies.get(settled.signature, epoch)
+            entry = None if copied is None else copied[1]
+        else:
+            entry = stored_entry(_peek(cache, settled.key))
+        if entry is None:
+            return None, read  # gone: looked up as any warm read looks it up
+        # Who asked, for what follows the view (the request's log line): as DRF sets it.
+        request.user = seen[1]
+        return self._early_response(request, entry, cache), read
 
     def cache_generations_read(self) -> dict[str, Any] | None:
         """The generations this request read before DRF's dispatch (key -> value, ``None``:

@@ -12,6 +12,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from .breaker import Guard
 from .hot import HotEntries
@@ -39,6 +43,9 @@ class CacheState:
     #: and whether it has changed since every generation was last re-seeded (``sync``).
     identity: tuple[str, str] | None = None
     reseed: bool = False
+    #: What the early read settled for requests answered from the cache before, by request
+    #: (``responses.Settled``): a request seen before is answered again after its one read.
+    settled: dict[tuple, Any] = field(default_factory=dict)
     #: The highest generation this process has seen of each namespace (``generations``).
     highest: dict[str, int] = field(default_factory=dict)
     #: Where the process owns the cache (locmem): which pages show each object, by namespace
@@ -76,6 +83,15 @@ def location_key(location: Hashable | list) -> Hashable:
     if isinstance(location, list | tuple):
         return tuple(location_key(part) for part in location)
     return location
+
+
+@receiver(setting_changed)
+def _forget_settled(**kwargs: Any) -> None:
+    """What the early read settled for each request read the settings (renderers, throttles
+    and their rates, hosts): decided again."""
+    with _lock:
+        for state in _states.values():
+            state.settled.clear()
 
 
 def reset_all() -> None:

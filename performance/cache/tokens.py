@@ -202,6 +202,12 @@ class TokenMemo:
             return None
         return generation, fresh(user)
 
+    def until(self, token: str) -> float:
+        """When what this process remembers of ``token`` expires (seconds since the epoch; 0
+        when it remembers nothing)."""
+        item = self._items.get(token_digest(token))
+        return 0.0 if item is None else item[2]
+
     def put(self, token: str, generation: int, user: Any, expires_at: float) -> None:
         key = token_digest(token)
         with self._lock:

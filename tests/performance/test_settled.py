@@ -1,0 +1,161 @@
+"""A request answered from the cache before is answered again after its one read, without asking
+DRF's objects again (``cache.responses.Settled``) — and everything they decided still holds: who
+the token is, the throttles, a setting changed, a write, an entry gone, the token forgotten."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.request import Request
+from rest_framework.test import APIClient
+
+from performance import cache as perf_cache
+from performance.cache.keys import rate_key
+from tests.factories import WorkstationFactory
+from workstations.api.permissions import ModelPermissions
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIST = "/api/workstations/?page_size=5"
+
+
+def token_client(user) -> APIClient:
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def machines(db):
+    return WorkstationFactory.create_batch(3)
+
+
+def settle(client: APIClient, url: str = LIST) -> bytes:
+    """Ask for ``url`` until warm hits have answered it (and settled it): its body. (On Redis
+    the first hit also seeds the purge epoch, which the second finds: the second settles it.)"""
+    assert client.get(url)["X-Cache"] == "MISS"
+    hits = [client.get(url) for _ in range(2)]
+    assert [(hit.status_code, hit["X-Cache"]) for hit in hits] == [(200, "HIT")] * 2
+    return hits[-1].content
+
+
+def _history(cache, user) -> int:
+    """How many requests ``user``'s window of the ``user`` rate holds."""
+    key = rate_key("user", str(user.pk))
+    if cache.state.rates is not None:
+        return len(cache.state.rates._histories.get(key, ()))
+    return cache.client.redis().zcard(cache.client.make_key(key))
+
+
+def test_a_request_seen_before_is_answered_without_asking_drf_s_objects_again(
+    cache_backend, machines, reader, monkeypatch
+):
+    client = token_client(reader)
+    body = settle(client)
+    asked = []
+    real_init, real_permission = Request.__init__, ModelPermissions.has_permission
+
+    def init(self, *args, **kwargs):
+        asked.append("Request")
+        real_init(self, *args, **kwargs)
+
+    def has_permission(self, request, view):
+        asked.append("has_permission")
+        return real_permission(self, request, view)
+
+    monkeypatch.setattr(Request, "__init__", init)
+    monkeypatch.setattr(ModelPermissions, "has_permission", has_permission)
+    again = client.get(LIST)
+    assert (again.status_code, again["X-Cache"], again.content) == (200, "HIT", body)
+    assert asked == []
+    # Another query is a request of its own: DRF's objects decide it, as before.
+    assert client.get(LIST + "&ordering=hostname").status_code == 200
+    assert "has_permission" in asked
+
+
+def test_each_request_settled_before_counts_once_against_the_rate(
+    cache_backend, machines, reader, settings
+):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "user": "5/min",
+        },
+    }
+    client = token_client(reader)
+    statuses = [client.get(LIST).status_code for _ in range(6)]
+    assert statuses == [200] * 5 + [429]
+    assert _history(cache_backend, reader) == 5
+
+
+def test_a_rate_lowered_holds_for_requests_settled_before(
+    cache_backend, machines, reader, settings
+):
+    client = token_client(reader)
+    settle(client)
+    assert client.get(LIST).status_code == 200
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "user": "3/min",
+        },
+    }
+    refused = client.get(LIST)
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
+
+
+def test_a_user_deactivated_is_refused_on_a_request_settled_before(cache_backend, machines, reader):
+    client = token_client(reader)
+    settle(client)
+    reader.is_active = False
+    reader.save()
+    assert client.get(LIST).status_code == 401
+
+
+def test_a_change_shows_at_once_on_a_request_settled_before(
+    cache_backend, machines, reader, editor
+):
+    client = token_client(reader)
+    settle(client)
+    target = min(machines, key=lambda machine: machine.hostname)
+    changed = token_client(editor).patch(
+        f"/api/workstations/{target.pk}/", {"notes": "moved to the lab"}, format="json"
+    )
+    assert changed.status_code == 200
+    after = client.get(LIST)
+    assert after["X-Cache"] == "MISS"
+    assert "moved to the lab" in after.content.decode()
+
+
+def test_an_entry_deleted_under_a_settled_request_is_computed_and_counted_once(
+    cache_backend, machines, reader
+):
+    client = token_client(reader)
+    body = settle(client)
+    before = _history(cache_backend, reader)
+    assert perf_cache.invalidate_pattern("workstations:*") > 0
+    again = client.get(LIST)
+    assert (again.status_code, again["X-Cache"], again.content) == (200, "MISS", body)
+    assert _history(cache_backend, reader) == before + 1
+
+
+def test_a_settled_request_ends_when_the_process_forgets_the_token(
+    locmem_cache, machines, reader, monkeypatch
+):
+    """The process remembers who a token is until its cached lookup expires (``tokens``); a
+    request settled under it is decided again after that, and the token looked up again."""
+    client = token_client(reader)
+    settle(client)
+    later = time.time() + 10 * 24 * 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(LIST).status_code == 200
+    assert any("authtoken_token" in query["sql"] for query in queries.captured_queries)
