@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 from django_redis.client.default import glob_escape
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from performance import cache as perf_cache
@@ -24,6 +25,14 @@ LIST = "/api/workstations/"
 SUMMARY = "/api/workstations/summary/"
 LOCATIONS = "/api/locations/"
 JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def token_client(user: Any, *, suffix: str = "") -> APIClient:
+    """A client sending ``user``'s token (``suffix`` after it, as a client might)."""
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}{suffix}")
+    return client
 
 
 def unique(label: str) -> str:

@@ -13,16 +13,11 @@ from rest_framework.test import APIClient
 from performance.cache.keys import generation_key, rate_key
 from tests.factories import WorkstationFactory
 
+from .support import token_client
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LIST = "/api/workstations/?page_size=5"
-
-
-def token_client(user, *, suffix: str = "") -> APIClient:
-    token, _ = Token.objects.get_or_create(user=user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}{suffix}")
-    return client
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import time
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.test import APIClient
 
@@ -18,16 +17,11 @@ from performance.cache.keys import rate_key
 from tests.factories import WorkstationFactory
 from workstations.api.permissions import ModelPermissions
 
+from .support import token_client
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LIST = "/api/workstations/?page_size=5"
-
-
-def token_client(user) -> APIClient:
-    token, _ = Token.objects.get_or_create(user=user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 @pytest.fixture
