@@ -91,6 +91,7 @@ def post_worker_init(worker):
 
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
+    from django.urls import get_resolver
 
     from performance import metrics
     from performance.cache import sync
@@ -115,6 +116,9 @@ def post_worker_init(worker):
 
         threading.Thread(target=cache.warm, name="cache-warm", daemon=True).start()
 
+    # Django imports the URLconf, and with it the views, serializers and filters, on the first
+    # request: imported now, their objects are frozen with the rest of the application's.
+    get_resolver().url_patterns  # noqa: B018
     gc.collect()
     gc.freeze()
     _large_blocks_back_to_the_system()

@@ -128,7 +128,7 @@ class EarlyRead:
     locked: bool | None = None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Settled:
     """What the early read settled for a request it answered from the cache (``read_early``):
     a request seen before — the same view, method, path, raw query, ``Accept``, token, scheme,
@@ -140,14 +140,24 @@ class Settled:
     user), the throttles' checks, the view's check of its query, the generations to read and
     the response's key. Who the token is cannot change without its ``auth`` generation, which
     the read reads; the generations it read, unchanged, make the same key, whose entry never
-    changes. A setting changed forgets all of it (``setting_changed``)."""
+    changes. A setting changed forgets all of it (``setting_changed``).
 
-    keys: list[str]
+    A process keeps thousands of them for as long as it runs, so each is made of as few
+    objects as the garbage collector looks at as it can be: its slots, tuples and dictionaries
+    of plain values (which the collector stops tracking), and the user the process remembers
+    for the token, shared, not a copy of its own (a full collection, which holds every thread of
+    the process, takes as long as the objects it looks at)."""
+
+    keys: tuple[str, ...]
     #: The generations found (those present): the same again, or the request is read anew.
     found: dict[str, Any]
-    #: The checks the throttles made (each throttle's clock asked again for each request).
-    checks: tuple[tuple[Any, RateCheck], ...]
+    #: The checks the throttles made (key, limit, duration), and each throttle's clock, asked
+    #: again for each request.
+    checks: tuple[tuple[str, int, float], ...]
+    clocks: tuple[Callable[[], float], ...]
     rates_if: tuple[str, Any]
+    #: The token's user as this process remembers it (``TokenMemo.remembered``): each request
+    #: answered gets a copy of its own (``tokens.fresh``).
     user: Any
     #: The entry's key, and its copy's signature where this process keeps copies (Redis).
     key: str
@@ -379,25 +389,26 @@ class CachedResponseMixin:
             if signature is not None:
                 size = _COPY_OVERHEAD + sum(len(str(part)) for part in signature) + len(key)
                 size += len(entry[0]) + len(entry[1]) + len(entry[2])
-                copies.put(signature, (key, entry), epoch, size, expires_at=entry[3])
-        if confirmed:
+                # (a tuple of plain values, which the garbage collector stops looking at)
+                copies.put(signature, (key, tuple(entry)), epoch, size, expires_at=entry[3])
+        remembered = cache.state.tokens.remembered(token) if confirmed else None
+        if remembered is not None and remembered[0] == auth_generation:
             # Everything above decided again for the same request reads what was read here.
             known = cache.state.settled
             if len(known) >= _MAX_SETTLED:
                 known.clear()
+            made = [(t, c) for t, c in zip(throttles, checks or (), strict=False) if c is not None]
+            asked = [check for _, check in made]
             known[settled_as] = Settled(
-                keys=keys,
+                keys=tuple(keys),
                 found=dict(values),
-                checks=tuple(
-                    (throttle, check)
-                    for throttle, check in zip(throttles, checks or (), strict=False)
-                    if check is not None
-                ),
+                checks=tuple((c.key, c.limit, c.duration) for c in asked),
+                clocks=tuple(throttle.timer for throttle, _ in made),
                 rates_if=rates_if,
-                user=user,
+                user=remembered[1],
                 key=key,
                 signature=signature,
-                until=cache.state.tokens.until(token),
+                until=remembered[2],
             )
         return self._early_response(drf_request, entry, cache)
 
@@ -432,12 +443,15 @@ class CachedResponseMixin:
         if time.time() >= settled.until:
             known.pop(settled_as, None)  # (the token's user forgotten: looked up again)
             return None, None
-        rates = [RateCheck(c.key, c.limit, c.duration, t.timer()) for t, c in settled.checks]
+        rates = [
+            RateCheck(key, limit, per, clock())
+            for (key, limit, per), clock in zip(settled.checks, settled.clocks, strict=True)
+        ]
         values, verdicts = cache.read(settled.keys, rates=rates, rates_if=settled.rates_if)
         # (with who the token was when the request was settled: the early read confirms it
         # by the same read)
         seen = (settled.rates_if[1], tokens.fresh(settled.user))
-        read = (settled.keys, settled.rates_if, values, verdicts, seen)
+        read = (list(settled.keys), settled.rates_if, values, verdicts, seen)
         if values != settled.found:
             known.pop(settled_as, None)  # something changed: decided again
             return None, read
@@ -510,11 +524,14 @@ class CachedResponseMixin:
     #: responses are ``ABOUT_PAGE``: a change of one of them invalidates the page.
     cache_shows: Sequence[Any] | None = None
 
-    def _scopes(self, request: Any, media_type: str) -> tuple[list[str], str | None, list[str]]:
+    def _scopes(
+        self, request: Any, media_type: str
+    ) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
         """The generations this request's response is keyed by, after the namespace's; for a
         list page keyed by its own, that one; and their keys. Remembered per view, route and
         query as they came (what ``cache_about`` and ``cache_object_id`` answer depends on
-        nothing else), so a warm hit works them out once."""
+        nothing else), so a warm hit works them out once: as tuples of text, which the garbage
+        collector stops looking at (thousands are remembered for as long as the process runs)."""
         memo = (
             type(self),
             getattr(self, "action", None),
@@ -537,7 +554,7 @@ class CachedResponseMixin:
             page = page if page in scopes else None
         else:
             scopes = generation_scopes(namespace, about if about != ABOUT_PAGE else ABOUT_ALL)
-        known = (scopes, page, [generation_key(scope) for scope in scopes])
+        known = (tuple(scopes), page, tuple(generation_key(scope) for scope in scopes))
         if len(_scopes_by_request) >= _MAX_NEGOTIATIONS:
             _scopes_by_request.clear()
         _scopes_by_request[memo] = known

@@ -202,11 +202,11 @@ class TokenMemo:
             return None
         return generation, fresh(user)
 
-    def until(self, token: str) -> float:
-        """When what this process remembers of ``token`` expires (seconds since the epoch; 0
-        when it remembers nothing)."""
-        item = self._items.get(token_digest(token))
-        return 0.0 if item is None else item[2]
+    def remembered(self, token: str) -> tuple[int, Any, float] | None:
+        """What this process remembers of ``token``: the generation, the user itself (not a
+        copy: whoever keeps it hands out copies of it, ``fresh``) and when it is forgotten
+        (seconds since the epoch); ``None`` when it remembers nothing."""
+        return self._items.get(token_digest(token))
 
     def put(self, token: str, generation: int, user: Any, expires_at: float) -> None:
         key = token_digest(token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import gc
 from decimal import Decimal
 
 import pytest
@@ -74,3 +75,21 @@ def test_rows_read_by_key_are_the_orm_s_rows_for_every_kind_of_value(django_asse
             type(value) for row in expected for value in row
         }
     assert read([]) == []
+
+
+@pytest.mark.django_db
+def test_statements_read_by_key_keep_no_query_for_the_garbage_collector():
+    """A process keeps a statement per database connection and number of keys as long as it
+    runs (a page's rows: up to the page's size), and a full collection holds every thread while
+    it looks at each object it tracks: each keeps its SQL and its converters, not the compiler
+    with its query (a tree of a few hundred objects: the columns, the joins, the keys' lookup)."""
+    made = _workstations_of_every_kind()
+    read = rows.RowsById(rows.values_queryset(selectors.workstation_list()))
+    statements = 20
+    assert len(read([made[0].pk])) == 1
+    gc.collect()
+    before = len(gc.get_objects())
+    for count in range(2, statements + 2):
+        assert read([made[0].pk, *range(10**9, 10**9 + count - 1)])  # (``count`` keys)
+    gc.collect()
+    assert (len(gc.get_objects()) - before) / statements < 30

@@ -137,7 +137,7 @@ class RowsById:
             statement = statements[len(keys)] = self._compile(connection, len(keys))
         if statement is None:
             return list(self._rows.filter(pk__in=keys))
-        sql, params, positions, compiler, converters = statement
+        sql, params, positions, converters = statement
         params = list(params)
         pk = self._pk
         for position, key in zip(positions, keys, strict=True):
@@ -145,9 +145,16 @@ class RowsById:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             found = cursor.fetchall()
-        if converters:
-            return [tuple(row) for row in compiler.apply_converters(found, converters)]
-        return [tuple(row) for row in found]
+        if not converters:
+            return [tuple(row) for row in found]
+        # As the compiler converts what it reads (``apply_converters``), without keeping it.
+        converted = []
+        for row in found:
+            values = list(row)
+            for position, convert, expression in converters:
+                values[position] = convert(values[position], expression, connection)
+            converted.append(tuple(values))
+        return converted
 
     def _compile(self, connection: Any, count: int) -> tuple | None:
         query = self._rows.query
@@ -166,8 +173,15 @@ class RowsById:
         columns = [column[0] for column in compiler.select]
         if compiler.has_composite_fields(columns):
             return None
-        converters = compiler.get_converters(columns)
-        return sql, tuple(params), positions, compiler, converters
+        # Only the statement and its converters are kept, not the compiler with its query (a
+        # tree of hundreds of objects per connection and number of keys, which the garbage
+        # collector would look at for as long as the process runs).
+        converters = tuple(
+            (position, convert, expression)
+            for position, (converts, expression) in compiler.get_converters(columns).items()
+            for convert in converts
+        )
+        return sql, tuple(params), tuple(positions), converters
 
 
 def ids(rows: Iterable[tuple]) -> list[Any]:
