@@ -39,30 +39,18 @@ from .keys import generation_key, layout_scope, namespace_of
 from .rates import RateStore
 from .state import CacheState, state_for
 
-
-class _Frozen:
-    """A value stored as it is: immutable all the way down, so nobody can change it in place."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
 _SCALARS = frozenset({bytes, str, int, float, bool, type(None)})
 
 #: What an entry costs beyond its key and value: its slots in the cache's ``OrderedDict`` and
-#: in the expiry dictionary, the float of its expiry, the ``_Frozen`` wrapper.
+#: in the expiry dictionary, the float of its expiry.
 _ENTRY_OVERHEAD = 256
 #: What memcached refuses in a key (Django's ``memcached_error_chars_re``, compiled here).
 _MEMCACHED_REFUSES = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _value_size(stored: Any) -> int:
-    """Bytes a stored value holds: a pickle's length, or the sizes of a frozen value's parts."""
-    if type(stored) is _Frozen:
-        return _frozen_size(stored.value)
-    return sys.getsizeof(stored)
+    """Bytes a stored value holds: an encoding's, or the sizes of a frozen value's parts."""
+    return _frozen_size(stored)
 
 
 def _frozen_size(value: Any) -> int:
@@ -149,23 +137,27 @@ class _LocMemStore(LocMemCache):
             self._usage = _usages.setdefault(name, _Usage())
 
     def _encode(self, value: Any) -> Any:
+        """What is kept for ``value``: a frozen value itself, anything else its encoding, as a
+        ``bytearray`` (which no frozen value is). Neither is an object the garbage collector
+        looks at (a tuple of plain values it stops tracking): a full collection, which holds
+        every thread, does not grow with the entries."""
         if type(value) is int:
-            return _Frozen(value)  # django-redis stores ints as they are, not serialized
+            return value  # django-redis stores ints as they are, not serialized
         if _is_frozen(value) and _within_64_bits(value):
             # Bytes, text, small numbers and tuples of them: every serializer stores these, so
             # no trial encoding of a response's hundreds of kilobytes is needed to know it.
-            return _Frozen(value)
+            return value
         stored = self._serializer.dumps(value)
         if _is_frozen(value):
-            return _Frozen(value)
+            return value
         self._serializer.loads(stored)  # what could not be read back fails now, not as a miss
-        return stored
+        return bytearray(stored)
 
     def _decode(self, stored: Any) -> Any:
-        if type(stored) is not _Frozen:
+        kind = type(stored)
+        if kind is bytearray:
             return self._serializer.loads(stored)
-        value = stored.value
-        return _as_lists(value) if type(value) is tuple and self._tuples_as_lists else value
+        return _as_lists(stored) if kind is tuple and self._tuples_as_lists else stored
 
     def _made_key(self, key: str, version: int | None) -> str:
         """``make_and_validate_key``."""
@@ -395,7 +387,9 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
                 return False
             shown = listings.setdefault(namespace, {})
             for name in shows:
-                pages = shown.setdefault(name, set())
+                # (A dictionary of page keys, not a set: one of text only the garbage collector
+                # stops tracking, and every object shown on a page has one.)
+                pages = shown.setdefault(name, {})
                 if len(pages) >= MAX_PAGES_PER_OBJECT and page not in pages:
                     # Clients choose their query strings, so how many pages show an object is
                     # theirs: beyond the bound, every page goes (the layout moves on).
@@ -405,7 +399,7 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
                     moved = max((current if type(current) is int else 0) + 1, now_us())
                     _LocMemStore.set(self, layout, moved, timeout=None)
                     return False
-                pages.add(page)
+                pages[page] = None
             _LocMemStore.set(self, key, value, timeout)
         return True
 

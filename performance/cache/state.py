@@ -50,7 +50,7 @@ class CacheState:
     highest: dict[str, int] = field(default_factory=dict)
     #: Where the process owns the cache (locmem): which pages show each object, by namespace
     #: (``keys.listings_key`` on Redis).
-    listings: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    listings: dict[str, dict[str, dict[str, None]]] = field(default_factory=dict)
     #: Where the process owns the cache (locmem): the latest changes in place, by namespace,
     #: newest first (``keys.recent_key`` on Redis).
     recent: dict[str, deque[tuple[tuple[int, object], frozenset[str]]]] = field(
