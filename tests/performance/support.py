@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -12,6 +14,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from performance import cache as perf_cache
+from performance.cache.backends import PageEntry
+from performance.cache.keys import collection_scope, generation_key
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LOCMEM = "performance.cache.locmem.InstrumentedLocMemCache"
@@ -25,6 +29,9 @@ LIST = "/api/workstations/"
 SUMMARY = "/api/workstations/summary/"
 LOCATIONS = "/api/locations/"
 JSON = {"HTTP_ACCEPT": "application/json"}
+NAMESPACE = "workstations"
+#: The workstations' collections generation, under which ``store_page`` stores.
+COLLECTIONS = generation_key(collection_scope(NAMESPACE))
 
 
 def token_client(user: Any, *, suffix: str = "") -> APIClient:
@@ -86,3 +93,34 @@ def namespace_stats(namespace: str) -> dict[str, int]:
     """The public figures of one namespace (zeros when nothing was counted)."""
     row = perf_cache.stats(include_keys=False)["namespaces"].get(namespace, {})
     return {field: row.get(field, 0) for field in ("hits", "misses", "sets", "deletes", "time_us")}
+
+
+def store_page(cache: Any, page: str, shows: list[str]) -> bool:
+    """Store a workstations list page ``page`` showing the objects ``shows`` (``store_page``),
+    unless the collections' generation moved from 7."""
+    return cache.store_page(
+        PageEntry(
+            f"{NAMESPACE}:1.2.3:{page}",
+            [b"{}", '"etag"', "application/json", None],
+            300,
+            unless_changed=(COLLECTIONS, 7),
+            page=generation_key(f"{NAMESPACE}:page:{page}"),
+            shows=shows,
+        )
+    )
+
+
+def tracked_from(roots: Iterable[Any], known: Iterable[int] = ()) -> int:
+    """How many objects the garbage collector tracks that ``roots`` reach, but those in
+    ``known`` (ids) and what only they reach; types are not counted (they are there anyway)."""
+    roots = list(roots)
+    seen, count, todo = {*known, *map(id, roots)}, 0, roots
+    while todo:
+        thing = todo.pop()
+        for part in gc.get_referents(thing):
+            if id(part) in seen or not gc.is_tracked(part) or isinstance(part, type):
+                continue
+            seen.add(id(part))
+            count += 1
+            todo.append(part)
+    return count

@@ -11,29 +11,10 @@ encoding), notes as dictionaries of page keys, which the collector stops trackin
 from __future__ import annotations
 
 import gc
-from typing import Any
 
-from performance.cache.backends import PageEntry
-from performance.cache.keys import collection_scope, generation_key
+from .support import COLLECTIONS, NAMESPACE, store_page, tracked_from
 
-NAMESPACE = "workstations"
-COLLECTIONS = generation_key(collection_scope(NAMESPACE))
 ENTRIES = 200
-
-
-def _tracked_from(root: Any) -> int:
-    """How many objects the garbage collector tracks that ``root`` reaches (the view's class and
-    other types are not counted: they are there anyway)."""
-    seen, count, todo = {id(root)}, 0, [root]
-    while todo:
-        thing = todo.pop()
-        for part in gc.get_referents(thing):
-            if id(part) in seen or not gc.is_tracked(part) or isinstance(part, type):
-                continue
-            seen.add(id(part))
-            count += 1
-            todo.append(part)
-    return count
 
 
 def test_the_entries_are_nothing_the_collector_looks_at(locmem_cache):
@@ -42,7 +23,7 @@ def test_the_entries_are_nothing_the_collector_looks_at(locmem_cache):
         locmem_cache.set(f"ids:{n}", [n, [1, 2, 3]])  # (encoded: a list comes back a list)
         locmem_cache.set(f"generation:{n}", n)
     gc.collect()
-    assert _tracked_from(locmem_cache._cache) == 0
+    assert tracked_from([locmem_cache._cache]) == 0
     # And each reads back as it was stored, as from Redis.
     assert locmem_cache.get("pages:3") == [b"{}" * 3, '"etag-3"', "application/json", None]
     assert locmem_cache.get("ids:3") == [3, [1, 2, 3]]
@@ -53,18 +34,9 @@ def test_the_entries_are_nothing_the_collector_looks_at(locmem_cache):
 def test_the_notes_of_which_pages_show_which_object_are_nothing_it_looks_at(locmem_cache):
     locmem_cache.set(COLLECTIONS, 7, None)
     for n in range(ENTRIES):
-        assert locmem_cache.store_page(
-            PageEntry(
-                f"{NAMESPACE}:1.2.3:p{n}",
-                [b"{}", '"etag"', "application/json", None],
-                300,
-                unless_changed=(COLLECTIONS, 7),
-                page=generation_key(f"{NAMESPACE}:page:p{n}"),
-                shows=[str(n), str(n + 1)],
-            )
-        )
+        assert store_page(locmem_cache, f"p{n}", [str(n), str(n + 1)])
     gc.collect()
     listings = locmem_cache.state.listings
     assert len(listings[NAMESPACE]) == ENTRIES + 1
     # The namespace's notes: a dictionary the collector looks at, and nothing in it.
-    assert _tracked_from(listings) == 1
+    assert tracked_from([listings]) == 1

@@ -9,26 +9,9 @@ import pytest
 from django.core.cache import caches
 
 from performance.cache import state
-from performance.cache.backends import PageEntry
-from performance.cache.keys import collection_scope, generation_key, listings_key
+from performance.cache.keys import generation_key, listings_key
 
-from .support import redis_config, unique
-
-NAMESPACE = "workstations"
-COLLECTIONS = generation_key(collection_scope(NAMESPACE))
-
-
-def _store(cache, page: str, shows: list[str]) -> bool:
-    return cache.store_page(
-        PageEntry(
-            f"{NAMESPACE}:1.2.3:{page}",
-            [b"{}", '"etag"', "application/json", None],
-            300,
-            unless_changed=(COLLECTIONS, 7),
-            page=generation_key(f"{NAMESPACE}:page:{page}"),
-            shows=shows,
-        )
-    )
+from .support import COLLECTIONS, NAMESPACE, redis_config, store_page, unique
 
 
 def _raw(cache):
@@ -47,10 +30,10 @@ def _named(cache, object_field: str) -> bool:
 @pytest.mark.redis
 def test_a_hash_of_names_lost_is_named_again_by_the_next_store(redis_cache):
     redis_cache.set(COLLECTIONS, 7, None)
-    assert _store(redis_cache, "p", ["41"])
+    assert store_page(redis_cache, "p", ["41"])
     _raw(redis_cache).delete(redis_cache.make_key(listings_key(NAMESPACE)))  # evicted, say
-    assert _store(redis_cache, "q", ["42"])
-    assert _store(redis_cache, "p", ["41"])  # the same page again: its set holds it already
+    assert store_page(redis_cache, "q", ["42"])
+    assert store_page(redis_cache, "p", ["41"])  # the same page again: its set holds it already
     assert _named(redis_cache, "41")
 
 
@@ -60,12 +43,12 @@ def test_a_full_redis_drops_no_page_noted_before(settings, private_redis):
     cache = caches["default"]
     try:
         cache.set(COLLECTIONS, 7, None)
-        assert _store(cache, "p", ["41"])
+        assert store_page(cache, "p", ["41"])
         with private_redis.client() as admin:  # full: reads answered, every write refused
             admin.config_set("maxmemory-policy", "noeviction")
             admin.config_set("maxmemory", admin.info("memory")["used_memory"] // 2)
             try:
-                assert not _store(cache, "q", ["41"])  # refused: nothing stored
+                assert not store_page(cache, "q", ["41"])  # refused: nothing stored
             finally:
                 admin.config_set("maxmemory", 0)
         page = cache.make_key(generation_key(f"{NAMESPACE}:page:p")).encode()

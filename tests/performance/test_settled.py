@@ -19,7 +19,7 @@ from performance.cache.keys import rate_key
 from tests.factories import WorkstationFactory
 from workstations.api.permissions import ModelPermissions
 
-from .support import token_client
+from .support import token_client, tracked_from
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -157,21 +157,6 @@ def test_a_settled_request_ends_when_the_process_forgets_the_token(
     assert any("authtoken_token" in query["sql"] for query in queries.captured_queries)
 
 
-def _tracked_from(roots: list, known: set[int]) -> int:
-    """How many objects the garbage collector tracks that ``roots`` reach, but those in
-    ``known`` (ids) and what only they reach."""
-    seen, count, todo = set(known), 0, list(roots)
-    while todo:
-        thing = todo.pop()
-        for part in gc.get_referents(thing):
-            if id(part) in seen or not gc.is_tracked(part) or isinstance(part, type):
-                continue
-            seen.add(id(part))
-            count += 1
-            todo.append(part)
-    return count
-
-
 def test_a_settled_request_leaves_the_garbage_collector_little_to_look_at(
     cache_backend, machines, reader
 ):
@@ -194,4 +179,4 @@ def test_a_settled_request_leaves_the_garbage_collector_little_to_look_at(
     assert len(state.settled) == len(urls)
     # Each: the settled request, its key (which names the view's class) and its throttles'
     # clocks; and a few shared by all. (Eleven each, before: lists, a copy of the user.)
-    assert _tracked_from(roots, known) / len(urls) < 3.5
+    assert tracked_from(roots, known) / len(urls) < 3.5
