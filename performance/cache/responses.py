@@ -300,7 +300,7 @@ class CachedResponseMixin:
             if checks is None:
                 return None
         rates_if = (_AUTH_GENERATION, seen[0]) if seen is not None else None
-        if pre_read is not None and pre_read[:2] == (keys, rates_if):
+        if pre_read is not None and pre_read[:2] == (tuple(keys), rates_if):
             # Read already for this request as it was settled before (``_answer_settled``),
             # its rates counted: not read, nor counted, twice.
             values, verdicts = pre_read[2:4]
@@ -451,7 +451,7 @@ class CachedResponseMixin:
         # (with who the token was when the request was settled: the early read confirms it
         # by the same read)
         seen = (settled.rates_if[1], tokens.fresh(settled.user))
-        read = (list(settled.keys), settled.rates_if, values, verdicts, seen)
+        read = (settled.keys, settled.rates_if, values, verdicts, seen)
         if values != settled.found:
             known.pop(settled_as, None)  # something changed: decided again
             return None, read
