@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,6 +37,9 @@ from .stats import FIELDS, StatsRecorder
 #: django-redis's pickle serializer, for the arbitrary objects it stores.
 SERIALIZER = "django_redis.serializers.msgpack.MSGPackSerializer"
 _MISSING = object()
+#: Sets of more keys than this are read without remembering what is the same for the same keys
+#: (``read_values``): a page's rows, which each page reads its own of.
+MAX_PLANNED_KEYS = 16
 _NO_COPIES = HotEntries(0, None)
 _nesting = threading.local()
 #: Key -> (value, timeout): writes waiting for the response's store (``writes_deferred``).
@@ -248,8 +252,10 @@ class InstrumentedCacheMixin:
         *,
         fallback: Any,
         count: Callable[[str, Any], int | None],
+        namespaces: Sequence[str] | None = None,
     ) -> Any:
-        """Run one operation on several keys; count each key once, the round trip once."""
+        """Run one operation on several keys; count each key once, the round trip once.
+        ``namespaces``: those of ``keys``, when the caller knows them already."""
         keys = list(keys)
         depth = getattr(_nesting, "depth", 0)
         _nesting.depth = depth + 1
@@ -267,7 +273,9 @@ class InstrumentedCacheMixin:
             rows: dict[str, list[int]] = {}
             # (A read counted inline: a cold page reads a hundred keys.)
             found = result if count is count_found else None
-            for key, namespace in zip(keys, namespaces_of(keys), strict=True):
+            if namespaces is None:
+                namespaces = namespaces_of(keys)
+            for key, namespace in zip(keys, namespaces, strict=True):
                 row = rows.get(namespace)
                 if row is None:
                     row = rows[namespace] = _row()
@@ -279,7 +287,7 @@ class InstrumentedCacheMixin:
                 if field is not None:
                     row[field] += 1
             # One round trip for the whole batch: counted once, on its first key's namespace.
-            rows[namespace_of(keys[0])][_CALLS] = 1
+            rows[namespaces[0]][_CALLS] = 1
             self.state.recorder.add_rows(rows.items())
             self._after_operation()
         return result
@@ -396,15 +404,45 @@ class InstrumentedCacheMixin:
         *,
         rates: Sequence[RateCheck] = (),
         rates_if: tuple[str, Any] | None = None,
+        peek: str | None = None,
     ) -> tuple[dict[str, Any], list[Verdict] | None]:
         """The values of ``keys`` that are present, and the verdicts of ``rates`` — counted only
         if the value under ``rates_if[0]`` (one of ``keys``) is ``rates_if[1]``; ``None`` when
         it was not (or when no rates were asked for). On an unreachable cache: nothing found,
-        every rate allowed."""
-        values = self.get_many(keys)
+        every rate allowed. ``peek``: one more key read with them, counted as ``peek`` counts
+        it, its value (when there) among those found: a warm hit's entry, read in the same
+        round trip as the generations its key was made of."""
+        values = self.read_values(tuple(keys), peek)
         if not rates or (rates_if is not None and values.get(rates_if[0]) != rates_if[1]):
             return values, None
         return values, self.rate_hits(rates)
+
+    def read_values(self, keys: tuple[str, ...], peek: str | None = None) -> dict[str, Any]:
+        """``get_many(keys)`` for the few keys every warm hit reads (the generations), counted
+        as ``get_many`` counts them, with what is the same for the same keys (their namespaces,
+        the backend's made keys: ``_values``) worked out once; and ``peek``'s value (``read``),
+        counted as ``peek`` counts it: a call, neither a hit nor a miss."""
+        planned = len(keys) <= MAX_PLANNED_KEYS
+        if peek is None:
+            return self._run_many(
+                keys,
+                lambda: self._values(keys, None),
+                fallback={},
+                count=count_found,
+                namespaces=_namespaces_of_read(keys) if planned else None,
+            )
+        return self._run_many(
+            (*keys, peek),
+            lambda: self._values(keys, peek),
+            fallback={},
+            count=lambda key, found: None if key == peek else count_found(key, found),
+            namespaces=(*_namespaces_of_read(keys), namespace_of(peek)) if planned else None,
+        )
+
+    def _values(self, keys: tuple[str, ...], peek: str | None) -> dict[str, Any]:
+        """Hook: the values of ``keys`` and ``peek`` that are present, uncounted
+        (``read_values``)."""
+        return super().get_many(keys if peek is None else (*keys, peek))  # type: ignore[misc]
 
     def rate_hits(self, checks: Sequence[RateCheck]) -> list[Verdict]:
         """Count one request against each rate, if it passes (``rates``); on an unreachable
@@ -585,6 +623,13 @@ _HITS, _MISSES, _SETS, _DELETES, _TIME, _ERRORS, _CALLS = (
     FIELDS.index(name)
     for name in ("hits", "misses", "sets", "deletes", "time_us", "errors", "calls")
 )
+
+
+@functools.lru_cache(maxsize=1024)
+def _namespaces_of_read(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """``namespaces_of(keys)``, remembered for the sets of keys warm hits read again and again
+    (``read_values``)."""
+    return tuple(namespaces_of(keys))
 
 
 def _row(field: int | None = None) -> list[int]:

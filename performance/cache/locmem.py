@@ -33,12 +33,23 @@ from django.utils.module_loading import import_string
 from django_redis.serializers.pickle import PickleSerializer
 
 from . import glob
-from .backends import SERIALIZER, InstrumentedCacheMixin, PageEntry, Pending, internal_key
+from .backends import (
+    MAX_PLANNED_KEYS,
+    SERIALIZER,
+    InstrumentedCacheMixin,
+    PageEntry,
+    Pending,
+    internal_key,
+)
 from .generations import apply_step, now_us
 from .keys import generation_key, layout_scope, namespace_of
 from .rates import RateStore
 from .state import CacheState, state_for
 
+#: Sets of keys whose made keys ``values_of`` remembers (then forgotten all at once).
+_MAX_READ_PLANS = 256
+#: What ``_decode`` changes: an encoding, and a tuple (a list for every serializer but pickle).
+_DECODED = frozenset({bytearray, tuple})
 _SCALARS = frozenset({bytes, str, int, float, bool, type(None)})
 
 #: What an entry costs beyond its key and value: its slots in the cache's ``OrderedDict`` and
@@ -135,6 +146,8 @@ class _LocMemStore(LocMemCache):
         self._max_entry_bytes: int | None = options.get("MAX_ENTRY_BYTES") or None
         with _usages_lock:
             self._usage = _usages.setdefault(name, _Usage())
+        #: Keys read together -> their made keys (``values_of``).
+        self._read_plans: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def _encode(self, value: Any) -> Any:
         """What is kept for ``value``: a frozen value itself, anything else its encoding, as a
@@ -267,7 +280,25 @@ class _LocMemStore(LocMemCache):
         keys made and checked together (``_made_keys``), and the clock read once: a cold page
         reads a hundred keys, and what each one cost beside its lookup was most of the read."""
         keys = list(keys)
-        made_keys = self._made_keys(keys, version)
+        return self._get_made(keys, self._made_keys(keys, version))
+
+    def values_of(self, keys: tuple[str, ...], peek: str | None = None) -> dict:
+        """``get_many(keys)`` for the few keys every warm hit reads (the generations): their
+        made keys remembered (``_made_keys`` looks through each for what memcached refuses).
+        ``peek``: one more key read with them (a warm hit's entry: each page has its own)."""
+        plans = self._read_plans
+        made_keys = plans.get(keys)
+        if made_keys is None:
+            made_keys = tuple(self._made_keys(keys, None))
+            if len(keys) <= MAX_PLANNED_KEYS:
+                if len(plans) >= _MAX_READ_PLANS:
+                    plans.clear()
+                plans[keys] = made_keys
+        if peek is not None:
+            keys, made_keys = (*keys, peek), (*made_keys, self._made_key(peek, None))
+        return self._get_made(keys, made_keys)
+
+    def _get_made(self, keys: Sequence[str], made_keys: Sequence[str]) -> dict:
         found = {}
         entries, expiries = self._cache, self._expire_info
         now = time.time()
@@ -280,7 +311,12 @@ class _LocMemStore(LocMemCache):
                     continue
                 found[key] = entries[made]
                 entries.move_to_end(made, last=False)
-        return {key: self._decode(stored) for key, stored in found.items()}
+        # (Only what was encoded, or a tuple, is decoded: a generation is an int, kept as is.)
+        decode = self._decode
+        return {
+            key: decode(stored) if type(stored) in _DECODED else stored
+            for key, stored in found.items()
+        }
 
     def _made_keys(self, keys: Sequence[str], version: int | None) -> list[str]:
         """``_made_key`` of each of ``keys``: with Django's key function, the prefix and version
@@ -345,6 +381,9 @@ class InstrumentedLocMemCache(InstrumentedCacheMixin, _LocMemStore):
         self.state = state_for(
             "locmem", name, self.key_prefix, lambda: CacheState(rates=RateStore())
         )
+
+    def _values(self, keys: tuple[str, ...], peek: str | None) -> dict[str, Any]:
+        return self.values_of(keys, peek)
 
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         """``generations.advance``: one process owns this cache, so its lock makes each step

@@ -51,6 +51,7 @@ from redis._parsers.helpers import parse_info
 from redis.commands.core import Script
 
 from .backends import (
+    MAX_PLANNED_KEYS,
     SERIALIZER,
     InstrumentedCacheMixin,
     Lookup,
@@ -421,14 +422,19 @@ class InventoryClientMixin:
             fence(client.connection_pool).watch(state)
         return client
 
-    def read_values(self, keys: Sequence[str]) -> dict[str, Any]:
+    def read_values(self, keys: tuple[str, ...], peek: str | None = None) -> dict[str, Any]:
         """``get_many(keys)`` for the few keys every warm hit reads (the generations), with less
         in between: the MGET is made and packed once per set of keys and sent as ``exchange``
         sends, without the layers a general command crosses (django-redis's key making,
-        redis-py's command dispatch)."""
-        plan = self._read_plans.get(keys)
-        if plan is None:
-            plan = self._read_plan(keys)
+        redis-py's command dispatch). ``peek``: one more key in the same MGET (a warm hit's
+        entry, which each page has its own of: not planned)."""
+        if peek is not None:
+            keys = (*keys, peek)
+            plan = self._read_plan(keys, remember=False)
+        else:
+            plan = self._read_plans.get(keys)
+            if plan is None:
+                plan = self._read_plan(keys)
         on_primary, packed = plan
         client = self.redis() if on_primary else self.get_client(write=False)
         try:
@@ -498,8 +504,9 @@ class InventoryClientMixin:
                     values[key] = value
         return values
 
-    def _read_plan(self, keys: Sequence[str]) -> tuple[bool, list[bytes]]:
-        """Where ``keys`` are read (``reader``) and their MGET, packed as the pool sends it."""
+    def _read_plan(self, keys: Sequence[str], *, remember: bool = True) -> tuple[bool, list[bytes]]:
+        """Where ``keys`` are read (``reader``) and their MGET, packed as the pool sends it;
+        remembered (``remember``) for a few keys."""
         client = self.reader(keys)
         made = self._made_keys(keys)
         if _pack_command is not None:  # (hiredis: what redis-py packs with when it has it)
@@ -512,7 +519,7 @@ class InventoryClientMixin:
             finally:
                 pool.release(connection)
         plan = (client is self.redis(), packed)
-        if len(keys) <= _MAX_PLANNED_KEYS:
+        if remember and len(keys) <= MAX_PLANNED_KEYS:
             if len(self._read_plans) >= _MAX_READ_PLANS:
                 self._read_plans.clear()
             self._read_plans[tuple(keys)] = plan
@@ -1154,9 +1161,6 @@ def _text(value: bytes | str) -> str:
 
 #: Sets of keys whose reads are planned (``read_values``): the generations a view reads.
 _MAX_READ_PLANS = 256
-#: Sets of more keys than this are read without remembering their plan (a page's rows: each
-#: page reads its own).
-_MAX_PLANNED_KEYS = 16
 
 _CONNECTION_ERRORS = (
     redis_errors.ConnectionError,
@@ -1419,20 +1423,21 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
         *,
         rates: Sequence[RateCheck] = (),
         rates_if: tuple[str, Any] | None = None,
+        peek: str | None = None,
     ) -> tuple[dict[str, Any], list[Verdict] | None]:
         if not rates:
-            keys = tuple(keys)
-            values = self._run_many(
-                keys, lambda: self.client.read_values(keys), fallback={}, count=count_found
-            )
-            return values, None
+            return self.read_values(tuple(keys), peek), None
+        names = tuple(keys) if peek is None else (*keys, peek)
         outcome = self._run_many(
-            [*keys, *(check.key for check in rates)],
-            lambda: self.client.read(keys, rates, rates_if),
+            [*names, *(check.key for check in rates)],
+            lambda: self.client.read(names, rates, rates_if),
             fallback=({}, [ALLOWED] * len(rates)),
             count=lambda key, result: count_found(key, result[0]) if key in keys else None,
         )
         return outcome
+
+    def _values(self, keys: tuple[str, ...], peek: str | None) -> dict[str, Any]:
+        return self.client.read_values(keys, peek)
 
     def rate_hits(self, checks: Sequence[RateCheck]) -> list[Verdict]:
         _, verdicts = self.read((), rates=checks)

@@ -447,7 +447,12 @@ class CachedResponseMixin:
             RateCheck(key, limit, per, clock())
             for (key, limit, per), clock in zip(settled.checks, settled.clocks, strict=True)
         ]
-        values, verdicts = cache.read(settled.keys, rates=rates, rates_if=settled.rates_if)
+        # Without copies (``hot``), the entry is read with the generations that name it.
+        peek = settled.key if settled.signature is None else None
+        values, verdicts = cache.read(
+            settled.keys, rates=rates, rates_if=settled.rates_if, peek=peek
+        )
+        stored = values.pop(peek, None) if peek is not None else None
         # (with who the token was when the request was settled: the early read confirms it
         # by the same read)
         seen = (settled.rates_if[1], tokens.fresh(settled.user))
@@ -464,7 +469,7 @@ class CachedResponseMixin:
             copied = cache.state.copies.get(settled.signature, epoch)
             entry = None if copied is None else copied[1]
         else:
-            entry = stored_entry(_peek(cache, settled.key))
+            entry = stored_entry(stored)
         if entry is None:
             return None, read  # gone: looked up as any warm read looks it up
         # Who asked, for what follows the view (the request's log line): as DRF sets it.
