@@ -253,10 +253,13 @@ class InstrumentedCacheMixin:
         fallback: Any,
         count: Callable[[str, Any], int | None],
         namespaces: Sequence[str] | None = None,
+        uncounted: str | None = None,
     ) -> Any:
         """Run one operation on several keys; count each key once, the round trip once.
-        ``namespaces``: those of ``keys``, when the caller knows them already."""
-        keys = list(keys)
+        ``namespaces``: those of ``keys``, when the caller knows them already. A read
+        (``count_found``) is counted in one step (a cold page reads a hundred keys), but
+        ``uncounted``, read with them, neither a hit nor a miss (``peek``)."""
+        keys = keys if type(keys) is tuple else list(keys)
         depth = getattr(_nesting, "depth", 0)
         _nesting.depth = depth + 1
         start = time.perf_counter()
@@ -270,19 +273,18 @@ class InstrumentedCacheMixin:
             _nesting.depth = depth
         if depth == 0 and keys:
             elapsed = int((time.perf_counter() - start) * 1_000_000) // len(keys)
-            rows: dict[str, list[int]] = {}
-            # (A read counted inline: a cold page reads a hundred keys.)
-            found = result if count is count_found else None
             if namespaces is None:
                 namespaces = namespaces_of(keys)
+            if count is count_found:
+                self.state.recorder.add_read(keys, namespaces, result, elapsed, uncounted)
+                self._after_operation()
+                return result
+            rows: dict[str, list[int]] = {}
             for key, namespace in zip(keys, namespaces, strict=True):
                 row = rows.get(namespace)
                 if row is None:
                     row = rows[namespace] = _row()
                 row[_TIME] += elapsed
-                if found is not None:
-                    row[_HITS if key in found else _MISSES] += 1
-                    continue
                 field = count(key, result)
                 if field is not None:
                     row[field] += 1
@@ -435,8 +437,9 @@ class InstrumentedCacheMixin:
             (*keys, peek),
             lambda: self._values(keys, peek),
             fallback={},
-            count=lambda key, found: None if key == peek else count_found(key, found),
+            count=count_found,
             namespaces=(*_namespaces_of_read(keys), namespace_of(peek)) if planned else None,
+            uncounted=peek,
         )
 
     def _values(self, keys: tuple[str, ...], peek: str | None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 
 #: ``calls`` counts round trips to the backend (a get_many is one call however many keys).
 FIELDS = ("hits", "misses", "sets", "deletes", "time_us", "errors", "calls")
@@ -33,7 +33,7 @@ HISTORY_MINUTES = 60
 
 
 _INDEX = {name: n for n, name in enumerate(FIELDS)}
-_HITS, _MISSES = _INDEX["hits"], _INDEX["misses"]
+_HITS, _MISSES, _TIME, _CALLS = (_INDEX[name] for name in ("hits", "misses", "time_us", "calls"))
 _MINUTE_INDEX = {name: n for n, name in enumerate(MINUTE_FIELDS)}
 
 
@@ -85,6 +85,29 @@ class StatsRecorder:
                     for n, value in enumerate(row):
                         if value:
                             waiting[n] += value
+
+    def add_read(
+        self,
+        keys: Sequence[str],
+        namespaces: Sequence[str],
+        found: Container[str],
+        elapsed_us: int,
+        uncounted: str | None = None,
+    ) -> None:
+        """One read of ``keys`` (of ``namespaces``, key by key): a hit for each key in
+        ``found``, a miss for each other but ``uncounted``, ``elapsed_us`` of time each, and
+        one call, on the first key's namespace."""
+        with self._lock:
+            pending = self._pending
+            for key, namespace in zip(keys, namespaces, strict=True):
+                row = pending.get(namespace)
+                if row is None:
+                    row = pending[namespace] = [0] * len(FIELDS)
+                row[_TIME] += elapsed_us
+                if key == uncounted:
+                    continue
+                row[_HITS if key in found else _MISSES] += 1
+            pending[namespaces[0]][_CALLS] += 1
 
     def record_response(self, namespace: str, *, hit: bool) -> None:
         """One cacheable request of ``namespace``: answered from the cache, or computed."""
