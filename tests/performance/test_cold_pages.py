@@ -701,3 +701,27 @@ def test_the_last_page_of_a_remembered_list(cache_backend, by_token, monkeypatch
     last = by_token.get(f"{LIST}?page_size=4&page=last")
     assert _hostnames(last) == ["ws-4", "ws-5"] and last.json()["count"] == 6
     assert by_token.get(f"{LIST}?page_size=4&page=3").status_code == 404
+
+
+def test_a_cold_page_on_locmem_reads_its_cached_rows_as_they_were_kept(
+    locmem_cache, by_token, monkeypatch
+):
+    """A row is kept with its generation as a pair of plain values, which the local-memory
+    cache holds as it is: a cold page of rows rendered before decodes none of them (the list's
+    ids, read ahead, are decoded: one value a page)."""
+    by_token.get(f"{LIST}?page_size=10")  # the token, the generations, the list, every row
+    first = _cold(by_token, f"{LIST}?page_size=4", 0)
+    assert first["X-Cache"] == "MISS"
+    serializer = locmem_cache._serializer
+    decoded = []
+    real_loads = serializer.loads
+
+    def loads(value):
+        decoded.append(value)
+        return real_loads(value)
+
+    monkeypatch.setattr(serializer, "loads", loads)
+    again = _cold(by_token, f"{LIST}?page_size=4", 1)
+    assert (again["X-Cache"], again.content) == ("MISS", first.content)
+    assert [value for value in decoded if b"hostname" in value] == []
+    assert len(decoded) == 1
