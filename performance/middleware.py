@@ -24,7 +24,9 @@ class RequestMetricsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        supplied = request.headers.get("X-Request-ID", "")
+        # (``META``'s entry for the header: ``request.headers`` would be built from all of
+        # ``META`` for this one header, on every request.)
+        supplied = request.META.get("HTTP_X_REQUEST_ID", "")
         # fullmatch: "$" would let a trailing newline through, and a header cannot carry one.
         request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         request.request_id = request_id

@@ -134,6 +134,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Django's fallback storage (a signed cookie, then the session), made only for a request that
+# reads or adds a message: an API request never does (project/messages.py).
+MESSAGE_STORAGE = "project.messages.DeferredFallbackStorage"
+
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
 
