@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from decimal import Decimal
 
 import pytest
@@ -36,3 +37,17 @@ def test_indented_rendering_is_drfs():
     data = {"a": [1, 2]}
     media = "application/json; indent=4"
     assert FastJSONRenderer().render(data, media) == JSONRenderer().render(data, media)
+
+
+@pytest.mark.parametrize("size", [600, 30_000])
+def test_a_rendering_holds_no_more_memory_than_its_bytes(size):
+    """What is rendered is kept: a cached response, a row kept for cold pages, a copy in
+    process memory. Its bytes hold their length, not the buffer they were written in."""
+    renderer = FastJSONRenderer()
+    tracemalloc.start()
+    try:
+        kept = [renderer.render({"row": "x" * size, "n": n}) for n in range(20)]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held / len(kept) < 1.2 * len(kept[0]) + 1024
