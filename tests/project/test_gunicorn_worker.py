@@ -1,4 +1,5 @@
-"""A gunicorn worker sets the application it loaded aside from the garbage collector.
+"""A gunicorn worker sets the application it loaded aside from the garbage collector, and
+parses requests in C.
 
 A full collection holds every thread of the worker for as long as it takes to look at the
 objects it tracks. ``post_worker_init`` freezes what the application loaded (``gc.freeze()``),
@@ -75,3 +76,33 @@ def test_the_views_and_serializers_are_frozen_with_the_rest_of_the_application(
     # URLconf brings some 8,000 objects: the schema's views, the health checks' and the
     # console's, dnspython).
     assert seen["tracked"] == []
+
+
+PARSER = """
+import json, runpy
+
+from gunicorn.config import Config
+from gunicorn.http import message
+
+cfg = Config()
+for name, value in runpy.run_path("project/gunicorn.conf.py").items():
+    if name in cfg.settings:
+        cfg.set(name, value)
+print(json.dumps({"fast": message._check_fast_parser(cfg)}))
+"""
+
+
+def test_request_heads_are_parsed_by_gunicorn_s_c_parser(site, tmp_path: Path):
+    """gunicorn parses a request's head with gunicorn_h1c when it is installed (``http_parser``
+    ``auto``), and in Python otherwise: a fifth of what a worker did for a warm request."""
+    database = copy_database(site["database"], tmp_path / "parser.sqlite3")
+    done = subprocess.run(
+        [sys.executable, "-c", PARSER],
+        cwd=ROOT,
+        env=site_env(database, tmp_path / "var"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"fast": True}
