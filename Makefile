@@ -20,6 +20,8 @@ $(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[fast]' \
+		|| echo "!! gunicorn_h1c could not be built (a C compiler and Python's headers are needed): gunicorn parses requests in Python, slower" >&2
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
