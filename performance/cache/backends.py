@@ -19,7 +19,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
@@ -37,9 +37,12 @@ from .stats import FIELDS, StatsRecorder
 #: django-redis's pickle serializer, for the arbitrary objects it stores.
 SERIALIZER = "django_redis.serializers.msgpack.MSGPackSerializer"
 _MISSING = object()
+_Plan = TypeVar("_Plan")
 #: Sets of more keys than this are read without remembering what is the same for the same keys
 #: (``read_values``): a page's rows, which each page reads its own of.
 MAX_PLANNED_KEYS = 16
+#: How many sets of keys a backend remembers the plan of (``remember_plan``).
+_MAX_READ_PLANS = 256
 _NO_COPIES = HotEntries(0, None)
 _nesting = threading.local()
 #: Key -> (value, timeout): writes waiting for the response's store (``writes_deferred``).
@@ -626,6 +629,18 @@ _HITS, _MISSES, _SETS, _DELETES, _TIME, _ERRORS, _CALLS = (
     FIELDS.index(name)
     for name in ("hits", "misses", "sets", "deletes", "time_us", "errors", "calls")
 )
+
+
+def remember_plan(plans: dict[tuple[str, ...], _Plan], keys: tuple[str, ...], plan: _Plan) -> _Plan:
+    """``plan`` — what is the same each time ``keys`` are read together (a backend's made keys,
+    its packed command) — kept in ``plans`` for a set of a few keys, the generations a view
+    reads; all forgotten at once past a bound. A page's rows, which each page reads its own
+    of, are not kept."""
+    if len(keys) <= MAX_PLANNED_KEYS:
+        if len(plans) >= _MAX_READ_PLANS:
+            plans.clear()
+        plans[keys] = plan
+    return plan
 
 
 @functools.lru_cache(maxsize=1024)

@@ -34,20 +34,18 @@ from django_redis.serializers.pickle import PickleSerializer
 
 from . import glob
 from .backends import (
-    MAX_PLANNED_KEYS,
     SERIALIZER,
     InstrumentedCacheMixin,
     PageEntry,
     Pending,
     internal_key,
+    remember_plan,
 )
 from .generations import apply_step, now_us
 from .keys import generation_key, layout_scope, namespace_of
 from .rates import RateStore
 from .state import CacheState, state_for
 
-#: Sets of keys whose made keys ``values_of`` remembers (then forgotten all at once).
-_MAX_READ_PLANS = 256
 #: What ``_decode`` changes: an encoding, and a tuple (a list for every serializer but pickle).
 _DECODED = frozenset({bytearray, tuple})
 _SCALARS = frozenset({bytes, str, int, float, bool, type(None)})
@@ -286,14 +284,9 @@ class _LocMemStore(LocMemCache):
         """``get_many(keys)`` for the few keys every warm hit reads (the generations): their
         made keys remembered (``_made_keys`` looks through each for what memcached refuses).
         ``peek``: one more key read with them (a warm hit's entry: each page has its own)."""
-        plans = self._read_plans
-        made_keys = plans.get(keys)
+        made_keys = self._read_plans.get(keys)
         if made_keys is None:
-            made_keys = tuple(self._made_keys(keys, None))
-            if len(keys) <= MAX_PLANNED_KEYS:
-                if len(plans) >= _MAX_READ_PLANS:
-                    plans.clear()
-                plans[keys] = made_keys
+            made_keys = remember_plan(self._read_plans, keys, tuple(self._made_keys(keys, None)))
         if peek is not None:
             keys, made_keys = (*keys, peek), (*made_keys, self._made_key(peek, None))
         return self._get_made(keys, made_keys)

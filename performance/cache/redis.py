@@ -51,7 +51,6 @@ from redis._parsers.helpers import parse_info
 from redis.commands.core import Script
 
 from .backends import (
-    MAX_PLANNED_KEYS,
     SERIALIZER,
     InstrumentedCacheMixin,
     Lookup,
@@ -59,6 +58,7 @@ from .backends import (
     Pending,
     count_found,
     internal_key,
+    remember_plan,
 )
 from .breaker import CacheUnavailable, make_guard
 from .generations import PAGE_GENERATION_TTL
@@ -519,10 +519,8 @@ class InventoryClientMixin:
             finally:
                 pool.release(connection)
         plan = (client is self.redis(), packed)
-        if remember and len(keys) <= MAX_PLANNED_KEYS:
-            if len(self._read_plans) >= _MAX_READ_PLANS:
-                self._read_plans.clear()
-            self._read_plans[tuple(keys)] = plan
+        if remember:
+            remember_plan(self._read_plans, tuple(keys), plan)
         return plan
 
     def _made_keys(self, keys: Sequence[str]) -> list[str]:
@@ -1158,9 +1156,6 @@ def _wrong_type(exc: BaseException | None) -> bool:
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
-
-#: Sets of keys whose reads are planned (``read_values``): the generations a view reads.
-_MAX_READ_PLANS = 256
 
 _CONNECTION_ERRORS = (
     redis_errors.ConnectionError,
