@@ -50,9 +50,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", _default_workers))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 #: Keep-alive connections a worker holds at most; when it has them all it stops accepting.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 1000))
-# gthread, with each request read whole in the event loop before a thread serves it: a client
-# that trickles its headers or body holds a socket, not a thread (project/workers.py).
-worker_class = "project.workers.BufferingThreadWorker"
+# Threads that read each request whole, without blocking, and serve it themselves: a client that
+# trickles its headers or body holds a socket, not a thread (project/workers.py).
+worker_class = "project.workers.ServingThreadWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
 keepalive = 5

@@ -1,0 +1,228 @@
+"""The serving threads of gunicorn's worker (``project.workers.ServingThreadWorker``).
+
+A real gunicorn in the embedded shape as it starts out of the box (one process, four threads),
+real sockets over loopback. Each thread waits for requests itself and serves the ones it reads:
+under concurrent load a request costs about one wake-up of one thread, where gthread's loop
+handed every request to a pool thread and back (six to nine switches a request, counted in
+``/proc``). What the worker must still do: a slow request holds one thread, not the others; a
+client that does not close after its answer holds no thread at all; idle connections are closed
+after ``keepalive`` seconds; at ``worker_connections`` it stops accepting, and goes on when one
+closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import selectors
+import socket
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import require_service
+from tests.performance.servers import GUNICORN, Gunicorn, copy_database, migrated_site, site_env
+
+START_TIMEOUT = 60.0
+#: A probe not answered within this was held up.
+PROBE_TIMEOUT = 5.0
+ANSWERED_WITHIN = 1.0
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if not GUNICORN.exists():
+        require_service("gunicorn", f"{GUNICORN} is missing")
+    return migrated_site(tmp_path_factory.mktemp("serving-site"), 5)
+
+
+def start(site: dict[str, Any], tmp_path: Path, **extra: str) -> Gunicorn:
+    database = copy_database(site["database"], tmp_path / "inventory.sqlite3")
+    env = site_env(database, tmp_path / "var", REQUEST_LOG_LEVEL="WARNING", **extra)
+    env.pop("GUNICORN_THREADS", None)
+    server = Gunicorn("serving", env, tmp_path)
+    try:
+        server.wait_until_ready(time.monotonic() + START_TIMEOUT)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture
+def server(site: dict[str, Any], tmp_path: Path) -> Iterator[Gunicorn]:
+    server = start(site, tmp_path)
+    yield server
+    server.stop()
+
+
+def request_bytes(token: str) -> bytes:
+    return (
+        b"GET /api/workstations/?page_size=5 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Accept: application/json\r\nAuthorization: Token %s\r\n\r\n" % token.encode()
+    )
+
+
+def probe(port: int, token: str) -> tuple[int | None, float]:
+    """One request on a new connection: its status (``None``: not answered in time)."""
+    began = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_TIMEOUT)
+    try:
+        connection.request(
+            "GET",
+            "/api/workstations/?page_size=5",
+            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status, time.monotonic() - began
+    except (OSError, http.client.HTTPException):
+        return None, time.monotonic() - began
+    finally:
+        connection.close()
+
+
+def probes(port: int, token: str, count: int = 5) -> list[tuple[int | None, float]]:
+    return [probe(port, token) for _ in range(count)]
+
+
+def worker_switches(master: int) -> int:
+    """Voluntary context switches of every thread of the master's worker so far."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert len(children) == 1, children
+    total = 0
+    for status in Path(f"/proc/{children[0]}/task").glob("*/status"):
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            for line in status.read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def load(port: int, request: bytes, connections: int, requests: int) -> None:
+    """``requests`` requests over ``connections`` kept-alive connections, each sending its next
+    request as soon as it has its answer (one thread: the client stays out of the way)."""
+    selector = selectors.DefaultSelector()
+    sockets = []
+    try:
+        for _ in range(connections):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(request)
+            sockets.append(sock)
+            selector.register(sock, selectors.EVENT_READ, bytearray())
+        sent, answered = connections, 0
+        while answered < requests:
+            ready = selector.select(10)
+            assert ready, f"no answer in 10 s after {answered} of {requests}"
+            for key, _ in ready:
+                buffer: bytearray = key.data
+                chunk = key.fileobj.recv(65536)
+                assert chunk, "the server closed a kept-alive connection"
+                buffer += chunk
+                while (end := buffer.find(b"\r\n\r\n")) >= 0:
+                    head = bytes(buffer[:end]).lower()
+                    assert head.startswith(b"http/1.1 200 "), head
+                    length = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
+                    if len(buffer) < end + 4 + length:
+                        break
+                    del buffer[: end + 4 + length]
+                    answered += 1
+                    if sent < requests:
+                        key.fileobj.sendall(request)
+                        sent += 1
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_a_client_that_does_not_close_after_its_answer_holds_no_thread(server, site):
+    """Answered with ``Connection: close``, a client may take its time to close its side; the
+    worker waits for it in epoll (two seconds at most), not in a thread — gthread's loop waited
+    in ``close_graceful``, two seconds a connection, and served nobody meanwhile."""
+    request = request_bytes(site["token"]).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    lingering = []
+    try:
+        for _ in range(8):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(request)
+            lingering.append(sock)  # never read, never closed (until the test ends)
+        time.sleep(0.5)
+        answers = probes(server.port, site["token"])
+    finally:
+        for sock in lingering:
+            sock.close()
+    seconds = [elapsed for _, elapsed in answers]
+    assert [status for status, _ in answers] == [200] * len(answers), seconds
+    assert statistics.median(seconds) < ANSWERED_WITHIN, seconds
+    # The clients that waited got their whole answer before the worker closed.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request + b"unread bytes the client sent after its request" * 100)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert len(body) == int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+
+
+def test_a_slow_request_holds_one_thread_and_not_the_others(server, site):
+    """Three of the four threads read chunked bodies that trickle (the thread reads those
+    itself); the fourth serves everybody else."""
+    head = (
+        b"POST /api/auth/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"
+    )
+    slow = []
+    try:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(head)
+            slow.append(sock)
+        time.sleep(0.5)
+        answers = probes(server.port, site["token"])
+        for sock in slow:  # still held, still being read
+            sock.sendall(b"1\r\n \r\n")
+    finally:
+        for sock in slow:
+            sock.close()
+    seconds = [elapsed for _, elapsed in answers]
+    assert [status for status, _ in answers] == [200] * len(answers), seconds
+    assert statistics.median(seconds) < ANSWERED_WITHIN, seconds
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_keepalive_seconds(server, site):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+        sock.sendall(request_bytes(site["token"]))
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 "), first[:100]
+        began = time.monotonic()
+        while sock.recv(65536):  # the rest of the answer, then the server's close
+            pass
+        waited = time.monotonic() - began
+    assert 4 < waited < 8, waited  # keepalive = 5 s, swept twice a second
+
+
+def test_at_worker_connections_it_stops_accepting_and_goes_on_when_one_closes(site, tmp_path: Path):
+    server = start(site, tmp_path, GUNICORN_WORKER_CONNECTIONS="6")
+    held = []
+    try:
+        for _ in range(6):  # connected, nothing sent yet: each holds a place
+            held.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        time.sleep(0.5)
+        waiting = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        waiting.sendall(request_bytes(site["token"]))
+        waiting.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            waiting.recv(65536)  # in the listen queue, not accepted
+        held.pop().close()
+        waiting.settimeout(5)
+        assert waiting.recv(65536).startswith(b"HTTP/1.1 200 ")
+        waiting.close()
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
