@@ -56,6 +56,8 @@ _HEAD_TOO_LARGE = (
     b"Content-Length: 0\r\n\r\n"
 )
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: A send or read that never waits, whatever the socket's mode.
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 #: A connection waited on for one read event, then left alone until armed again.
 _ONE_READ = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
 #: Seconds between the heartbeats and sweeps of a ServingThreadWorker.
@@ -69,7 +71,7 @@ _MAX_EVENTS = 256
 class _Reading:
     """What the event loop has read of one request, and by when the rest must come."""
 
-    __slots__ = ("body_start", "data", "deadline", "needed")
+    __slots__ = ("body_start", "data", "deadline", "needed", "whole")
 
     def __init__(self, data: bytes, deadline: float) -> None:
         self.data = bytearray(data)
@@ -78,6 +80,8 @@ class _Reading:
         self.body_start: int | None = None
         #: Bytes of the request to read before it goes to a thread, once known.
         self.needed: int | None = None
+        #: Whether those bytes are the whole request, its body included.
+        self.whole = False
 
 
 class BufferingThreadWorker(ThreadWorker):
@@ -192,12 +196,13 @@ class BufferingThreadWorker(ThreadWorker):
             # The client waits for this before it sends the body; the thread must not send a
             # second one, so the expectation is taken out of the head it parses.
             try:
-                conn.sock.send(_CONTINUE)
+                conn.sock.send(_CONTINUE, _DONTWAIT)
             except OSError:
                 return None
             stripped = _EXPECT_CONTINUE.sub(b"", head)
             conn.reading.data[: len(head)] = stripped
             body_start -= len(head) - len(stripped)
+        conn.reading.whole = length <= MAX_BUFFERED_BODY
         return body_start + min(length, MAX_BUFFERED_BODY)
 
     def _stop_reading(self, conn: TConn) -> None:
@@ -219,7 +224,7 @@ class BufferingThreadWorker(ThreadWorker):
         conn.reading = None
         if answer:
             with contextlib.suppress(OSError):
-                conn.sock.send(answer)  # best effort: the socket may not take it all
+                conn.sock.send(answer, _DONTWAIT)  # best effort: the socket may not take it all
         self.nr_conns -= 1
         conn.close()
 
@@ -229,6 +234,26 @@ class BufferingThreadWorker(ThreadWorker):
         now = time.monotonic()
         while self.reading and self.reading[0].reading.deadline <= now:
             self._drop(self.reading[0], _REQUEST_TIMEOUT)
+
+
+class _Socket(socket.socket):
+    """A connection's socket that changes its mode only when asked for another one.
+
+    The serving threads read with ``MSG_DONTWAIT`` and leave the socket blocking for the
+    application; gthread's code asks for blocking mode twice a request and gunicorn's parser
+    sets the timeout it has twice more, and each ask is a system call that lets another thread
+    take the interpreter's lock.
+    """
+
+    __slots__ = ()
+
+    def setblocking(self, flag: bool) -> None:
+        if flag != (self.gettimeout() is None):
+            super().setblocking(flag)
+
+    def settimeout(self, value: float | None) -> None:
+        if value != self.gettimeout():
+            super().settimeout(value)
 
 
 class _State:
@@ -383,6 +408,7 @@ class ServingThreadWorker(BufferingThreadWorker):
                 with self.lock:
                     self._accepting = False
                 return
+            client_sock = _Socket(fileno=client_sock.detach())
             with self.lock:
                 conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
                 conn.reading = _Reading(b"", time.monotonic() + self.read_timeout)
@@ -406,7 +432,7 @@ class ServingThreadWorker(BufferingThreadWorker):
         would otherwise keep this thread to itself while the other connections wait.
         """
         try:
-            data = conn.sock.recv(_RECV)
+            data = conn.sock.recv(_RECV, _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self._wait(conn)
             return
@@ -431,7 +457,6 @@ class ServingThreadWorker(BufferingThreadWorker):
         if conn.sock.fileno() == -1:  # gunicorn closed it (an error after the answer began)
             self._close(conn)
             return False
-        conn.sock.setblocking(False)
         if not keep:
             self._close_after_answer(conn)
             return False
@@ -472,7 +497,7 @@ class ServingThreadWorker(BufferingThreadWorker):
         """Read and drop what a closing connection's client still sends, until it closes."""
         while True:
             try:
-                data = conn.sock.recv(_RECV)
+                data = conn.sock.recv(_RECV, _DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 self._wait(conn, idle=False)
                 return
@@ -491,7 +516,7 @@ class ServingThreadWorker(BufferingThreadWorker):
             self._forget(conn)
         if answer:
             with contextlib.suppress(OSError):
-                conn.sock.send(answer)  # best effort: the socket may not take it all
+                conn.sock.send(answer, _DONTWAIT)  # best effort: the socket may not take it all
         with contextlib.suppress(OSError):
             conn.close()
 
@@ -512,8 +537,16 @@ class ServingThreadWorker(BufferingThreadWorker):
 
     def _dispatch(self, conn: TConn) -> None:
         conn.request_bytes = bytes(conn.reading.data)
+        conn.request_whole = conn.reading.whole
         conn.reading = None
         conn.data_ready = True
+
+    def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
+        """gthread's, without bounding the socket's reads when there are none to make: a body
+        that was read whole is drained from what was read."""
+        if keepalive and conn.request_whole:
+            return bool(conn.parser.finish_body())
+        return super()._keepalive_after(conn, keepalive)
 
     def _drop(self, conn: TConn, answer: bytes | None) -> None:
         conn.reading = None
@@ -553,6 +586,6 @@ class ServingThreadWorker(BufferingThreadWorker):
         for conn in expired:
             if conn.reading is not None:  # a request not sent in time
                 with contextlib.suppress(OSError):
-                    conn.sock.send(_REQUEST_TIMEOUT)
+                    conn.sock.send(_REQUEST_TIMEOUT, _DONTWAIT)
             with contextlib.suppress(OSError):
                 conn.close()
