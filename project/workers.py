@@ -56,6 +56,8 @@ _HEAD_TOO_LARGE = (
     b"Content-Length: 0\r\n\r\n"
 )
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: Marks a socket whose next answer head is to be held (``_Socket.hold_head``).
+_HOLD: Any = object()
 #: A send or read that never waits, whatever the socket's mode.
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 #: A connection waited on for one read event, then left alone until armed again.
@@ -245,23 +247,88 @@ class _Socket(socket.socket):
     take the interpreter's lock.
     """
 
-    __slots__ = ()
+    __slots__ = ("head",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: An answer's head held back to go out with its first body bytes (``hold_head``).
+        self.head: bytes | None = None
 
     def setblocking(self, flag: bool) -> None:
-        if flag != (self.gettimeout() is None):
+        if self.gettimeout() != (None if flag else 0.0):
             super().setblocking(flag)
 
     def settimeout(self, value: float | None) -> None:
         if value != self.gettimeout():
             super().settimeout(value)
 
+    # An answer's head and body in one system call ----------------------------------------------
+
+    def hold_head(self) -> None:
+        """Keep the next answer head gunicorn sends, to send it with what follows."""
+        self.head = _HOLD
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        head = self.head
+        if head is None:
+            super().sendall(data, flags)
+        elif head is _HOLD:
+            if data[:5] == b"HTTP/" and data[9:12] != b"100":
+                self.head = bytes(data)
+            else:
+                self.head = None
+                super().sendall(data, flags)
+        else:
+            self.head = None
+            sent = self.sendmsg([head, data], (), flags)
+            if sent < len(head):
+                super().sendall(head[sent:], flags)
+                super().sendall(data, flags)
+            elif sent < len(head) + len(data):
+                super().sendall(memoryview(data)[sent - len(head) :], flags)
+
+    def flush_head(self) -> None:
+        """Send a head still held (an answer without a body), and hold nothing more."""
+        head, self.head = self.head, None
+        if head is not None and head is not _HOLD:
+            super().sendall(head)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self.flush_head()
+        return super().send(data, flags)
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        self.flush_head()
+        return super().sendfile(file, offset, count)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.head is not None:
+            self.flush_head()
+        return super().recv(bufsize, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        if self.head is not None:
+            self.flush_head()
+        return super().recv_into(buffer, nbytes, flags)
+
+    def shutdown(self, how: int) -> None:
+        with contextlib.suppress(OSError):
+            self.flush_head()
+        super().shutdown(how)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.flush_head()
+        super().close()
+
 
 class _State:
     """Who holds a connection of the ``ServingThreadWorker``."""
 
-    ARMED = 0  # waited on by epoll: the next thread it wakes takes it
-    BUSY = 1  # one thread reads or serves it
-    CLOSED = 2
+    ARMED = 0  # waited on by epoll
+    QUEUED = 1  # reported by epoll, waiting for a thread: not to be swept as idle
+    BUSY = 2  # one thread reads or serves it
+    CLOSED = 3
 
 
 class ServingThreadWorker(BufferingThreadWorker):
@@ -284,13 +351,21 @@ class ServingThreadWorker(BufferingThreadWorker):
     epoll.
     """
 
+    #: Whether this worker serves in its threads (set by ``run``).
+    serving = False
+
     def _serves_itself(self) -> bool:
         return (
-            hasattr(select, "epoll") and not self.cfg.is_ssl and self.cfg.http2_cleartext == "off"
+            hasattr(select, "epoll")
+            and not self.cfg.is_ssl
+            and self.cfg.http2_cleartext == "off"
+            and self.cfg.proxy_protocol == "off"
         )
 
     def run(self) -> None:
-        if not self._serves_itself():
+        # Otherwise gthread's loop, with BufferingThreadWorker's steps as they are.
+        self.serving = self._serves_itself()
+        if not self.serving:
             super().run()
             return
         self.epoll = select.epoll()
@@ -324,7 +399,8 @@ class ServingThreadWorker(BufferingThreadWorker):
         linger = time.monotonic() + STOP_KEEPALIVE_LINGER
         with self.lock:
             for conn in self.conns.values():
-                if conn.reading is None:
+                # Idle ones; one being served gets the linger when it is done (_serve_one).
+                if conn.state == _State.ARMED and conn.reading is None:
                     conn.timeout = min(conn.timeout, linger)
         graceful = time.monotonic() + self.cfg.graceful_timeout
         while self.conns and time.monotonic() < graceful:
@@ -350,7 +426,7 @@ class ServingThreadWorker(BufferingThreadWorker):
                     continue
                 with self.lock:
                     conn = self.conns.get(fd)
-                    if conn is None or conn.state != _State.ARMED:
+                    if conn is None or conn.state not in (_State.ARMED, _State.QUEUED):
                         continue
                     conn.state = _State.BUSY
                     self.keepalived_conns.discard(conn)
@@ -358,10 +434,12 @@ class ServingThreadWorker(BufferingThreadWorker):
                     self._linger(conn)
                 else:
                     self._read_and_serve(conn)
-            except Exception:  # a defect here must not end the thread
+            except BaseException as exc:  # a defect here must not end the thread
                 self.log.exception("Error serving a connection")
                 if conn is not None:
                     self._close(conn)
+                if not isinstance(exc, Exception):  # SystemExit from the application, say
+                    self.alive = False  # gunicorn starts another worker
 
     def _next_ready(self) -> int | None:
         """The next descriptor with something to read, first come first served.
@@ -385,6 +463,17 @@ class ServingThreadWorker(BufferingThreadWorker):
             events = self.epoll.poll(_SWEEP_EVERY, _MAX_EVENTS)
         except InterruptedError:
             events = []
+        except BaseException:
+            with self.ready_changed:
+                self.polling = False
+                self.ready_changed.notify()
+            raise
+        if events:
+            with self.lock:  # reported: not idle any more, whatever the sweep finds
+                for fd, _ in events:
+                    conn = self.conns.get(fd)
+                    if conn is not None and conn.state == _State.ARMED:
+                        conn.state = _State.QUEUED
         with self.ready_changed:
             self.polling = False
             self.ready.extend(fd for fd, _ in events)
@@ -415,8 +504,14 @@ class ServingThreadWorker(BufferingThreadWorker):
                 conn.lingering = False
                 conn.state = _State.ARMED
                 conn.fd = client_sock.fileno()
+                try:
+                    self.epoll.register(conn.fd, _ONE_READ)
+                except OSError as exc:  # out of memory for epoll's watches, say
+                    self.log.error("Cannot watch a connection: %s", exc)
+                    conn.close()
+                    self._accepting = False  # the sweep listens again in a moment
+                    return
                 self.conns[conn.fd] = conn
-                self.epoll.register(conn.fd, _ONE_READ)
                 if len(self.conns) >= self.worker_connections:
                     self._accepting = False
                     return
@@ -453,7 +548,12 @@ class ServingThreadWorker(BufferingThreadWorker):
 
     def _serve_one(self, conn: TConn) -> bool:
         """Serve the request ``_dispatch`` took; whether the connection stays open."""
-        keep = self.handle(conn) is True
+        conn.sock.hold_head()
+        try:
+            keep = self.handle(conn) is True
+        finally:
+            with contextlib.suppress(OSError):
+                conn.sock.flush_head()
         if conn.sock.fileno() == -1:  # gunicorn closed it (an error after the answer began)
             self._close(conn)
             return False
@@ -533,9 +633,14 @@ class ServingThreadWorker(BufferingThreadWorker):
     # Where BufferingThreadWorker's reading steps lead ----------------------------------------
 
     def _stop_reading(self, conn: TConn) -> None:
-        pass  # nothing registered besides the connection itself
+        if not self.serving:
+            super()._stop_reading(conn)
+        # Serving: nothing registered besides the connection itself.
 
     def _dispatch(self, conn: TConn) -> None:
+        if not self.serving:
+            super()._dispatch(conn)
+            return
         conn.request_bytes = bytes(conn.reading.data)
         conn.request_whole = conn.reading.whole
         conn.reading = None
@@ -544,11 +649,14 @@ class ServingThreadWorker(BufferingThreadWorker):
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         """gthread's, without bounding the socket's reads when there are none to make: a body
         that was read whole is drained from what was read."""
-        if keepalive and conn.request_whole:
+        if keepalive and getattr(conn, "request_whole", False):
             return bool(conn.parser.finish_body())
         return super()._keepalive_after(conn, keepalive)
 
     def _drop(self, conn: TConn, answer: bytes | None) -> None:
+        if not self.serving:
+            super()._drop(conn, answer)
+            return
         conn.reading = None
         self._close(conn, answer=answer)
 
