@@ -269,8 +269,9 @@ def server(env: dict[str, str], shape: str, connections: int) -> Iterator[tuple[
         "GUNICORN_THREADS": "4",
         # wrk opens all its keep-alive connections at once, and one worker can accept them all
         # before the other wakes: the other then idles for the whole round. A worker holding
-        # its share stops accepting, so the rest go to the other one. (gthread keeps at most
-        # worker_connections - threads alive: room for the share plus the busy threads.)
+        # its share stops accepting, so the rest go to the other one. (The worker keeps at most
+        # worker_connections - threads idle, as gthread: room for the share plus the busy
+        # threads.)
         "GUNICORN_WORKER_CONNECTIONS": str(-(-connections // workers) + 4 + 2),
     }
     # Its log goes to a file: a pipe nobody reads fills up, and a server that logs (an error
