@@ -339,6 +339,26 @@ def migrated_site(
     return {"database": database, **seeded}
 
 
+def probe(port: int, token: str, timeout: float = 5.0) -> tuple[int | None, float]:
+    """One normal request (a page of five workstations) on a new connection: its status
+    (``None``: not answered within ``timeout``) and the seconds it took."""
+    start = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(
+            "GET",
+            "/api/workstations/?page_size=5",
+            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status, time.monotonic() - start
+    except (OSError, http.client.HTTPException):
+        return None, time.monotonic() - start
+    finally:
+        connection.close()
+
+
 def copy_database(template: Path, target: Path) -> Path:
     for suffix in ("", "-wal", "-shm"):
         source = Path(f"{template}{suffix}")

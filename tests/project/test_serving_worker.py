@@ -12,7 +12,6 @@ accepting, and goes on when one closes.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import selectors
 import signal
@@ -26,7 +25,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_service
-from tests.performance.servers import GUNICORN, Gunicorn, copy_database, migrated_site, site_env
+from tests.performance.servers import (
+    GUNICORN,
+    Gunicorn,
+    copy_database,
+    migrated_site,
+    probe,
+    site_env,
+)
 
 START_TIMEOUT = 60.0
 #: A probe not answered within this was held up.
@@ -68,27 +74,14 @@ def request_bytes(token: str) -> bytes:
     )
 
 
-def probe(port: int, token: str) -> tuple[int | None, float]:
-    """One request on a new connection: its status (``None``: not answered in time)."""
-    began = time.monotonic()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_TIMEOUT)
-    try:
-        connection.request(
-            "GET",
-            "/api/workstations/?page_size=5",
-            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
-        )
-        response = connection.getresponse()
-        response.read()
-        return response.status, time.monotonic() - began
-    except (OSError, http.client.HTTPException):
-        return None, time.monotonic() - began
-    finally:
-        connection.close()
-
-
 def probes(port: int, token: str, count: int = 5) -> list[tuple[int | None, float]]:
-    return [probe(port, token) for _ in range(count)]
+    return [probe(port, token, PROBE_TIMEOUT) for _ in range(count)]
+
+
+def assert_answered_promptly(answers: list[tuple[int | None, float]]) -> None:
+    seconds = [elapsed for _, elapsed in answers]
+    assert [status for status, _ in answers] == [200] * len(answers), seconds
+    assert statistics.median(seconds) < ANSWERED_WITHIN, seconds
 
 
 def worker_threads_switches(master: int) -> dict[str, int]:
@@ -221,9 +214,7 @@ def test_a_client_that_does_not_close_after_its_answer_holds_no_thread(server, s
     finally:
         for sock in lingering:
             sock.close()
-    seconds = [elapsed for _, elapsed in answers]
-    assert [status for status, _ in answers] == [200] * len(answers), seconds
-    assert statistics.median(seconds) < ANSWERED_WITHIN, seconds
+    assert_answered_promptly(answers)
     # The clients that waited got their whole answer before the worker closed.
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request + b"unread bytes the client sent after its request" * 100)
@@ -255,9 +246,7 @@ def test_a_slow_request_holds_one_thread_and_not_the_others(server, site):
     finally:
         for sock in slow:
             sock.close()
-    seconds = [elapsed for _, elapsed in answers]
-    assert [status for status, _ in answers] == [200] * len(answers), seconds
-    assert statistics.median(seconds) < ANSWERED_WITHIN, seconds
+    assert_answered_promptly(answers)
 
 
 def test_an_idle_kept_alive_connection_is_closed_after_keepalive_seconds(server, site):

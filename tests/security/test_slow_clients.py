@@ -11,7 +11,6 @@ median); gthread's threads, held by the trickles, answered none.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import socket
 import statistics
 import threading
@@ -30,6 +29,7 @@ from tests.performance.servers import (
     RedisServer,
     copy_database,
     migrated_site,
+    probe,
     site_env,
 )
 from tests.performance.support import unique
@@ -131,32 +131,13 @@ class Trickles:
             sock.close()
 
 
-def probe(port: int, token: str) -> tuple[int | None, float]:
-    """One normal request on a new connection: its status (``None``: not answered in time)."""
-    start = time.monotonic()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_TIMEOUT)
-    try:
-        connection.request(
-            "GET",
-            "/api/workstations/?page_size=5",
-            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
-        )
-        response = connection.getresponse()
-        response.read()
-        return response.status, time.monotonic() - start
-    except (OSError, http.client.HTTPException):
-        return None, time.monotonic() - start
-    finally:
-        connection.close()
-
-
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_trickling_connections_do_not_stop_the_service(server, site, shape):
     start, drip = SHAPES[shape]
     trickles = Trickles(server.port, TRICKLERS, start, drip)
     try:
         time.sleep(2 * DRIP_INTERVAL)  # every trickle has reached the server and dripped
-        answers = [probe(server.port, site["token"]) for _ in range(PROBES)]
+        answers = [probe(server.port, site["token"], PROBE_TIMEOUT) for _ in range(PROBES)]
     finally:
         trickles.stop()
     seconds = [elapsed for _, elapsed in answers]
