@@ -70,6 +70,13 @@ _MAX_DRAINED = 64 * 1024
 _MAX_EVENTS = 256
 
 
+def _send_what_it_takes(sock: socket.socket, answer: bytes) -> None:
+    """A refusal's answer, sent at best effort: what the socket takes now, without waiting
+    for a client that does not read, nor failing for one that has gone."""
+    with contextlib.suppress(OSError):
+        sock.send(answer, _DONTWAIT)
+
+
 class _Reading:
     """What the event loop has read of one request, and by when the rest must come."""
 
@@ -225,8 +232,7 @@ class BufferingThreadWorker(ThreadWorker):
         self._stop_reading(conn)
         conn.reading = None
         if answer:
-            with contextlib.suppress(OSError):
-                conn.sock.send(answer, _DONTWAIT)  # best effort: the socket may not take it all
+            _send_what_it_takes(conn.sock, answer)
         self.nr_conns -= 1
         conn.close()
 
@@ -621,8 +627,7 @@ class ServingThreadWorker(BufferingThreadWorker):
             conn.state = _State.CLOSED
             self._forget(conn)
         if answer:
-            with contextlib.suppress(OSError):
-                conn.sock.send(answer, _DONTWAIT)  # best effort: the socket may not take it all
+            _send_what_it_takes(conn.sock, answer)
         with contextlib.suppress(OSError):
             conn.close()
 
@@ -699,7 +704,6 @@ class ServingThreadWorker(BufferingThreadWorker):
                         self.epoll.modify(fd, _ONE_READ)
         for conn in expired:
             if conn.reading is not None:  # a request not sent in time
-                with contextlib.suppress(OSError):
-                    conn.sock.send(_REQUEST_TIMEOUT, _DONTWAIT)
+                _send_what_it_takes(conn.sock, _REQUEST_TIMEOUT)
             with contextlib.suppress(OSError):
                 conn.close()

@@ -142,7 +142,7 @@ def test_requests_are_not_handed_over_by_the_worker_s_own_thread(server, site):
     the worker's own thread only keeps the heartbeat and the sweeps (twice a second). gthread's
     loop thread woke for every request, to hand it to a pool thread and to take the connection
     back (with eight to thirty-two busy connections, 6.5 to 8.7 switches a request in all on
-    the ceiling view; this worker 1.6 to 2)."""
+    the ceiling view; on the API page below, 16.4)."""
     load(server.port, request_bytes(site["token"]), 16, 300)  # warm: the pages are cached
     before = worker_threads_switches(server.process.pid)
     load(server.port, request_bytes(site["token"]), 16, 2000)
