@@ -3,12 +3,12 @@ none (``MESSAGE_STORAGE``)."""
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from django.contrib.messages.storage.base import BaseStorage
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.http import HttpRequest
+from django.utils.functional import cached_property
 
 
 class DeferredFallbackStorage(FallbackStorage):

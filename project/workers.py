@@ -39,6 +39,9 @@ from typing import Any
 from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from performance import turns as turns_of_threads
+from performance.turns import Turns, waiting
+
 #: The largest request head read in the event loop; larger ones are refused (431).
 MAX_HEAD = 64 * 1024
 #: The most of a declared body read in the event loop; the thread reads what is beyond. A
@@ -276,46 +279,61 @@ class _Socket(socket.socket):
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         head = self.head
-        if head is None:
-            super().sendall(data, flags)
-        elif head is _HOLD:
+        if head is _HOLD:
             if data[:5] == b"HTTP/" and data[9:12] != b"100":
                 self.head = bytes(data)
-            else:
-                self.head = None
-                super().sendall(data, flags)
+                return
+            self.head = None
+            self._send((data,), flags)
+        elif head is None:
+            self._send((data,), flags)
         else:
             self.head = None
-            sent = self.sendmsg([head, data], (), flags)
-            if sent < len(head):
-                super().sendall(head[sent:], flags)
-                super().sendall(data, flags)
-            elif sent < len(head) + len(data):
-                super().sendall(memoryview(data)[sent - len(head) :], flags)
+            self._send((head, data), flags)
+
+    def _send(self, parts: tuple[Any, ...], flags: int) -> None:
+        """Send ``parts`` whole, in one system call when the socket takes them at once; a
+        client slow to read is waited for outside the turn (``performance.turns``)."""
+        try:
+            sent = self.sendmsg(parts, (), flags | _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        size = sum(memoryview(part).nbytes for part in parts)
+        if sent < size:
+            with waiting():
+                super().sendall(b"".join(parts)[sent:], flags)
 
     def flush_head(self) -> None:
         """Send a head still held (an answer without a body), and hold nothing more."""
         head, self.head = self.head, None
         if head is not None and head is not _HOLD:
-            super().sendall(head)
+            self._send((head,), 0)
 
     def send(self, data: Any, flags: int = 0) -> int:
         self.flush_head()
-        return super().send(data, flags)
+        if flags & _DONTWAIT:
+            return super().send(data, flags)
+        with waiting():
+            return super().send(data, flags)
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         self.flush_head()
-        return super().sendfile(file, offset, count)
+        with waiting():
+            return super().sendfile(file, offset, count)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if self.head is not None:
             self.flush_head()
-        return super().recv(bufsize, flags)
+        if flags & _DONTWAIT:
+            return super().recv(bufsize, flags)
+        with waiting():  # (a body the application reads beyond what was read whole)
+            return super().recv(bufsize, flags)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if self.head is not None:
             self.flush_head()
-        return super().recv_into(buffer, nbytes, flags)
+        with waiting():
+            return super().recv_into(buffer, nbytes, flags)
 
     def shutdown(self, how: int) -> None:
         with contextlib.suppress(OSError):
@@ -353,8 +371,12 @@ class ServingThreadWorker(BufferingThreadWorker):
     gunicorn's heartbeat and closes what has waited too long: idle kept-alive connections,
     requests not sent in time (408), closing clients after two seconds. No system call is
     made that a request does not need (``_Socket``): each one lets another busy thread take the
-    interpreter's lock. On the API's list page with sixteen busy connections, 5 context
-    switches a request against gthread's 16.4 (``tests/project/test_serving_worker.py``).
+    interpreter's lock. Where the process has cores to spare (one process on two: the embedded
+    shape), the threads also take turns (``performance.turns``): one serves while the others
+    wait for the turn, and it gives the turn away where it waits (a query, a round trip, a
+    client slow to read) or between requests to a thread back from a wait. On the API's list
+    page with sixteen busy connections, 0.2 context switches a request (5 without turns, gthread
+    16.4: ``tests/project/test_serving_worker.py``).
 
     TLS, cleartext HTTP/2 and the PROXY protocol are left to the buffering ``gthread`` loop, as
     is a system without epoll.
@@ -362,6 +384,16 @@ class ServingThreadWorker(BufferingThreadWorker):
 
     #: Whether this worker serves in its threads (set by ``run``).
     serving = False
+
+    def _takes_turns(self) -> bool:
+        """Whether the serving threads take turns (``performance.turns``): where the workers
+        are fewer than the cores. One process then has its threads on several cores, and each
+        system call hands the interpreter's lock from one core to another — in the one-process
+        shape on two cores, 6.2 context switches a request, a third of the process's time on
+        the ceiling view; with turns, 0.03 and the ceiling 1.5 times as fast. With a process a
+        core or more, the lock mostly changes hands on one core, and giving the turn away at
+        each query or round trip cost more than it saved (cold pages 8 % slower)."""
+        return self.cfg.workers < (os.cpu_count() or 1)
 
     def _serves_itself(self) -> bool:
         return (
@@ -381,9 +413,14 @@ class ServingThreadWorker(BufferingThreadWorker):
         self.lock = threading.Lock()
         #: Descriptors epoll reported and no thread has taken yet, oldest first.
         self.ready: deque[int] = deque()
-        self.ready_changed = threading.Condition()
         #: Whether a thread is waiting on epoll.
         self.polling = False
+        #: Who takes the next event; and, where the process has cores to spare (``in_turns``),
+        #: who serves: one thread at a time, another while it waits (``performance.turns``).
+        self.turns = Turns(wanted=lambda: bool(self.ready) or not self.polling)
+        self.in_turns = self._takes_turns()
+        if self.in_turns:
+            turns_of_threads.install(self.turns)
         #: Every open connection, by its socket's descriptor.
         self.conns: dict[int, TConn] = {}
         #: Kept-alive connections waiting for their next request (gthread's limit reads it).
@@ -423,76 +460,80 @@ class ServingThreadWorker(BufferingThreadWorker):
     # The serving threads --------------------------------------------------------------------
 
     def _serve(self) -> None:
-        while True:
-            fd = self._next_ready()
-            if fd is None:
-                continue
-            conn = listener = None
-            try:
-                listener = self.listeners.get(fd)
-                if listener is not None:
-                    self._accept_from(listener)
+        self.turns.take()
+        try:
+            while True:
+                fd = self._next_ready()
+                if fd is None:
                     continue
-                with self.lock:
-                    conn = self.conns.get(fd)
-                    if conn is None or conn.state not in (_State.ARMED, _State.QUEUED):
+                if not self.in_turns:
+                    self.turns.give()  # (serving beside the others; taken again for the next)
+                conn = listener = None
+                try:
+                    listener = self.listeners.get(fd)
+                    if listener is not None:
+                        self._accept_from(listener)
                         continue
-                    conn.state = _State.BUSY
-                    self.keepalived_conns.discard(conn)
-                if conn.lingering:
-                    self._linger(conn)
-                else:
-                    self._read_and_serve(conn)
-            except BaseException as exc:  # a defect here must not end the thread
-                self.log.exception("Error serving a connection")
-                if conn is not None:
-                    self._close(conn)
-                if listener is not None:  # left unarmed: the sweep listens again
                     with self.lock:
-                        self._accepting = False
-                if not isinstance(exc, Exception):  # SystemExit from the application, say
-                    self.alive = False  # gunicorn starts another worker
+                        conn = self.conns.get(fd)
+                        if conn is None or conn.state not in (_State.ARMED, _State.QUEUED):
+                            continue
+                        conn.state = _State.BUSY
+                        self.keepalived_conns.discard(conn)
+                    if conn.lingering:
+                        self._linger(conn)
+                    else:
+                        self._read_and_serve(conn)
+                except BaseException as exc:  # a defect here must not end the thread
+                    self.log.exception("Error serving a connection")
+                    if conn is not None:
+                        self._close(conn)
+                    if listener is not None:  # left unarmed: the sweep listens again
+                        with self.lock:
+                            self._accepting = False
+                    if not isinstance(exc, Exception):  # SystemExit from the application, say
+                        self.alive = False  # gunicorn starts another worker
+        finally:  # (a thread that ends holds no turn)
+            if self.turns.held():
+                self.turns.give()
 
     def _next_ready(self) -> int | None:
-        """The next descriptor with something to read, first come first served.
+        """The next descriptor with something to read, first come first served (under the
+        turn, which it gives away while it waits).
 
         One thread at a time waits on epoll and takes every event there is, in order; it keeps
-        the first and queues the rest, and the others take from the queue (waiting, when it is
-        empty, for their turn to wait on epoll). A busy thread that finishes takes the next
-        event without sleeping. (Several threads each taking one event from epoll would be
+        the first and queues the rest, and the thread that holds the turn takes from the queue
+        without sleeping. The others wait for the turn, which a thread gives away while it waits
+        for the network or the database (``performance.turns``), to one of them when there is
+        something for it to do. (Several threads each taking one event from epoll would be
         served unfairly: events that come while epoll hands one out go to the front of its list,
         and with sixty-four busy connections some waited seconds.)
         """
-        with self.ready_changed:
-            while not self.ready:
-                if not self.polling:
-                    self.polling = True
-                    break
-                self.ready_changed.wait(_SWEEP_EVERY)
-            else:
-                return self.ready.popleft()
+        if not self.turns.held():  # (it went on without: ``performance.turns.PATIENCE``)
+            self.turns.take()
+        else:
+            self.turns.pass_on()
+        if self.ready:
+            return self.ready.popleft()
+        if self.polling:
+            self.turns.wait(_SWEEP_EVERY)
+            return self.ready.popleft() if self.ready else None
+        self.polling = True
         try:
-            events = self.epoll.poll(_SWEEP_EVERY, _MAX_EVENTS)
+            with self.turns.given_away():
+                events = self.epoll.poll(_SWEEP_EVERY, _MAX_EVENTS)
         except InterruptedError:
             events = []
-        except BaseException:
-            with self.ready_changed:
-                self.polling = False
-                self.ready_changed.notify()
-            raise
+        finally:
+            self.polling = False
         if events:
             with self.lock:  # reported: not idle any more, whatever the sweep finds
                 for fd, _ in events:
                     conn = self.conns.get(fd)
                     if conn is not None and conn.state == _State.ARMED:
                         conn.state = _State.QUEUED
-        with self.ready_changed:
-            self.polling = False
             self.ready.extend(fd for fd, _ in events)
-            fd = self.ready.popleft() if self.ready else None
-            # Someone to serve each queued event, and someone to wait on epoll next.
-            self.ready_changed.notify(len(self.ready) + 1)
-        return fd
+        return self.ready.popleft() if self.ready else None
 
     def _accept_from(self, listener: Any) -> None:
         """Accept every connection waiting (up to ``worker_connections``), then listen again."""

@@ -131,8 +131,11 @@ class InstrumentedCacheMixin:
 
     # Plumbing ----------------------------------------------------------------------------
 
-    def _call_backend(self, fn: Callable[[], Any]) -> Any:
-        """Run one backend call; subclasses turn an outage into ``CacheUnavailable``."""
+    def _call_backend(self, fn: Callable[[], Any], *, short: bool = False) -> Any:
+        """Run one backend call; subclasses turn an outage into ``CacheUnavailable``, and one
+        across the network lets another thread of a serving process run while it waits
+        (``performance.turns``) — but for a ``short`` call (a warm hit's read), which waits
+        for its answer itself."""
         return fn()
 
     def _after_operation(self) -> None:
@@ -257,6 +260,7 @@ class InstrumentedCacheMixin:
         count: Callable[[str, Any], int | None],
         namespaces: Sequence[str] | None = None,
         uncounted: str | None = None,
+        short: bool = False,
     ) -> Any:
         """Run one operation on several keys; count each key once, the round trip once.
         ``namespaces``: those of ``keys``, when the caller knows them already. A read
@@ -267,7 +271,7 @@ class InstrumentedCacheMixin:
         _nesting.depth = depth + 1
         start = time.perf_counter()
         try:
-            result = self._call_backend(fn)
+            result = self._call_backend(fn, short=short)
         except CacheUnavailable:
             if depth == 0:
                 self.state.recorder.add_rows((namespace_of(key), _row(_ERRORS)) for key in keys)
@@ -435,6 +439,7 @@ class InstrumentedCacheMixin:
                 fallback={},
                 count=count_found,
                 namespaces=_namespaces_of_read(keys) if planned else None,
+                short=True,
             )
         return self._run_many(
             (*keys, peek),
@@ -443,6 +448,7 @@ class InstrumentedCacheMixin:
             count=count_found,
             namespaces=(*_namespaces_of_read(keys), namespace_of(peek)) if planned else None,
             uncounted=peek,
+            short=True,
         )
 
     def _values(self, keys: tuple[str, ...], peek: str | None) -> dict[str, Any]:

@@ -50,6 +50,8 @@ from redis import exceptions as redis_errors
 from redis._parsers.helpers import parse_info
 from redis.commands.core import Script
 
+from performance.turns import waiting, waiting_for
+
 from .backends import (
     SERIALIZER,
     InstrumentedCacheMixin,
@@ -461,7 +463,8 @@ class InventoryClientMixin:
         def round_trip() -> Any:
             connection.send_packed_command(packed)
             if replies == 1:
-                return connection.read_response()
+                with waiting_for(connection._sock):
+                    return connection.read_response()
             answers: list[Any] = []
             for _ in range(replies):  # (every answer read: the connection stays in step)
                 try:
@@ -1359,8 +1362,13 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
     def _ping(self) -> Any:
         return self.client.redis().ping()
 
-    def _call_backend(self, fn: Callable[[], Any]) -> Any:
-        return self.guard.run(fn)
+    def _call_backend(self, fn: Callable[[], Any], *, short: bool = False) -> Any:
+        if short and not self.guard.needs_replay:
+            # (``exchange`` gives the turn away if the answer is slow to come; a replay of
+            # missed invalidations, which waits on other threads, never holds it)
+            return self.guard.run(fn)
+        with waiting():
+            return self.guard.run(fn)
 
     def _advance(self, steps: Sequence[Any], now: int) -> list[int]:
         return self.client.advance(steps)

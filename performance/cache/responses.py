@@ -46,6 +46,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from performance.turns import waiting
+
 from . import tokens
 from .api import backend, default_timeout, jittered
 from .backends import InstrumentedCacheMixin, PageEntry
@@ -848,7 +850,8 @@ class CachedResponseMixin:
                 return stored_entry(_peek(cache, key))
             if self.monotonic() >= deadline:
                 return None
-            self.sleep(self.stampede_poll)
+            with waiting():  # (the thread computing it may be of this process)
+                self.sleep(self.stampede_poll)
 
     def _count(self, cache: Any, *, hit: bool) -> None:
         """Count this request's response: one hit or one miss of the namespace, as the client
