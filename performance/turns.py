@@ -35,53 +35,48 @@ from django.db.backends.signals import connection_created
 
 
 class Turns:
-    """The turn of a process's serving threads: a lock, held by the thread that serves, with a
-    condition to wait for work and a queue of threads back from a wait.
+    """The turn of a process's serving threads: a lock, held by the thread that serves; a queue
+    of threads back from a wait; a condition for threads with nothing to do.
 
     A thread back from a wait goes first: the thread holding the turn hands it over at its next
     wait or between two requests (``pass_on``), directly — the lock stays taken and changes
     hands, so no thread can take it in between — and a request that waited is not kept waiting
-    again behind every request queued meanwhile.
+    again behind every request queued meanwhile. The turn is only ever let go in ``give``, which
+    decides between handing it over and letting it go under the queue's own lock, and a thread
+    back from a wait tries the turn and queues under the same lock: no hand-over is missed.
     """
 
     def __init__(self, wanted: Callable[[], bool] = lambda: True) -> None:
         self.lock = threading.Lock()
-        #: Threads with nothing to do wait here, without the turn (``wait``).
-        self.work = threading.Condition(self.lock)
         #: The thread that holds the turn (its ident), ``None`` while nobody does.
         self.holder: int | None = None
         #: Threads back from a wait, first come first served: each waits on its event, set
         #: when the turn is handed over to it.
         self.returning: deque[threading.Event] = deque()
         self._returning_lock = threading.Lock()
-        #: Whether a thread waiting for work should take the turn when it is given away: there
-        #: is work it could do (the server knows).
+        #: Threads with nothing to do wait here, without the turn (``wait``).
+        self.work = threading.Condition(threading.RLock())
+        #: Whether a thread waiting for work should take the turn when it is let go: there is
+        #: work it could do (the server knows).
         self.wanted = wanted
 
     def held(self) -> bool:
         return self.holder == threading.get_ident()
 
     def take(self) -> None:
-        """Take the turn, after the threads back from a wait."""
+        """Take the turn when it is let go (a thread back from a wait is handed it first)."""
         self.lock.acquire()
         self.holder = threading.get_ident()
 
     def take_back(self, patience: float) -> bool:
         """Take the turn after a wait: free, or handed over, within ``patience`` seconds;
         ``False``: not taken."""
-        if self.lock.acquire(blocking=False):
-            self.holder = threading.get_ident()
-            return True
-        handed = threading.Event()
         with self._returning_lock:
+            if self.lock.acquire(blocking=False):
+                self.holder = threading.get_ident()
+                return True
+            handed = threading.Event()
             self.returning.append(handed)
-        if self.lock.acquire(blocking=False):
-            # Given away before this thread was in the queue: nobody handed it over, and
-            # nobody will while this thread holds it.
-            with self._returning_lock:
-                self.returning.remove(handed)
-            self.holder = threading.get_ident()
-            return True
         if not handed.wait(patience):
             with self._returning_lock:
                 if handed in self.returning:
@@ -92,17 +87,17 @@ class Turns:
         return True
 
     def give(self) -> None:
-        """Give the turn away: to a thread back from a wait if there is one, else free (to a
-        thread waiting for work too, if there is work for it)."""
+        """Give the turn away: to a thread back from a wait if there is one, else let it go (and
+        wake a thread waiting for work if there is work for it)."""
         self.holder = None
         with self._returning_lock:
             handed = self.returning.popleft() if self.returning else None
+            if handed is None:
+                self.lock.release()
         if handed is not None:
             handed.set()  # theirs now, the lock still taken
-            return
-        if self.wanted():
-            self.work.notify()
-        self.lock.release()
+        elif self.wanted():
+            self.notify()
 
     def pass_on(self) -> None:
         """Between two requests: the turn to the threads back from a wait first, if any."""
@@ -112,17 +107,14 @@ class Turns:
 
     def wait(self, timeout: float) -> None:
         """Without the turn until ``notify`` (or ``timeout``); then with it again."""
-        if self.returning:  # (the lock is theirs first)
-            self.pass_on()
-            return
-        self.holder = None
-        try:
+        with self.work:  # (no notice is sent between giving the turn and waiting for one)
+            self.give()
             self.work.wait(timeout)
-        finally:
-            self.holder = threading.get_ident()
+        self.take()
 
     def notify(self, n: int = 1) -> None:
-        self.work.notify(n)
+        with self.work:
+            self.work.notify(n)
 
     @contextlib.contextmanager
     def given_away(self, patience: float | None = None) -> Iterator[None]:
@@ -160,10 +152,24 @@ def install(turns: Turns | None) -> None:
 
 
 def _queries_wait(sender: Any, connection: Any, **kwargs: Any) -> None:
-    # First in the list, the innermost: Django's ``execute_wrapper`` adds and removes its own at
-    # the end, and a connection may be made inside one.
-    if _query not in connection.execute_wrappers:
-        connection.execute_wrappers.insert(0, _query)
+    """A connection just made: its queries, commits, rollbacks and health checks wait outside
+    the turn. (First in ``execute_wrappers``, the outermost: Django's ``execute_wrapper`` adds
+    and removes its own at the end, and a connection may be made inside one.)"""
+    if _query in connection.execute_wrappers:
+        return
+    connection.execute_wrappers.insert(0, _query)
+    # Django's own steps that reach the database besides a statement: each a round trip on
+    # PostgreSQL (a commit, an fsync too). Wrapped on this connection's object only.
+    for name in ("_commit", "_rollback", "is_usable"):
+        setattr(connection, name, _waits(getattr(connection, name)))
+
+
+def _waits(call: Callable[..., Any]) -> Callable[..., Any]:
+    def waiting_call(*args: Any, **kwargs: Any) -> Any:
+        with waiting():
+            return call(*args, **kwargs)
+
+    return waiting_call
 
 
 def _query(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -183,20 +189,23 @@ def waiting() -> Iterator[None]:
         yield
 
 
-#: How long a thread that holds the turn waits for an answer before it gives the turn away.
-SPIN = 0.001
+#: How long a thread that holds the turn waits for an answer before it gives the turn away
+#: (milliseconds): the wait holds the process's other threads.
+SPIN_MS = 1
 
 
 @contextlib.contextmanager
 def waiting_for(sock: Any) -> Iterator[None]:
     """Around a read of an answer from ``sock``: the turn kept if the answer comes within
-    ``SPIN`` seconds (giving it away and taking it back costs more than a short wait), given
+    ``SPIN_MS`` (giving it away and taking it back costs more than a short wait), given
     away if not."""
     turns = _turns
     if turns is None or not turns.held() or sock is None:
         yield
         return
-    if select.select((sock,), (), (), SPIN)[0]:
+    ready = select.poll()
+    ready.register(sock, select.POLLIN)
+    if ready.poll(SPIN_MS):
         yield
         return
     with turns.given_away(PATIENCE):

@@ -296,12 +296,16 @@ class _Socket(socket.socket):
         client slow to read is waited for outside the turn (``performance.turns``)."""
         try:
             sent = self.sendmsg(parts, (), flags | _DONTWAIT)
-        except (BlockingIOError, InterruptedError):
+        except BlockingIOError:
             sent = 0
-        size = sum(memoryview(part).nbytes for part in parts)
-        if sent < size:
+        for part in parts:
+            view = memoryview(part).cast("B")
+            if sent >= view.nbytes:
+                sent -= view.nbytes
+                continue
             with waiting():
-                super().sendall(b"".join(parts)[sent:], flags)
+                super().sendall(view[sent:], flags)
+            sent = 0
 
     def flush_head(self) -> None:
         """Send a head still held (an answer without a body), and hold nothing more."""
@@ -332,6 +336,8 @@ class _Socket(socket.socket):
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         if self.head is not None:
             self.flush_head()
+        if flags & _DONTWAIT:
+            return super().recv_into(buffer, nbytes, flags)
         with waiting():
             return super().recv_into(buffer, nbytes, flags)
 
@@ -393,7 +399,7 @@ class ServingThreadWorker(BufferingThreadWorker):
         the ceiling view; with turns, 0.03 and the ceiling 1.5 times as fast. With a process a
         core or more, the lock mostly changes hands on one core, and giving the turn away at
         each query or round trip cost more than it saved (cold pages 8 % slower)."""
-        return self.cfg.workers < (os.cpu_count() or 1)
+        return self.cfg.workers < len(os.sched_getaffinity(0))
 
     def _serves_itself(self) -> bool:
         return (

@@ -461,6 +461,9 @@ class InventoryClientMixin:
         connection = held.connection if held is not None else pool.get_connection()
 
         def round_trip() -> Any:
+            if connection._sock is None:  # connected first, outside the turn: the fence's
+                with waiting():  # round trips, a server that does not answer
+                    connection.connect()
             connection.send_packed_command(packed)
             if replies == 1:
                 with waiting_for(connection._sock):
@@ -1364,8 +1367,9 @@ class InstrumentedRedisCache(InstrumentedCacheMixin, RedisCache):
 
     def _call_backend(self, fn: Callable[[], Any], *, short: bool = False) -> Any:
         if short and not self.guard.needs_replay:
-            # (``exchange`` gives the turn away if the answer is slow to come; a replay of
-            # missed invalidations, which waits on other threads, never holds it)
+            # (``exchange`` gives the turn away if the answer is slow to come, or to connect;
+            # a replay of missed invalidations, which may wait on another thread's, is made
+            # without the turn — but for one that begins between this check and the call)
             return self.guard.run(fn)
         with waiting():
             return self.guard.run(fn)

@@ -4,6 +4,8 @@ before the next request; a lock held across a wait does not stop the process."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +14,7 @@ import pytest
 from django.db import connection, connections
 
 from performance import turns as turns_module
-from performance.turns import Turns, waiting
+from performance.turns import Turns, waiting, waiting_for
 from workstations.api.pagination import CachedCountPaginator
 
 #: A bound on each step that never ends when the defect is there (a thread that never gets
@@ -201,3 +203,22 @@ def test_two_list_pages_count_their_rows_side_by_side() -> None:
     first.join(STUCK)
     assert answered_before == [3], "the second page's count waited for the first's"
     assert sorted(counts) == [3, 7]
+
+
+def test_an_answer_is_waited_for_on_any_descriptor(turns: Turns) -> None:
+    """A process with a thousand connections open gets descriptors above 1023, which
+    ``select`` refuses: the read of an answer waits on one as on any other."""
+    ours, theirs = socket.socketpair()
+    try:
+        with socket.socket(fileno=os.dup2(ours.fileno(), 1500)) as sock:
+            assert sock.fileno() == 1500
+            theirs.sendall(b"+OK\r\n")
+            turns.take()
+            with waiting_for(sock):
+                kept = turns.held()  # (the answer was there: the turn kept)
+                assert sock.recv(16) == b"+OK\r\n"
+            assert kept and turns.held()
+            turns.give()
+    finally:
+        ours.close()
+        theirs.close()
