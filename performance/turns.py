@@ -152,19 +152,14 @@ def install(turns: Turns | None) -> None:
 
 
 def _queries_wait(sender: Any, connection: Any, **kwargs: Any) -> None:
-    """A connection just made: what of it may wait does so outside the turn — on a database
-    server, its statements, commits, rollbacks and health checks; on SQLite, which runs in this
-    process (its statements are work, not waits), the start of a transaction, which waits while
-    another connection writes (``transaction_mode`` IMMEDIATE: the only wait in WAL mode). (First
-    in ``execute_wrappers``, the outermost: Django's ``execute_wrapper`` adds and removes its own
-    at the end, and a connection may be made inside one.)"""
+    """A connection just made: its queries, commits, rollbacks and health checks wait outside
+    the turn. (First in ``execute_wrappers``, the outermost: Django's ``execute_wrapper`` adds
+    and removes its own at the end, and a connection may be made inside one.)"""
     if _query in connection.execute_wrappers:
         return
     connection.execute_wrappers.insert(0, _query)
-    if connection.vendor == "sqlite":
-        return
-    # Django's own steps that reach the server besides a statement: a round trip each (a
-    # commit, an fsync too). Wrapped on this connection's object only.
+    # Django's own steps that reach the database besides a statement: each a round trip on
+    # PostgreSQL (a commit, an fsync too). Wrapped on this connection's object only.
     for name in ("_commit", "_rollback", "is_usable"):
         setattr(connection, name, _waits(getattr(connection, name)))
 
@@ -178,8 +173,6 @@ def _waits(call: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _query(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-    if context["connection"].vendor == "sqlite" and not sql.startswith("BEGIN"):
-        return execute(sql, params, many, context)
     with waiting():
         return execute(sql, params, many, context)
 
