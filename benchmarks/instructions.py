@@ -6,14 +6,14 @@ move with the load of a shared machine, unlike throughput.
     .venv/bin/python -m benchmarks.instructions --scenarios list_miss,peer_drf    # cold pages
 
 Each scenario runs in a process of its own under ``valgrind --tool=cachegrind`` (Debian's
-valgrind package), through Django's WSGI handler in-process (no server, no socket but Redis's),
-on a throwaway SQLite database with demo data. A scenario is run twice, with 50 and with 350
-measured requests after the same warm-up, and the difference is divided by 300: start-up costs
-the same in both and drops out. Statistics that a backend flushes by the clock are not flushed
-during the count (valgrind runs the code some fifty times slower). The ratio ceiling / scenario
-is the share of a warm hit's work that is the ceiling's (the bench's ``/ ceiling`` column, without
-the server and the network); one round trip / scenario, the same for the ceiling plus the one read
-a warm hit makes (``one_round_trip``).
+valgrind package), through the WSGI application gunicorn serves, in-process (no server, no
+socket but Redis's), on a throwaway SQLite database with demo data. A scenario is run twice,
+with 50 and with 350 measured requests after the same warm-up, and the difference is divided by
+300: start-up costs the same in both and drops out. Statistics that a backend flushes by the
+clock are not flushed during the count (valgrind runs the code some fifty times slower). The
+ratio ceiling / scenario is the share of a warm hit's work that is the ceiling's (the bench's
+``/ ceiling`` column, without the server and the network); one round trip / scenario, the same
+for the ceiling plus the one read a warm hit makes (``one_round_trip``).
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ def _child(scenario: str, requests: int) -> None:
     import django
 
     django.setup()
-    from django.core.handlers.wsgi import WSGIHandler
-
     from performance import cache as perf_cache
 
     work = Path(os.environ["VAR_DIR"])
@@ -61,7 +59,7 @@ def _child(scenario: str, requests: int) -> None:
     if hasattr(backend, "flush_interval"):
         backend.flush_interval = 1e9  # by the clock: not while valgrind slows the clock down
     token = (work / "token").read_text()
-    app = WSGIHandler()
+    from project.wsgi import application as app  # what gunicorn serves (replays included)
 
     def call(path: str, **headers: str) -> tuple[str, dict[str, str], bytes]:
         route, _, query = path.partition("?")

@@ -239,8 +239,14 @@ def cache_label(response: HttpResponse) -> str:
 def observe(endpoint: str, method: str, response: HttpResponse, duration: float) -> None:
     """Count one request (for the request middleware): its counter, its latency and the
     console's requests per minute."""
-    method, outcome = method_label(method), cache_label(response)
-    REQUESTS.labels(endpoint, method, str(response.status_code), outcome).inc()
+    count(endpoint, method, str(response.status_code), cache_label(response), duration)
+
+
+def count(endpoint: str, method: str, status: str, outcome: str, duration: float) -> None:
+    """``observe`` for a request answered without a response object (a replay): ``status``
+    the code as text, ``outcome`` its ``cache_label``."""
+    method = method_label(method)
+    REQUESTS.labels(endpoint, method, status, outcome).inc()
     LATENCY.labels(endpoint, method, outcome).observe(duration)
     cache.count_request()
 

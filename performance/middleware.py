@@ -34,9 +34,7 @@ class RequestMetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         # (``META``'s entry for the header: ``request.headers`` would be built from all of
         # ``META`` for this one header, on every request.)
-        supplied = request.META.get("HTTP_X_REQUEST_ID", "")
-        # fullmatch: "$" would let a trailing newline through, and a header cannot carry one.
-        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else _new_request_id()
+        request_id = request_id_of(request.META.get("HTTP_X_REQUEST_ID", ""))
         request.request_id = request_id
         start = time.perf_counter()
         response = self.get_response(request)
@@ -47,20 +45,49 @@ class RequestMetricsMiddleware:
         response["X-Request-ID"] = request_id
         user = getattr(request, "user", None)
         user_id = user.pk if user is not None and user.is_authenticated else None
-        logger.info(
-            "%s %s %s %.1fms",
+        log_request(
             request.method,
             request.path,
             response.status_code,
-            duration * 1000,
-            extra={
-                "request_id": request_id,
-                "user_id": user_id,
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(duration * 1000, 2),
-                "cache": response.get("X-Cache"),
-            },
+            duration,
+            request_id,
+            user_id,
+            response.get("X-Cache"),
         )
+        if hasattr(response, "settled_hit"):  # (what its replay logs: ``performance.replay``)
+            response.logged_as = (endpoint, user_id)
         return response
+
+
+def request_id_of(supplied: str) -> str:
+    """The id of a request: the client's ``X-Request-ID`` when it is one, else a new one."""
+    # fullmatch: "$" would let a trailing newline through, and a header cannot carry one.
+    return supplied if _REQUEST_ID.fullmatch(supplied) else _new_request_id()
+
+
+def log_request(
+    method: str,
+    path: str,
+    status: int,
+    duration: float,
+    request_id: str,
+    user_id: object,
+    cache: str | None,
+) -> None:
+    """The request's log line."""
+    logger.info(
+        "%s %s %s %.1fms",
+        method,
+        path,
+        status,
+        duration * 1000,
+        extra={
+            "request_id": request_id,
+            "user_id": user_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(duration * 1000, 2),
+            "cache": cache,
+        },
+    )

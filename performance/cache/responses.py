@@ -168,6 +168,24 @@ class Settled:
     until: float
 
 
+@dataclass(slots=True)
+class SettledHit:
+    """Set on a warm hit answered for a request settled before (``settled_entry``): what a
+    replay of the whole answer needs to confirm it again (``performance.replay``)."""
+
+    settled_as: tuple
+    settled: Settled
+    generation_names: dict[str, str]
+    namespace: str
+    #: The ETag and body of the entry that answered: a replay sends that entry's bytes only.
+    etag: str
+    body: bytes
+
+
+#: Where a replay that could not answer leaves its read for the request's view
+#: (``CachedResponseMixin._answer_settled``): the request settled as, and what was read.
+SETTLED_READ = "performance.settled_read"
+
 #: Requests settled, at most, per cache in each process (clients choose their queries).
 _MAX_SETTLED = 4096
 
@@ -401,7 +419,7 @@ class CachedResponseMixin:
                 known.clear()
             made = [(t, c) for t, c in zip(throttles, checks or (), strict=False) if c is not None]
             asked = [check for _, check in made]
-            known[settled_as] = Settled(
+            settled = known[settled_as] = Settled(
                 keys=tuple(keys),
                 found=dict(values),
                 checks=tuple((c.key, c.limit, c.duration) for c in asked),
@@ -412,6 +430,16 @@ class CachedResponseMixin:
                 signature=signature,
                 until=remembered[2],
             )
+            response = self._early_response(drf_request, entry, cache)
+            response.settled_hit = SettledHit(
+                settled_as,
+                settled,
+                self._generation_names(),
+                self.cache_namespace,
+                entry[1],
+                entry[0],
+            )
+            return response
         return self._early_response(drf_request, entry, cache)
 
     def _settled_as(self, request: HttpRequest) -> tuple:
@@ -434,49 +462,30 @@ class CachedResponseMixin:
     def _answer_settled(
         self, request: HttpRequest, cache: Any, settled_as: tuple
     ) -> tuple[HttpResponse | None, tuple | None]:
-        """The warm hit for a request settled before (``Settled``), after its one read: the
-        same generations found, the throttles passed, the entry there. Otherwise ``None``, and
-        what was read (keys, the condition of the rates, the values, the verdicts, and who the
-        token was), which the early read takes as its own read."""
-        known = cache.state.settled
-        settled = known.get(settled_as)
+        """The warm hit for a request settled before (``Settled``), after its one read
+        (``settled_entry``). Otherwise ``None``, and what was read (keys, the condition of the
+        rates, the values, the verdicts, and who the token was), which the early read takes as
+        its own read: read here, or already by the replay of the request's last answer
+        (``performance.replay``), which found it could not answer."""
+        meta = request.META
+        if SETTLED_READ in meta:
+            tried_as, read = meta.pop(SETTLED_READ)
+            if tried_as == settled_as:
+                return None, read
+        settled = cache.state.settled.get(settled_as)
         if settled is None:
             return None, None
-        if time.time() >= settled.until:
-            known.pop(settled_as, None)  # (the token's user forgotten: looked up again)
-            return None, None
-        rates = [
-            RateCheck(key, limit, per, clock())
-            for (key, limit, per), clock in zip(settled.checks, settled.clocks, strict=True)
-        ]
-        # Without copies (``hot``), the entry is read with the generations that name it.
-        peek = settled.key if settled.signature is None else None
-        values, verdicts = cache.read(
-            settled.keys, rates=rates, rates_if=settled.rates_if, peek=peek
-        )
-        stored = values.pop(peek, None) if peek is not None else None
-        # (with who the token was when the request was settled: the early read confirms it
-        # by the same read)
-        seen = (settled.rates_if[1], tokens.fresh(settled.user))
-        read = (settled.keys, settled.rates_if, values, verdicts, seen)
-        if values != settled.found:
-            known.pop(settled_as, None)  # something changed: decided again
-            return None, read
-        if went_back(values, self._generation_names(), cache.state.highest):
-            return None, read
-        if verdicts is not None and not all(verdict.allowed for verdict in verdicts):
-            return None, read  # DRF's path answers 429, from the verdicts counted here
-        if settled.signature is not None:
-            epoch = values.get(_PURGE_GENERATION)
-            copied = cache.state.copies.get(settled.signature, epoch)
-            entry = None if copied is None else copied[1]
-        else:
-            entry = stored_entry(stored)
+        generation_names = self._generation_names()
+        entry, read = settled_entry(cache, settled_as, settled, generation_names)
         if entry is None:
-            return None, read  # gone: looked up as any warm read looks it up
+            return None, read
         # Who asked, for what follows the view (the request's log line): as DRF sets it.
-        request.user = seen[1]
-        return self._early_response(request, entry, cache), read
+        request.user = read[4][1]
+        response = self._early_response(request, entry, cache)
+        response.settled_hit = SettledHit(
+            settled_as, settled, generation_names, self.cache_namespace, entry[1], entry[0]
+        )
+        return response, read
 
     def cache_generations_read(self) -> dict[str, Any] | None:
         """The generations this request read before DRF's dispatch (key -> value, ``None``:
@@ -894,6 +903,45 @@ def stored_entry(value: Any) -> Sequence | None:
     ):
         return value
     return None
+
+
+def settled_entry(
+    cache: Any, settled_as: tuple, settled: Settled, generation_names: dict[str, str]
+) -> tuple[Sequence | None, tuple | None]:
+    """The entry that answers a request settled before (``Settled``) as ``settled_as``, after
+    its one read: the same generations found, the throttles passed (counted by the read), the
+    entry there. Otherwise ``None``; and what was read, unless nothing was (the token's user
+    forgotten)."""
+    known = cache.state.settled
+    if time.time() >= settled.until:
+        known.pop(settled_as, None)  # (the token's user forgotten: looked up again)
+        return None, None
+    rates = [
+        RateCheck(key, limit, per, clock())
+        for (key, limit, per), clock in zip(settled.checks, settled.clocks, strict=True)
+    ]
+    # Without copies (``hot``), the entry is read with the generations that name it.
+    peek = settled.key if settled.signature is None else None
+    values, verdicts = cache.read(settled.keys, rates=rates, rates_if=settled.rates_if, peek=peek)
+    stored = values.pop(peek, None) if peek is not None else None
+    # (with who the token was when the request was settled: the early read confirms it by the
+    # same read)
+    seen = (settled.rates_if[1], tokens.fresh(settled.user))
+    read = (settled.keys, settled.rates_if, values, verdicts, seen)
+    if values != settled.found:
+        known.pop(settled_as, None)  # something changed: decided again
+        return None, read
+    if went_back(values, generation_names, cache.state.highest):
+        return None, read
+    if verdicts is not None and not all(verdict.allowed for verdict in verdicts):
+        return None, read  # DRF's path answers 429, from the verdicts counted here
+    if settled.signature is not None:
+        epoch = values.get(_PURGE_GENERATION)
+        copied = cache.state.copies.get(settled.signature, epoch)
+        entry = None if copied is None else copied[1]
+    else:
+        entry = stored_entry(stored)
+    return entry, read
 
 
 def _precondition(request: Any, etag: str) -> HttpResponse | None:

@@ -9,6 +9,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.http import HttpResponse
 from django_redis.client.default import glob_escape
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -16,6 +20,7 @@ from rest_framework.test import APIClient
 from performance import cache as perf_cache
 from performance.cache.backends import PageEntry
 from performance.cache.keys import collection_scope, generation_key
+from performance.replay import ReplayingApplication
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LOCMEM = "performance.cache.locmem.InstrumentedLocMemCache"
@@ -34,12 +39,56 @@ NAMESPACE = "workstations"
 COLLECTIONS = generation_key(collection_scope(NAMESPACE))
 
 
-def token_client(user: Any, *, suffix: str = "") -> APIClient:
-    """A client sending ``user``'s token (``suffix`` after it, as a client might)."""
+def token_client(user: Any, *, suffix: str = "", served: bool = False) -> APIClient:
+    """A client sending ``user``'s token (``suffix`` after it, as a client might); ``served``:
+    through the application gunicorn serves (``ServedClient``)."""
     token, _ = Token.objects.get_or_create(user=user)
-    client = APIClient()
+    client = ServedClient() if served else APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}{suffix}")
     return client
+
+
+class ServedClient(APIClient):
+    """DRF's test client, its requests answered by the WSGI application gunicorn serves
+    (``project.wsgi``: Django's, with warm hits replayed, ``performance.replay``) rather than by
+    the test client's handler, which calls Django's directly. The response is the status,
+    headers and body the server was given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handler = _served
+
+
+def _served(environ: dict[str, Any]) -> HttpResponse:
+    sent: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list, exc_info: Any = None) -> None:
+        sent["status"], sent["headers"] = status, headers
+
+    # As the test client's handler does: the test's database connection is not closed at the
+    # start and the end of each request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        answer = _APPLICATION(environ, start_response)
+        try:
+            body = b"".join(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    response = HttpResponse(body, status=int(sent["status"].split(" ", 1)[0]))
+    del response["Content-Type"]
+    for name, value in sent["headers"]:
+        response.headers[name] = value  # (the last of a repeated header: none here)
+    response.wsgi_request = WSGIRequest(environ)  # (what the test client reads of it)
+    return response
+
+
+_APPLICATION = ReplayingApplication(WSGIHandler())
 
 
 def unique(label: str) -> str:

@@ -26,6 +26,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LIST = "/api/workstations/?page_size=5"
 
 
+@pytest.fixture(params=[False, True], ids=["test-client", "served"])
+def served(request: pytest.FixtureRequest) -> bool:
+    """Whether the reading client's requests go through the application gunicorn serves, whose
+    replays of warm hits (``performance.replay``) must keep every promise the view keeps."""
+    return request.param
+
+
 @pytest.fixture
 def machines(db):
     return WorkstationFactory.create_batch(3)
@@ -49,9 +56,9 @@ def _history(cache, user) -> int:
 
 
 def test_a_request_seen_before_is_answered_without_asking_drf_s_objects_again(
-    cache_backend, machines, reader, monkeypatch
+    served, cache_backend, machines, reader, monkeypatch
 ):
-    client = token_client(reader)
+    client = token_client(reader, served=served)
     body = settle(client)
     asked = []
     real_init, real_permission = Request.__init__, ModelPermissions.has_permission
@@ -75,7 +82,7 @@ def test_a_request_seen_before_is_answered_without_asking_drf_s_objects_again(
 
 
 def test_each_request_settled_before_counts_once_against_the_rate(
-    cache_backend, machines, reader, settings
+    served, cache_backend, machines, reader, settings
 ):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -84,16 +91,16 @@ def test_each_request_settled_before_counts_once_against_the_rate(
             "user": "5/min",
         },
     }
-    client = token_client(reader)
+    client = token_client(reader, served=served)
     statuses = [client.get(LIST).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
     assert _history(cache_backend, reader) == 5
 
 
 def test_a_rate_lowered_holds_for_requests_settled_before(
-    cache_backend, machines, reader, settings
+    served, cache_backend, machines, reader, settings
 ):
-    client = token_client(reader)
+    client = token_client(reader, served=served)
     settle(client)
     assert client.get(LIST).status_code == 200
     settings.REST_FRAMEWORK = {
@@ -108,8 +115,10 @@ def test_a_rate_lowered_holds_for_requests_settled_before(
     assert int(refused["Retry-After"]) >= 1
 
 
-def test_a_user_deactivated_is_refused_on_a_request_settled_before(cache_backend, machines, reader):
-    client = token_client(reader)
+def test_a_user_deactivated_is_refused_on_a_request_settled_before(
+    served, cache_backend, machines, reader
+):
+    client = token_client(reader, served=served)
     settle(client)
     reader.is_active = False
     reader.save()
@@ -117,9 +126,9 @@ def test_a_user_deactivated_is_refused_on_a_request_settled_before(cache_backend
 
 
 def test_a_change_shows_at_once_on_a_request_settled_before(
-    cache_backend, machines, reader, editor
+    served, cache_backend, machines, reader, editor
 ):
-    client = token_client(reader)
+    client = token_client(reader, served=served)
     settle(client)
     target = min(machines, key=lambda machine: machine.hostname)
     changed = token_client(editor).patch(
@@ -132,9 +141,9 @@ def test_a_change_shows_at_once_on_a_request_settled_before(
 
 
 def test_an_entry_deleted_under_a_settled_request_is_computed_and_counted_once(
-    cache_backend, machines, reader
+    served, cache_backend, machines, reader
 ):
-    client = token_client(reader)
+    client = token_client(reader, served=served)
     body = settle(client)
     before = _history(cache_backend, reader)
     assert perf_cache.invalidate_pattern("workstations:*") > 0
@@ -144,11 +153,11 @@ def test_an_entry_deleted_under_a_settled_request_is_computed_and_counted_once(
 
 
 def test_a_settled_request_ends_when_the_process_forgets_the_token(
-    locmem_cache, machines, reader, monkeypatch
+    served, locmem_cache, machines, reader, monkeypatch
 ):
     """The process remembers who a token is until its cached lookup expires (``tokens``); a
     request settled under it is decided again after that, and the token looked up again."""
-    client = token_client(reader)
+    client = token_client(reader, served=served)
     settle(client)
     later = time.time() + 10 * 24 * 3600
     monkeypatch.setattr(time, "time", lambda: later)
@@ -158,14 +167,14 @@ def test_a_settled_request_ends_when_the_process_forgets_the_token(
 
 
 def test_a_settled_request_leaves_the_garbage_collector_little_to_look_at(
-    cache_backend, machines, reader
+    served, cache_backend, machines, reader
 ):
     """A process keeps what it settled of each request it answered (and the scopes it keyed it
     by, and on Redis its copy of the entry) as long as it runs: thousands of requests' worth. A
     full collection holds every thread of the process while it looks at each object it tracks,
     so these are kept in as few of them as can be: slots, and tuples and dictionaries of plain
     values, which the collector stops tracking; the token's user shared, not copied."""
-    client = token_client(reader)
+    client = token_client(reader, served=served)
     urls = [f"/api/workstations/?page_size={size}" for size in range(1, 41)]
     for url in urls:
         assert client.get(url)["X-Cache"] == "MISS"
