@@ -152,14 +152,19 @@ def install(turns: Turns | None) -> None:
 
 
 def _queries_wait(sender: Any, connection: Any, **kwargs: Any) -> None:
-    """A connection just made: its queries, commits, rollbacks and health checks wait outside
-    the turn. (First in ``execute_wrappers``, the outermost: Django's ``execute_wrapper`` adds
-    and removes its own at the end, and a connection may be made inside one.)"""
+    """A connection just made: what of it may wait does so outside the turn — its commits,
+    rollbacks and health checks, and its statements on a database server; on SQLite, which
+    runs in this process (its statements are work, not waits), the start of a transaction,
+    which waits while another connection writes (``transaction_mode`` IMMEDIATE: the one wait
+    of a statement in WAL mode). (First in ``execute_wrappers``, the outermost: Django's
+    ``execute_wrapper`` adds and removes its own at the end, and a connection may be made
+    inside one.)"""
     if _query in connection.execute_wrappers:
         return
     connection.execute_wrappers.insert(0, _query)
-    # Django's own steps that reach the database besides a statement: each a round trip on
-    # PostgreSQL (a commit, an fsync too). Wrapped on this connection's object only.
+    # Django's own steps that reach the database besides a statement: a round trip each on a
+    # server (a commit, an fsync too); on SQLite a commit may checkpoint the WAL into the
+    # database, an fsync. Wrapped on this connection's object only.
     for name in ("_commit", "_rollback", "is_usable"):
         setattr(connection, name, _waits(getattr(connection, name)))
 
@@ -173,6 +178,8 @@ def _waits(call: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _query(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+    if context["connection"].vendor == "sqlite" and not sql.startswith("BEGIN"):
+        return execute(sql, params, many, context)
     with waiting():
         return execute(sql, params, many, context)
 

@@ -9,13 +9,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from performance import turns as turns_module
 from performance.turns import Turns, waiting, waiting_for
 from workstations.api.pagination import CachedCountPaginator
+from workstations.models import Location
 
 #: A bound on each step that never ends when the defect is there (a thread that never gets
 #: the turn, a lock never released): long enough for a loaded machine, short for a hung test.
@@ -141,16 +143,38 @@ def test_a_lock_held_across_a_wait_does_not_stop_the_process(turns: Turns) -> No
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_query_waits_outside_the_turn(turns: Turns) -> None:
-    """A slow query (a database's sleep, SQLite's counting) lets another thread take the turn
-    while it runs, on a connection made after the turns were installed."""
-    if connection.vendor == "postgresql":
-        slow = "SELECT pg_sleep(0.3)"
+def test_what_may_wait_on_the_database_is_done_outside_the_turn(turns: Turns) -> None:
+    """On PostgreSQL every statement is a round trip: each gives the turn away. SQLite runs in
+    the process: its statements keep the turn, but the start of a transaction, which waits while
+    another connection writes."""
+    seen: list[tuple[str, bool]] = []
+
+    def probe(execute: Callable, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append((sql.split()[0].upper(), turns.held()))  # (inside the turns' wrapper)
+        return execute(sql, params, many, context)
+
+    def work() -> None:
+        try:
+            turns.take()
+            with connection.execute_wrapper(probe), transaction.atomic():
+                Location.objects.count()
+            turns.give()
+        finally:
+            connections.close_all()
+
+    run(work).join(STUCK)
+    if connection.vendor == "sqlite":
+        assert ("BEGIN", False) in seen and ("SELECT", True) in seen, seen
     else:
-        slow = (
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000)"
-            " SELECT count(*) FROM n"
-        )
+        assert ("SELECT", False) in seen and all(not held for _, held in seen), seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_query_lets_another_thread_serve(turns: Turns) -> None:
+    """A statement the server takes its time over lets another thread take the turn while it
+    runs, on a connection made after the turns were installed."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a statement that waits on the server: PostgreSQL's pg_sleep")
     events: list[str] = []
     started = threading.Event()
 
@@ -159,7 +183,7 @@ def test_a_query_waits_outside_the_turn(turns: Turns) -> None:
             turns.take()
             started.set()
             with connections["default"].cursor() as cursor:
-                cursor.execute(slow)
+                cursor.execute("SELECT pg_sleep(0.3)")
                 cursor.fetchall()
             events.append("query answered")
             turns.give()
