@@ -151,8 +151,14 @@ class Settled:
     the process, takes as long as the objects it looks at)."""
 
     keys: tuple[str, ...]
-    #: The generations found (those present): the same again, or the request is read anew.
+    #: The generations found (those present) that decide the answer: the same again, or the
+    #: request is read anew.
     found: dict[str, Any]
+    #: One of ``keys`` read for a miss only (``None``: none): a list page's collections'
+    #: generation, which a page computed is stored against, and every change bumps. The
+    #: page's own key is made of the others: a change to an object it does not show leaves
+    #: its answer as it was.
+    stored_against: str | None
     #: The checks the throttles made (key, limit, duration), and each throttle's clock, asked
     #: again for each request.
     checks: tuple[tuple[str, int, float], ...]
@@ -306,9 +312,11 @@ class CachedResponseMixin:
             keys.append(_PURGE_GENERATION)
         _, page, scoped = self._scopes(request, media_type)
         keys.extend(scoped)
+        stored_against = None
         if page is not None:
             # What a page computed on a miss is stored unless changed (``store_page``).
-            keys.append(generation_key(collection_scope(self.cache_namespace)))
+            stored_against = generation_key(collection_scope(self.cache_namespace))
+            keys.append(stored_against)
 
         # Who the token was when this process last saw it: the throttles' counters travel with
         # the generations, counted only if the auth generation still is the one it was seen
@@ -421,7 +429,8 @@ class CachedResponseMixin:
             asked = [check for _, check in made]
             settled = known[settled_as] = Settled(
                 keys=tuple(keys),
-                found=dict(values),
+                found=dict(_deciding(values, stored_against)),
+                stored_against=stored_against,
                 checks=tuple((c.key, c.limit, c.duration) for c in asked),
                 clocks=tuple(throttle.timer for throttle, _ in made),
                 rates_if=rates_if,
@@ -928,7 +937,7 @@ def settled_entry(
     # same read)
     seen = (settled.rates_if[1], tokens.fresh(settled.user))
     read = (settled.keys, settled.rates_if, values, verdicts, seen)
-    if values != settled.found:
+    if _deciding(values, settled.stored_against) != settled.found:
         known.pop(settled_as, None)  # something changed: decided again
         return None, read
     if went_back(values, generation_names, cache.state.highest):
@@ -942,6 +951,13 @@ def settled_entry(
     else:
         entry = stored_entry(stored)
     return entry, read
+
+
+def _deciding(values: dict[str, Any], stored_against: str | None) -> dict[str, Any]:
+    """The generations of ``values`` that decide a settled request's answer (``Settled``)."""
+    if stored_against is None or stored_against not in values:
+        return values
+    return {key: value for key, value in values.items() if key != stored_against}
 
 
 def _precondition(request: Any, etag: str) -> HttpResponse | None:

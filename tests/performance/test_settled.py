@@ -140,6 +140,37 @@ def test_a_change_shows_at_once_on_a_request_settled_before(
     assert "moved to the lab" in after.content.decode()
 
 
+def test_a_change_to_an_object_a_page_does_not_show_leaves_it_settled(
+    served, cache_backend, machines, reader, editor, monkeypatch
+):
+    """Every change moves the collections' generation, which a list page computed on a miss
+    is stored against, but the page's answer is keyed by its own generations: a change in
+    place to a machine the page does not show leaves the page settled, its answer as it was."""
+    writer = token_client(editor)  # (a token made changes who tokens are: made first)
+    client = token_client(reader, served=served)
+    first = "/api/workstations/?page_size=1"
+    body = settle(client, first)
+    elsewhere = max(machines, key=lambda machine: machine.hostname)
+    changed = writer.patch(
+        f"/api/workstations/{elsewhere.pk}/", {"notes": "moved to the lab"}, format="json"
+    )
+    assert changed.status_code == 200
+    asked = []
+    real_permission = ModelPermissions.has_permission
+
+    def has_permission(self, request, view):
+        asked.append("has_permission")
+        return real_permission(self, request, view)
+
+    monkeypatch.setattr(ModelPermissions, "has_permission", has_permission)
+    again = client.get(first)
+    assert (again.status_code, again["X-Cache"], again.content) == (200, "HIT", body)
+    assert asked == []
+    # The machine's own page shows the change at once.
+    shown = client.get(f"/api/workstations/?page_size=1&page={len(machines)}")
+    assert "moved to the lab" in shown.content.decode()
+
+
 def test_an_entry_deleted_under_a_settled_request_is_computed_and_counted_once(
     served, cache_backend, machines, reader
 ):
