@@ -88,6 +88,8 @@ class Replay:
 
 
 _replays: dict[tuple, Replay] = {}
+#: The paths of the requests answers are kept for (``PATH_INFO``): no other is looked up.
+_kept_paths: set[str | None] = set()
 
 
 def request_key(environ: dict[str, Any]) -> tuple | None:
@@ -111,7 +113,8 @@ class ReplayingApplication:
         self.application = application
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable:
-        key = request_key(environ)
+        # (a path no answer was kept for costs nothing more: most of what a server answers)
+        key = request_key(environ) if environ.get("PATH_INFO") in _kept_paths else None
         if key is not None:
             replay = _replays.get(key)
             if replay is not None:
@@ -126,12 +129,15 @@ class ReplayingApplication:
                 if answer is not None:
                     return answer
         response = self.application(environ, start_response)
-        if key is not None and hasattr(response, "logged_as"):
-            _keep(key, response)
+        if hasattr(response, "logged_as"):
+            if key is None:
+                key = request_key(environ)
+            if key is not None:
+                _keep(key, response, environ.get("PATH_INFO"))
         return response
 
 
-def _keep(key: tuple, response: Any) -> None:
+def _keep(key: tuple, response: Any, path: str | None) -> None:
     """Keep a settled hit's answer as Django sent it (``WSGIHandler``: its headers, then its
     cookies, which a kept answer has none of), when its body is the entry's or empty."""
     if response.streaming or response.cookies:
@@ -151,6 +157,8 @@ def _keep(key: tuple, response: Any) -> None:
     endpoint, user_id = response.logged_as
     if len(_replays) >= MAX_REPLAYS:
         _replays.clear()
+        _kept_paths.clear()
+    _kept_paths.add(path)
     _replays[key] = Replay(
         settled_as=hit.settled_as,
         settled=hit.settled,

@@ -166,3 +166,23 @@ def test_a_replay_that_fails_is_answered_by_django(
     assert (answer.status_code, answer["X-Cache"], answer.content) == (200, "HIT", body)
     assert resolved == ["/api/workstations/"]
     assert "replaying a warm hit failed" in caplog.text
+
+
+def test_a_path_no_answer_was_kept_for_is_not_looked_up(
+    cache_backend, machines, reader, monkeypatch
+):
+    """Most of what a server answers is never replayed (a write, a page of the admin, the
+    health check): the request is not made into a key for them."""
+    made = []
+    real = replay.request_key
+
+    def request_key(environ):
+        made.append(environ["PATH_INFO"])
+        return real(environ)
+
+    monkeypatch.setattr(replay, "request_key", request_key)
+    served = token_client(reader, served=True)
+    assert served.get("/health/", **JSON).status_code in (200, 503)
+    assert made == []
+    settle(served)  # (kept once answered from a settled request; looked up from then on)
+    assert made[-1] == "/api/workstations/"
