@@ -41,8 +41,11 @@ from .middleware import log_request, request_id_of
 
 logger = logging.getLogger(__name__)
 
-#: Answers kept, at most, per process (clients choose their requests).
+#: Answers kept, at most, per process (clients choose their requests), and the bytes of the
+#: requests they are kept under, at most (a request's head may be tens of kilobytes of
+#: headers nothing reads: kept by count alone, 4,096 of them would hold a quarter of a GB).
 MAX_REPLAYS = 4096
+MAX_KEPT_BYTES = 4 * 1024 * 1024
 _SAFE = frozenset({"GET", "HEAD"})
 #: What the server puts in the environment about the request (``PATH_INFO`` and the like),
 #: besides its headers: everything Django may read. (Not the client's port: nothing reads it.)
@@ -90,6 +93,15 @@ class Replay:
 _replays: dict[tuple, Replay] = {}
 #: The paths of the requests answers are kept for (``PATH_INFO``): no other is looked up.
 _kept_paths: set[str | None] = set()
+#: What the answers kept are kept under, in bytes, about (their keys and headers).
+_kept_bytes = 0
+
+
+def _forget_all() -> None:
+    global _kept_bytes
+    _replays.clear()
+    _kept_paths.clear()
+    _kept_bytes = 0
 
 
 def request_key(environ: dict[str, Any]) -> tuple | None:
@@ -155,9 +167,17 @@ def _keep(key: tuple, response: Any, path: str | None) -> None:
     if "X-Request-ID" not in names:
         return
     endpoint, user_id = response.logged_as
-    if len(_replays) >= MAX_REPLAYS:
-        _replays.clear()
-        _kept_paths.clear()
+    size = _size(key) + _size(headers)
+    if size > MAX_KEPT_BYTES // 256:
+        return  # (a request as big as that is not worth keeping)
+    global _kept_bytes
+    if (
+        len(_replays) >= MAX_REPLAYS
+        or len(_kept_paths) >= MAX_REPLAYS
+        or _kept_bytes + size > MAX_KEPT_BYTES
+    ):
+        _forget_all()
+    _kept_bytes += size
     _kept_paths.add(path)
     _replays[key] = Replay(
         settled_as=hit.settled_as,
@@ -174,6 +194,17 @@ def _keep(key: tuple, response: Any, path: str | None) -> None:
         user_id=user_id,
         path=hit.settled_as[2],
     )
+
+
+def _size(parts: Iterable[Any]) -> int:
+    """The characters of a request's key or an answer's headers: text, and pairs of text."""
+    size = 0
+    for part in parts:
+        if type(part) is tuple:
+            size += len(part[0]) + len(part[1])
+        elif type(part) is str:
+            size += len(part)
+    return size
 
 
 def _answer(

@@ -178,10 +178,21 @@ def _waits(call: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _query(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-    if context["connection"].vendor == "sqlite" and not sql.startswith("BEGIN"):
+    connection = context["connection"]
+    if connection.vendor == "sqlite" and not _may_wait_on_sqlite(connection, sql):
         return execute(sql, params, many, context)
     with waiting():
         return execute(sql, params, many, context)
+
+
+def _may_wait_on_sqlite(connection: Any, sql: str) -> bool:
+    """Whether a SQLite statement may wait for another connection's write lock (for up to
+    the connection's ``timeout``): the start of a transaction (``BEGIN IMMEDIATE`` takes the
+    lock), and a write outside one, which takes it itself. Inside a transaction begun so, the
+    lock is held; and in WAL mode a read never waits."""
+    if sql.startswith("BEGIN"):
+        return True
+    return connection.get_autocommit() and sql.lstrip()[:6].upper() != "SELECT"
 
 
 @contextlib.contextmanager

@@ -186,3 +186,29 @@ def test_a_path_no_answer_was_kept_for_is_not_looked_up(
     assert made == []
     settle(served)  # (kept once answered from a settled request; looked up from then on)
     assert made[-1] == "/api/workstations/"
+
+
+def test_what_is_kept_is_bounded_in_bytes_whatever_the_headers(
+    cache_backend, machines, reader, resolved, monkeypatch
+):
+    """A client chooses its headers, and a request's head may be tens of kilobytes that nothing
+    reads: each such request is a settled hit of its own, but answers are kept only within a
+    budget of bytes, not by count alone."""
+    served = token_client(reader, served=True)
+    settle(served)
+    padding = "x" * 60_000
+    for n in range(3):
+        assert served.get(LIST, **JSON, HTTP_X_PAD=f"{n}{padding}")["X-Cache"] == "HIT"
+    assert not any(
+        type(part) is tuple and part[0] == "HTTP_X_PAD" for key in replay._replays for part in key
+    )
+    assert replay._kept_bytes <= replay.MAX_KEPT_BYTES
+    # Many requests of ordinary size: the budget holds, and the process forgets them all at
+    # once when it is spent (as when the count is).
+    monkeypatch.setattr(replay, "MAX_KEPT_BYTES", 64 * 1024)
+    for n in range(40):
+        served.get(LIST, **JSON, HTTP_X_PAD=f"{n}" + "y" * 2_000)
+        served.get(LIST, **JSON, HTTP_X_PAD=f"{n}" + "y" * 2_000)
+        assert replay._kept_bytes <= replay.MAX_KEPT_BYTES
+    del resolved[:]
+    assert served.get(LIST, **JSON)["X-Cache"] == "HIT"

@@ -156,8 +156,11 @@ def test_what_may_wait_on_the_database_is_done_outside_the_turn(turns: Turns) ->
     def work() -> None:
         try:
             turns.take()
-            with connection.execute_wrapper(probe), transaction.atomic():
-                Location.objects.count()
+            with connection.execute_wrapper(probe):
+                with transaction.atomic():
+                    Location.objects.count()
+                # Outside a transaction, a write takes the write lock itself: it may wait.
+                Location.objects.filter(pk=0).update(name="nowhere")
             turns.give()
         finally:
             connections.close_all()
@@ -165,6 +168,7 @@ def test_what_may_wait_on_the_database_is_done_outside_the_turn(turns: Turns) ->
     run(work).join(STUCK)
     if connection.vendor == "sqlite":
         assert ("BEGIN", False) in seen and ("SELECT", True) in seen, seen
+        assert ("UPDATE", False) in seen, seen
     else:
         assert ("SELECT", False) in seen and all(not held for _, held in seen), seen
 
